@@ -1,0 +1,470 @@
+//! `/api/v1/orgs/{org}/members…`: list, add, resend invitations, remove, role changes,
+//! activity, ownership transfer and the CSV export.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::AppState;
+use super::auth::Principal;
+use super::extract::{Json, Path, Query};
+use super::problem::ApiError;
+use crate::domain::{Access, AccessView, Activity, Member, Role};
+use crate::roster::{
+    AddResult, MemberPatch, NewMember, RemoveOutcome, RemoveResult, ResendOutcome, ResendResult,
+    export,
+};
+use crate::store::members::{MemberQuery, MemberSort, SortValue};
+use crate::store::{self};
+
+pub const DEFAULT_LIMIT: u32 = 50;
+pub const MAX_LIMIT: u32 = 200;
+
+/// A member as the admin API shows it.
+#[derive(Debug, Serialize)]
+pub struct MemberView {
+    pub id: Uuid,
+    pub name: String,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub display_name: Option<String>,
+    pub member_email: String,
+    /// Present only where it differs from `member_email`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub login_email: Option<String>,
+    pub role: Role,
+    pub access: Access,
+    pub activity: Activity,
+    pub added_at: DateTime<Utc>,
+    pub invited_at: Option<DateTime<Utc>>,
+    pub invite_count: i64,
+    pub enrolled_at: Option<DateTime<Utc>>,
+    pub last_active_at: Option<DateTime<Utc>>,
+    pub removed_at: Option<DateTime<Utc>>,
+}
+
+impl From<&Member> for MemberView {
+    fn from(m: &Member) -> Self {
+        MemberView {
+            id: m.id,
+            name: m.name(),
+            given_name: m.given_name.clone(),
+            family_name: m.family_name.clone(),
+            display_name: m.display_name.clone(),
+            member_email: m.member_email.clone(),
+            login_email: m.distinct_login_email().map(str::to_owned),
+            role: m.role,
+            access: m.access,
+            activity: m.activity(),
+            added_at: m.added_at,
+            invited_at: m.invited_at,
+            invite_count: m.invite_count,
+            enrolled_at: m.enrolled_at,
+            last_active_at: m.last_active_at,
+            removed_at: m.removed_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Order {
+    Asc,
+    Desc,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    /// `all` (invited + enrolled, default), `invited`, `enrolled`, `removed`.
+    pub access: Option<AccessView>,
+    pub role: Option<Role>,
+    /// Joined on or after: a date (`2026-01-31`) or an RFC 3339 time.
+    pub joined_from: Option<String>,
+    /// Joined on or before: a date (the whole day counts) or an RFC 3339 time (exclusive).
+    pub joined_to: Option<String>,
+    /// Case-insensitive search in names and emails.
+    pub q: Option<String>,
+    /// Exact member email (case-insensitive).
+    pub email: Option<String>,
+    /// `added` (default), `name`, `email`, `activity`.
+    pub sort: Option<MemberSort>,
+    /// `asc` or `desc` (default `desc` for dates, `asc` otherwise).
+    pub order: Option<Order>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Cursor {
+    s: MemberSort,
+    d: bool,
+    k: SortValue,
+    i: Uuid,
+}
+
+fn encode_cursor(c: &Cursor) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(c).unwrap_or_default())
+}
+
+fn decode_cursor(text: &str, sort: MemberSort, desc: bool) -> Result<(SortValue, Uuid), ApiError> {
+    let bad = || {
+        ApiError::field(
+            "cursor",
+            "not a cursor returned by this list; start again without it",
+        )
+    };
+    let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| bad())?;
+    let c: Cursor = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    if c.s != sort || c.d != desc {
+        return Err(ApiError::field(
+            "cursor",
+            "this cursor belongs to a different sort order; start again without it",
+        ));
+    }
+    let key_ok = matches!(
+        (&c.k, sort.is_time()),
+        (SortValue::Time(_), true) | (SortValue::Text(_), false)
+    );
+    if !key_ok {
+        return Err(bad());
+    }
+    Ok((c.k, c.i))
+}
+
+/// Parses a date or time bound. For `end`, a bare date means the end of that day.
+fn parse_bound(field: &str, text: &str, end: bool) -> Result<DateTime<Utc>, ApiError> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
+        ApiError::field(
+            field,
+            format!("`{text}` is not a date like 2026-01-31 or an RFC 3339 time like 2026-01-31T09:00:00Z"),
+        )
+    })?;
+    let date = if end {
+        date.succ_opt()
+            .ok_or_else(|| ApiError::field(field, "date out of range"))?
+    } else {
+        date
+    };
+    date.and_hms_opt(0, 0, 0)
+        .map(|d| d.and_utc())
+        .ok_or_else(|| ApiError::field(field, "date out of range"))
+}
+
+#[derive(Debug, Serialize)]
+pub struct MemberPage {
+    pub items: Vec<MemberView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(slug): Path<String>,
+    Query(p): Query<ListParams>,
+) -> Result<axum::Json<MemberPage>, ApiError> {
+    let org = principal.org(&state, &slug).await?;
+    let limit = p.limit.unwrap_or(DEFAULT_LIMIT);
+    if limit == 0 || limit > MAX_LIMIT {
+        return Err(ApiError::field(
+            "limit",
+            format!("must be between 1 and {MAX_LIMIT}"),
+        ));
+    }
+    let sort = p.sort.unwrap_or(MemberSort::Added);
+    let desc = match p.order {
+        Some(o) => o == Order::Desc,
+        None => sort.is_time(),
+    };
+    let joined_from = p
+        .joined_from
+        .as_deref()
+        .map(|t| parse_bound("joined_from", t, false))
+        .transpose()?;
+    let joined_before = p
+        .joined_to
+        .as_deref()
+        .map(|t| parse_bound("joined_to", t, true))
+        .transpose()?;
+    if let (Some(a), Some(b)) = (joined_from, joined_before)
+        && a >= b
+    {
+        return Err(ApiError::field("joined_to", "must be after joined_from"));
+    }
+    if p.q.as_ref().is_some_and(|q| q.chars().count() > 200) {
+        return Err(ApiError::field("q", "at most 200 characters"));
+    }
+    let after = p
+        .cursor
+        .as_deref()
+        .map(|c| decode_cursor(c, sort, desc))
+        .transpose()?;
+    let query = MemberQuery {
+        org_id: org.id,
+        view: p.access.unwrap_or_default(),
+        role: p.role,
+        joined_from,
+        joined_before,
+        search: p.q.map(|q| q.trim().to_owned()),
+        email: p.email.map(|e| e.trim().to_owned()),
+        sort,
+        descending: desc,
+        after,
+        limit: i64::from(limit) + 1,
+    };
+    let mut tx = state.roster.store.read().await?;
+    let mut rows = store::members::list(&mut tx, &query).await?;
+    tx.rollback().await?;
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next_cursor = match rows.last() {
+        Some(last) if more => Some(encode_cursor(&Cursor {
+            s: sort,
+            d: desc,
+            k: sort.key_of(last),
+            i: last.id,
+        })),
+        _ => None,
+    };
+    Ok(axum::Json(MemberPage {
+        items: rows.iter().map(MemberView::from).collect(),
+        next_cursor,
+    }))
+}
+
+#[derive(Debug, Serialize)]
+pub struct Counts {
+    pub all: i64,
+    pub invited: i64,
+    pub enrolled: i64,
+    pub removed: i64,
+}
+
+pub async fn counts(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(slug): Path<String>,
+) -> Result<axum::Json<Counts>, ApiError> {
+    let org = principal.org(&state, &slug).await?;
+    let mut tx = state.roster.store.read().await?;
+    let rows = store::members::counts(&mut tx, org.id).await?;
+    tx.rollback().await?;
+    let get = |a: Access| rows.iter().find(|(x, _)| *x == a).map_or(0, |(_, n)| *n);
+    Ok(axum::Json(Counts {
+        all: get(Access::Invited) + get(Access::Enrolled),
+        invited: get(Access::Invited),
+        enrolled: get(Access::Enrolled),
+        removed: get(Access::Removed),
+    }))
+}
+
+pub async fn get_one(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((slug, id)): Path<(String, Uuid)>,
+) -> Result<axum::Json<MemberView>, ApiError> {
+    let org = principal.org(&state, &slug).await?;
+    let m = state.roster.member(org.id, id).await?;
+    Ok(axum::Json(MemberView::from(&m)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddBody {
+    pub members: Vec<NewMember>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AddAnswer {
+    pub results: Vec<AddResult>,
+}
+
+pub async fn add(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(slug): Path<String>,
+    Json(body): Json<AddBody>,
+) -> Result<axum::Json<AddAnswer>, ApiError> {
+    let org = principal.org(&state, &slug).await?;
+    let results = state
+        .roster
+        .add_members(org.id, &principal.actor(), body.members)
+        .await?;
+    state.wake_delivery();
+    Ok(axum::Json(AddAnswer { results }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdsBody {
+    pub member_ids: Vec<Uuid>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ResendAnswer {
+    pub sent: usize,
+    pub skipped: usize,
+    pub results: Vec<ResendResult>,
+}
+
+pub async fn resend(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(slug): Path<String>,
+    Json(body): Json<IdsBody>,
+) -> Result<axum::Json<ResendAnswer>, ApiError> {
+    let org = principal.org(&state, &slug).await?;
+    let results = state
+        .roster
+        .resend_invites(org.id, &principal.actor(), &body.member_ids)
+        .await?;
+    state.wake_delivery();
+    let sent = results
+        .iter()
+        .filter(|r| r.outcome == ResendOutcome::Sent)
+        .count();
+    Ok(axum::Json(ResendAnswer {
+        sent,
+        skipped: results.len() - sent,
+        results,
+    }))
+}
+
+#[derive(Debug, Serialize)]
+pub struct RemoveAnswer {
+    pub removed: usize,
+    pub skipped: usize,
+    pub results: Vec<RemoveResult>,
+}
+
+pub async fn remove_many(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(slug): Path<String>,
+    Json(body): Json<IdsBody>,
+) -> Result<axum::Json<RemoveAnswer>, ApiError> {
+    let org = principal.org(&state, &slug).await?;
+    let results = state
+        .roster
+        .remove_members(org.id, &principal.actor(), &body.member_ids)
+        .await?;
+    let removed = results
+        .iter()
+        .filter(|r| r.outcome == RemoveOutcome::Removed)
+        .count();
+    Ok(axum::Json(RemoveAnswer {
+        removed,
+        skipped: results.len() - removed,
+        results,
+    }))
+}
+
+pub async fn remove_one(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((slug, id)): Path<(String, Uuid)>,
+) -> Result<axum::Json<MemberView>, ApiError> {
+    let org = principal.org(&state, &slug).await?;
+    let results = state
+        .roster
+        .remove_members(org.id, &principal.actor(), &[id])
+        .await?;
+    match results.first().map(|r| r.outcome) {
+        Some(RemoveOutcome::SkippedNotFound) | None => Err(ApiError::not_found("member")),
+        Some(RemoveOutcome::SkippedOwner) => Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "owner_cannot_be_removed",
+            "the owner cannot be removed; transfer ownership to an admin first",
+        )),
+        Some(RemoveOutcome::Removed | RemoveOutcome::SkippedAlreadyRemoved) => {
+            let m = state.roster.member(org.id, id).await?;
+            Ok(axum::Json(MemberView::from(&m)))
+        }
+    }
+}
+
+pub async fn patch(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((slug, id)): Path<(String, Uuid)>,
+    Json(body): Json<MemberPatch>,
+) -> Result<axum::Json<MemberView>, ApiError> {
+    let org = principal.org(&state, &slug).await?;
+    let m = state
+        .roster
+        .update_member(org.id, &principal.actor(), id, body)
+        .await?;
+    Ok(axum::Json(MemberView::from(&m)))
+}
+
+pub async fn activity(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((slug, id)): Path<(String, Uuid)>,
+) -> Result<axum::Json<MemberView>, ApiError> {
+    let org = principal.org(&state, &slug).await?;
+    let m = state
+        .roster
+        .record_activity(org.id, &principal.actor(), id)
+        .await?;
+    Ok(axum::Json(MemberView::from(&m)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferBody {
+    pub member_id: Uuid,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TransferAnswer {
+    pub owner: MemberView,
+    pub previous_owner: Option<MemberView>,
+}
+
+pub async fn transfer_ownership(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(slug): Path<String>,
+    Json(body): Json<TransferBody>,
+) -> Result<axum::Json<TransferAnswer>, ApiError> {
+    let org = principal.org(&state, &slug).await?;
+    let (owner, previous) = state
+        .roster
+        .transfer_ownership(org.id, &principal.actor(), body.member_id)
+        .await?;
+    Ok(axum::Json(TransferAnswer {
+        owner: MemberView::from(&owner),
+        previous_owner: previous.as_ref().map(MemberView::from),
+    }))
+}
+
+pub async fn export_csv(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(slug): Path<String>,
+) -> Result<Response, ApiError> {
+    let org = principal.org(&state, &slug).await?;
+    let body = Body::from_stream(export::stream(state.roster.store.clone(), org.id));
+    let mut res = body.into_response();
+    let headers = res.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    let disposition = format!("attachment; filename=\"{}-members.csv\"", org.slug);
+    if let Ok(v) = HeaderValue::from_str(&disposition) {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(res)
+}

@@ -1,0 +1,161 @@
+//! `/api/v1/orgs…`: organizations and their tokens.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::AppState;
+use super::auth::Principal;
+use super::extract::{Json, Path};
+use super::problem::ApiError;
+use crate::roster::{CreatedToken, TokenKind};
+use crate::store::orgs::Org;
+use crate::store::tokens::TokenRow;
+use crate::store::{self};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOrg {
+    pub slug: String,
+    pub name: String,
+    #[serde(default)]
+    pub owner_email: Option<String>,
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    principal: Principal,
+    Json(body): Json<CreateOrg>,
+) -> Result<(StatusCode, axum::Json<Org>), ApiError> {
+    principal.require_operator()?;
+    let org = state
+        .roster
+        .create_org(
+            &principal.actor(),
+            &body.slug,
+            &body.name,
+            body.owner_email.as_deref(),
+        )
+        .await?;
+    state.wake_delivery();
+    Ok((StatusCode::CREATED, axum::Json(org)))
+}
+
+#[derive(Debug, Serialize)]
+pub struct OrgList {
+    pub items: Vec<Org>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<axum::Json<OrgList>, ApiError> {
+    let orgs = state.roster.orgs().await?;
+    let items = match &principal {
+        Principal::Operator => orgs,
+        Principal::OrgAdmin { org_id, .. } => {
+            orgs.into_iter().filter(|o| o.id == *org_id).collect()
+        }
+    };
+    Ok(axum::Json(OrgList { items }))
+}
+
+pub async fn get_one(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(slug): Path<String>,
+) -> Result<axum::Json<Org>, ApiError> {
+    Ok(axum::Json(principal.org(&state, &slug).await?))
+}
+
+/// Absent: leave as is; `null` or `""`: clear.
+fn double_option<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<String>>, D::Error> {
+    Ok(Some(Option::<String>::deserialize(d)?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchOrg {
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The integration that manages membership; `null` makes the org manual again.
+    #[serde(default, deserialize_with = "double_option")]
+    pub managed_by: Option<Option<String>>,
+}
+
+pub async fn patch(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(slug): Path<String>,
+    Json(body): Json<PatchOrg>,
+) -> Result<axum::Json<Org>, ApiError> {
+    let org = principal.org(&state, &slug).await?;
+    if body.managed_by.is_some() {
+        principal.require_operator()?;
+    }
+    let org = state
+        .roster
+        .update_org(
+            &principal.actor(),
+            org.id,
+            body.name.as_deref(),
+            body.managed_by.as_ref().map(|m| m.as_deref()),
+        )
+        .await?;
+    Ok(axum::Json(org))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateToken {
+    pub kind: TokenKind,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+pub async fn create_token(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(slug): Path<String>,
+    Json(body): Json<CreateToken>,
+) -> Result<(StatusCode, axum::Json<CreatedToken>), ApiError> {
+    let org = principal.org(&state, &slug).await?;
+    let created = state
+        .roster
+        .create_token(&principal.actor(), org.id, body.kind, body.name.as_deref())
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(created)))
+}
+
+#[derive(Debug, Serialize)]
+pub struct TokenList {
+    pub items: Vec<TokenRow>,
+}
+
+pub async fn list_tokens(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(slug): Path<String>,
+) -> Result<axum::Json<TokenList>, ApiError> {
+    let org = principal.org(&state, &slug).await?;
+    let mut tx = state.roster.store.read().await?;
+    let items = store::tokens::list_for_org(&mut tx, org.id).await?;
+    tx.rollback().await?;
+    Ok(axum::Json(TokenList { items }))
+}
+
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((slug, id)): Path<(String, Uuid)>,
+) -> Result<StatusCode, ApiError> {
+    let org = principal.org(&state, &slug).await?;
+    state
+        .roster
+        .revoke_token(&principal.actor(), id, Some(org.id))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,237 @@
+//! The application: builds everything from a [`Config`], binds the listener, runs the HTTP
+//! server and the background workers (email delivery, invitation reminders) until told to stop,
+//! then drains in-flight requests and stops the workers.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+use crate::api::{self, AppState};
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::Config;
+use crate::mail::Mailer;
+use crate::mail::delivery::Delivery;
+use crate::roster::{InviteSettings, Roster};
+use crate::store::Store;
+
+/// Things tests (and embedders) may swap in.
+#[derive(Default, Clone)]
+pub struct AppOptions {
+    /// The clock; the system clock when absent.
+    pub clock: Option<SharedClock>,
+    /// The operator token; otherwise read from `auth.operator_token`.
+    pub operator_token: Option<SecretString>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("database: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("cannot listen on {addr}: {reason}")]
+    Bind { addr: SocketAddr, reason: String },
+    #[error("{0}")]
+    Config(String),
+    #[error("{0}")]
+    Roster(#[from] crate::roster::RosterError),
+}
+
+pub struct App {
+    listener: TcpListener,
+    addr: SocketAddr,
+    state: AppState,
+    delivery: Delivery,
+}
+
+impl App {
+    /// Opens the store, migrates it, creates configured orgs and binds the listener.
+    pub async fn build(config: Config, options: AppOptions) -> Result<App, AppError> {
+        let store = Store::connect(&config.database.url, config.database.max_connections).await?;
+        store.migrate().await?;
+        Self::build_with_store(config, store, options).await
+    }
+
+    /// Like [`App::build`] on an already open (and migrated) store.
+    pub async fn build_with_store(
+        config: Config,
+        store: Store,
+        options: AppOptions,
+    ) -> Result<App, AppError> {
+        let clock: SharedClock = options.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let operator_token = match options.operator_token {
+            Some(t) => Some(t),
+            None => match &config.auth.operator_token {
+                Some(r) => Some(
+                    r.resolve()
+                        .map_err(|e| AppError::Config(format!("auth.operator_token: {e}")))?,
+                ),
+                None => None,
+            },
+        };
+        let mailer =
+            Mailer::from_config(&config.mail).map_err(|e| AppError::Config(e.to_string()))?;
+        let roster = Roster::new(
+            store.clone(),
+            clock.clone(),
+            InviteSettings::from_config(&config),
+        );
+        roster.ensure_orgs(&config.orgs).await?;
+        let listener =
+            TcpListener::bind(config.server.listen)
+                .await
+                .map_err(|e| AppError::Bind {
+                    addr: config.server.listen,
+                    reason: e.to_string(),
+                })?;
+        let addr = listener.local_addr().map_err(|e| AppError::Bind {
+            addr: config.server.listen,
+            reason: e.to_string(),
+        })?;
+        let delivery = Delivery {
+            store: store.clone(),
+            clock,
+            mailer: Arc::new(mailer),
+            from: config.mail.from.clone(),
+            max_attempts: config.mail.max_attempts,
+        };
+        let state = AppState {
+            roster,
+            config: Arc::new(config),
+            operator_token: operator_token.map(Arc::new),
+            delivery_wake: Arc::new(Notify::new()),
+        };
+        Ok(App {
+            listener,
+            addr,
+            state,
+            delivery,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    pub fn delivery(&self) -> &Delivery {
+        &self.delivery
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight requests finish (up to the
+    /// configured grace period) and stops the workers.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let workers = spawn_workers(&self.state, &self.delivery, stop_rx.clone());
+        let grace = Duration::from_secs(self.state.config.server.shutdown_grace_secs);
+        let store = self.state.roster.store.clone();
+        let router = api::router(self.state);
+        let (drain_tx, mut drain_rx) = watch::channel(false);
+        let signal = async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing in-flight requests");
+            let _ = drain_tx.send(true);
+        };
+        let server = axum::serve(self.listener, router).with_graceful_shutdown(signal);
+        let server = tokio::spawn(async move { server.await });
+        // Once draining starts, give in-flight requests the grace period, then stop anyway.
+        let result = tokio::select! {
+            r = server => r.unwrap_or_else(|e| Err(std::io::Error::other(e))),
+            _ = async {
+                let _ = drain_rx.wait_for(|d| *d).await;
+                tokio::time::sleep(grace).await;
+            } => {
+                tracing::warn!("grace period over; closing remaining connections");
+                Ok(())
+            }
+        };
+        let _ = stop_tx.send(true);
+        for w in workers {
+            let _ = w.await;
+        }
+        store.close().await;
+        tracing::info!("stopped");
+        result
+    }
+}
+
+fn spawn_workers(
+    state: &AppState,
+    delivery: &Delivery,
+    stop: watch::Receiver<bool>,
+) -> Vec<JoinHandle<()>> {
+    let mut handles = Vec::new();
+    {
+        let delivery = delivery.clone();
+        let wake = state.delivery_wake.clone();
+        let every = Duration::from_millis(state.config.mail.poll_interval_ms.max(10));
+        let mut stop = stop.clone();
+        handles.push(tokio::spawn(async move {
+            loop {
+                if let Err(e) = delivery.run_once().await {
+                    tracing::warn!(error = %e, "email delivery pass failed");
+                }
+                tokio::select! {
+                    _ = stop.wait_for(|s| *s) => break,
+                    _ = wake.notified() => {}
+                    _ = tokio::time::sleep(every) => {}
+                }
+            }
+        }));
+    }
+    {
+        let roster = state.roster.clone();
+        let wake = state.delivery_wake.clone();
+        let every = Duration::from_millis(state.config.invitations.poll_interval_ms.max(10));
+        let mut stop = stop;
+        handles.push(tokio::spawn(async move {
+            loop {
+                match roster.send_due_reminders().await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!(reminders = n, "queued invitation reminders");
+                        wake.notify_one();
+                    }
+                    Err(e) => tracing::warn!(error = %e, "reminder pass failed"),
+                }
+                tokio::select! {
+                    _ = stop.wait_for(|s| *s) => break,
+                    _ = tokio::time::sleep(every) => {}
+                }
+            }
+        }));
+    }
+    handles
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

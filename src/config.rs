@@ -1,0 +1,429 @@
+//! Configuration: one TOML file (`config/rosterd.toml` by default), every key documented where it
+//! is defined here and in the shipped file. Unknown keys are refused with the key and file named,
+//! so a typo never silently falls back to a default. Secrets are [`SecretRef`]s, never literals.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::domain::{Email, Slug};
+use crate::secret::SecretRef;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// HTTP listener and request limits.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Where the member store lives.
+    #[serde(default)]
+    pub database: DatabaseConfig,
+    /// The operator token (all orgs).
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// How invitation emails leave rosterd.
+    #[serde(default)]
+    pub mail: MailConfig,
+    /// Invitation links, reminders and expiry.
+    #[serde(default)]
+    pub invitations: InvitationConfig,
+    /// Log format and level.
+    #[serde(default)]
+    pub logging: LoggingConfig,
+    /// Organizations that must exist; created at start when missing, never deleted.
+    #[serde(default)]
+    pub orgs: Vec<OrgSeed>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on (`--listen` overrides it).
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// The address people reach rosterd at; used in links inside emails.
+    #[serde(default = "default_public_url")]
+    pub public_url: String,
+    /// Largest accepted request body, in bytes.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// A request that takes longer than this many seconds is answered 408.
+    #[serde(default = "default_request_timeout_secs")]
+    pub request_timeout_secs: u64,
+    /// On SIGTERM / Ctrl-C, in-flight requests get this many seconds to finish.
+    #[serde(default = "default_shutdown_grace_secs")]
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH` (created when missing) or `postgres://USER@HOST/DB`.
+    #[serde(default = "default_database_url")]
+    pub url: String,
+    /// Most connections kept open (PostgreSQL; SQLite readers).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// The operator token, which may act on every org: `env:NAME` or `file:PATH`.
+    #[serde(default)]
+    pub operator_token: Option<SecretRef>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailSink {
+    /// Write each email as an `.eml` file under `mail.dir`.
+    File,
+    /// Deliver over SMTP (`[mail.smtp]`).
+    Smtp,
+    /// Only log that an email would be sent (recipient and subject).
+    Log,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailConfig {
+    /// The From header of every email.
+    #[serde(default = "default_mail_from")]
+    pub from: String,
+    /// `file` (default), `smtp` or `log`.
+    #[serde(default = "default_mail_sink")]
+    pub sink: MailSink,
+    /// Folder for the `file` sink.
+    #[serde(default = "default_mail_dir")]
+    pub dir: PathBuf,
+    /// How often the delivery worker looks for due emails, in milliseconds.
+    #[serde(default = "default_mail_poll_ms")]
+    pub poll_interval_ms: u64,
+    /// After this many failed attempts an email is marked failed and no longer retried.
+    #[serde(default = "default_mail_max_attempts")]
+    pub max_attempts: u32,
+    /// SMTP server, required when `sink = "smtp"`.
+    #[serde(default)]
+    pub smtp: Option<SmtpConfig>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain SMTP (only for a relay on the same host or a test server).
+    None,
+    /// Upgrade with STARTTLS (port 587).
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    pub host: String,
+    #[serde(default = "default_smtp_port")]
+    pub port: u16,
+    /// `none`, `starttls` (default) or `tls`.
+    #[serde(default = "default_smtp_tls")]
+    pub tls: SmtpTls,
+    /// Login user name, if the server wants one.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Login password: `env:NAME` or `file:PATH`.
+    #[serde(default)]
+    pub password: Option<SecretRef>,
+    /// Seconds before a connection or command times out.
+    #[serde(default = "default_smtp_timeout_secs")]
+    pub timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InvitationConfig {
+    /// Link prefix in invitation emails; the invitation token is appended.
+    /// Defaults to `{server.public_url}/invite/`.
+    #[serde(default)]
+    pub accept_url: Option<String>,
+    /// Days between the invitation and each automatic reminder.
+    #[serde(default = "default_reminder_interval_days")]
+    pub reminder_interval_days: i64,
+    /// How many automatic reminders follow an invitation while the member stays invited.
+    #[serde(default = "default_reminders")]
+    pub reminders: i64,
+    /// Days an invitation link stays valid.
+    #[serde(default = "default_expiry_days")]
+    pub expiry_days: i64,
+    /// How often the reminder worker looks for invitations due a reminder, in milliseconds.
+    #[serde(default = "default_reminder_poll_ms")]
+    pub poll_interval_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingConfig {
+    /// `text` (default) or `json`.
+    #[serde(default = "default_log_format")]
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `rosterd=debug,info`; `RUST_LOG` overrides it.
+    #[serde(default = "default_log_level")]
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrgSeed {
+    /// URL name of the org: lowercase letters, digits and `-`.
+    pub slug: String,
+    /// Name shown to people.
+    pub name: String,
+    /// The org's owner, invited when the org is created.
+    #[serde(default)]
+    pub owner_email: Option<String>,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_public_url() -> String {
+    "http://127.0.0.1:8080".into()
+}
+const fn default_max_body_bytes() -> usize {
+    1024 * 1024
+}
+const fn default_request_timeout_secs() -> u64 {
+    30
+}
+const fn default_shutdown_grace_secs() -> u64 {
+    30
+}
+fn default_database_url() -> String {
+    "sqlite://data/rosterd.db".into()
+}
+const fn default_max_connections() -> u32 {
+    8
+}
+fn default_mail_from() -> String {
+    "rosterd <no-reply@localhost>".into()
+}
+const fn default_mail_sink() -> MailSink {
+    MailSink::File
+}
+fn default_mail_dir() -> PathBuf {
+    PathBuf::from("data/mail")
+}
+const fn default_mail_poll_ms() -> u64 {
+    1000
+}
+const fn default_mail_max_attempts() -> u32 {
+    10
+}
+const fn default_smtp_port() -> u16 {
+    587
+}
+const fn default_smtp_tls() -> SmtpTls {
+    SmtpTls::Starttls
+}
+const fn default_smtp_timeout_secs() -> u64 {
+    30
+}
+const fn default_reminder_interval_days() -> i64 {
+    7
+}
+const fn default_reminders() -> i64 {
+    2
+}
+const fn default_expiry_days() -> i64 {
+    30
+}
+const fn default_reminder_poll_ms() -> u64 {
+    60_000
+}
+const fn default_log_format() -> LogFormat {
+    LogFormat::Text
+}
+fn default_log_level() -> String {
+    "info".into()
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            public_url: default_public_url(),
+            max_body_bytes: default_max_body_bytes(),
+            request_timeout_secs: default_request_timeout_secs(),
+            shutdown_grace_secs: default_shutdown_grace_secs(),
+        }
+    }
+}
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: default_database_url(),
+            max_connections: default_max_connections(),
+        }
+    }
+}
+impl Default for MailConfig {
+    fn default() -> Self {
+        Self {
+            from: default_mail_from(),
+            sink: default_mail_sink(),
+            dir: default_mail_dir(),
+            poll_interval_ms: default_mail_poll_ms(),
+            max_attempts: default_mail_max_attempts(),
+            smtp: None,
+        }
+    }
+}
+impl Default for InvitationConfig {
+    fn default() -> Self {
+        Self {
+            accept_url: None,
+            reminder_interval_days: default_reminder_interval_days(),
+            reminders: default_reminders(),
+            expiry_days: default_expiry_days(),
+            poll_interval_ms: default_reminder_poll_ms(),
+        }
+    }
+}
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        Self {
+            format: default_log_format(),
+            level: default_log_level(),
+        }
+    }
+}
+
+/// Why a configuration could not be used. The message always names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {reason}")]
+    Read { path: String, reason: String },
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+impl Config {
+    /// Reads and checks a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses config text; `origin` names the file in error messages.
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Invalid {
+            path: origin.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        config.validate().map_err(|message| ConfigError::Invalid {
+            path: origin.to_owned(),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    /// Checks what types alone cannot say.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.mail.sink == MailSink::Smtp && self.mail.smtp.is_none() {
+            return Err("mail.sink is \"smtp\" but there is no [mail.smtp] section".into());
+        }
+        if let Err(e) = Email::parse_mailbox(&self.mail.from) {
+            return Err(format!("mail.from: {e}"));
+        }
+        if !(self.server.public_url.starts_with("http://")
+            || self.server.public_url.starts_with("https://"))
+        {
+            return Err("server.public_url must start with http:// or https://".into());
+        }
+        if self.server.max_body_bytes < 1024 {
+            return Err("server.max_body_bytes must be at least 1024".into());
+        }
+        let inv = &self.invitations;
+        if inv.reminder_interval_days < 1 || inv.expiry_days < 1 || inv.reminders < 0 {
+            return Err("invitations: reminder_interval_days and expiry_days must be at least 1, reminders at least 0".into());
+        }
+        if !(self.database.url.starts_with("sqlite:") || self.database.url.starts_with("postgres"))
+        {
+            return Err("database.url must be a sqlite:// or postgres:// URL".into());
+        }
+        for (i, org) in self.orgs.iter().enumerate() {
+            Slug::parse(&org.slug).map_err(|e| format!("orgs[{i}].slug: {e}"))?;
+            if org.name.trim().is_empty() {
+                return Err(format!("orgs[{i}].name: must not be empty"));
+            }
+            if let Some(owner) = &org.owner_email {
+                Email::parse(owner).map_err(|e| format!("orgs[{i}].owner_email: {e}"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The link prefix invitation tokens are appended to.
+    pub fn accept_url(&self) -> String {
+        match &self.invitations.accept_url {
+            Some(u) => u.clone(),
+            None => format!("{}/invite/", self.server.public_url.trim_end_matches('/')),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_name_the_key_and_file() {
+        let err = Config::parse("[server]\nlisten = \"127.0.0.1:1\"\nlistn = 3\n", "x.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("x.toml:"), "{err}");
+        assert!(err.contains("listn"), "{err}");
+    }
+
+    #[test]
+    fn literal_secrets_are_refused() {
+        let err = Config::parse("[auth]\noperator_token = \"abc123\"\n", "x.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("env:NAME"), "{err}");
+    }
+
+    #[test]
+    fn smtp_sink_needs_smtp_section() {
+        let err = Config::parse("[mail]\nsink = \"smtp\"\n", "x.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("[mail.smtp]"), "{err}");
+    }
+
+    #[test]
+    fn every_shipped_config_file_loads() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+                seen += 1;
+            }
+        }
+        assert!(seen >= 1, "no config files found in {}", dir.display());
+    }
+}

@@ -1,0 +1,10 @@
+//! Domain types: values parsed once at the boundary (emails, slugs) and the member model with
+//! its access state machine. Nothing here does I/O or knows about SQL or HTTP.
+
+mod email;
+mod member;
+mod slug;
+
+pub use email::{Email, EmailError};
+pub use member::{Access, AccessView, Activity, ActivityKind, Member, Role};
+pub use slug::{Slug, SlugError};

@@ -1,0 +1,79 @@
+//! The delivery worker: claims due outbox rows, sends them, and records the outcome. A failed
+//! send is retried with exponential backoff (30 s doubling to at most an hour) until the
+//! configured number of attempts, then marked failed. Delivery is at least once: a row is
+//! marked sent only after the sink accepted it.
+
+use std::sync::Arc;
+
+use chrono::Duration;
+
+use super::Mailer;
+use crate::clock::SharedClock;
+use crate::store::{self, Store};
+
+/// How long a claim holds before another worker may take the row.
+const LEASE: Duration = Duration::minutes(5);
+const BATCH: i64 = 20;
+
+#[derive(Clone)]
+pub struct Delivery {
+    pub store: Store,
+    pub clock: SharedClock,
+    pub mailer: Arc<Mailer>,
+    pub from: String,
+    pub max_attempts: u32,
+}
+
+/// Backoff before attempt `attempts + 1`.
+pub fn retry_delay(attempts: i64) -> Duration {
+    let exp = attempts.clamp(1, 8) as u32 - 1;
+    Duration::seconds((30i64 << exp).min(3600))
+}
+
+impl Delivery {
+    /// Delivers what is due now; returns how many emails were sent.
+    pub async fn run_once(&self) -> Result<usize, store::StoreError> {
+        let mut sent = 0;
+        loop {
+            let now = self.clock.now();
+            let mut tx = self.store.write().await?;
+            let rows = store::outbox::claim_due(&mut tx, now, now + LEASE, BATCH).await?;
+            tx.commit().await?;
+            if rows.is_empty() {
+                return Ok(sent);
+            }
+            for row in rows {
+                let result = self.mailer.send(&self.from, &row).await;
+                let now = self.clock.now();
+                let mut tx = self.store.write().await?;
+                match result {
+                    Ok(()) => {
+                        store::outbox::mark_sent(&mut tx, row.id, now).await?;
+                        sent += 1;
+                    }
+                    Err(e) => {
+                        let retry = (row.attempts < i64::from(self.max_attempts))
+                            .then(|| now + retry_delay(row.attempts));
+                        tracing::warn!(email = %row.id, attempts = row.attempts, error = %e, gave_up = retry.is_none(), "email delivery failed");
+                        store::outbox::mark_failed(&mut tx, row.id, &e.to_string(), now, retry)
+                            .await?;
+                    }
+                }
+                tx.commit().await?;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        assert_eq!(retry_delay(1), Duration::seconds(30));
+        assert_eq!(retry_delay(2), Duration::seconds(60));
+        assert_eq!(retry_delay(3), Duration::seconds(120));
+        assert_eq!(retry_delay(20), Duration::seconds(3600));
+    }
+}

@@ -1,0 +1,139 @@
+//! Outgoing email: the sinks an outbox row can be delivered to (SMTP through lettre, a folder
+//! of `.eml` files, or the log) and the delivery worker that drains the outbox.
+
+pub mod delivery;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use lettre::message::header::ContentType;
+use lettre::message::{Mailbox, Message};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use secrecy::ExposeSecret;
+
+use crate::config::{MailConfig, MailSink, SmtpTls};
+use crate::store::outbox::OutboxRow;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    #[error("mail configuration: {0}")]
+    Config(String),
+    #[error("cannot build the message: {0}")]
+    Build(String),
+    #[error("delivery failed: {0}")]
+    Send(String),
+}
+
+/// Where emails go.
+#[derive(Clone)]
+pub enum Mailer {
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    File(PathBuf),
+    Log,
+}
+
+impl std::fmt::Debug for Mailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Mailer::Smtp(_) => f.write_str("Mailer::Smtp"),
+            Mailer::File(p) => write!(f, "Mailer::File({})", p.display()),
+            Mailer::Log => f.write_str("Mailer::Log"),
+        }
+    }
+}
+
+impl Mailer {
+    pub fn from_config(cfg: &MailConfig) -> Result<Mailer, MailError> {
+        match cfg.sink {
+            MailSink::Log => Ok(Mailer::Log),
+            MailSink::File => {
+                std::fs::create_dir_all(&cfg.dir).map_err(|e| {
+                    MailError::Config(format!("cannot create {}: {e}", cfg.dir.display()))
+                })?;
+                Ok(Mailer::File(cfg.dir.clone()))
+            }
+            MailSink::Smtp => {
+                let smtp = cfg
+                    .smtp
+                    .as_ref()
+                    .ok_or_else(|| MailError::Config("[mail.smtp] is missing".into()))?;
+                let builder = match smtp.tls {
+                    SmtpTls::None => {
+                        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host)
+                    }
+                    SmtpTls::Starttls => {
+                        AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host)
+                            .map_err(|e| MailError::Config(e.to_string()))?
+                    }
+                    SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&smtp.host)
+                        .map_err(|e| MailError::Config(e.to_string()))?,
+                };
+                let mut builder = builder
+                    .port(smtp.port)
+                    .timeout(Some(Duration::from_secs(smtp.timeout_secs)));
+                if let Some(user) = &smtp.username {
+                    let password = match &smtp.password {
+                        Some(r) => r
+                            .resolve()
+                            .map_err(|e| MailError::Config(format!("mail.smtp.password: {e}")))?
+                            .expose_secret()
+                            .to_owned(),
+                        None => String::new(),
+                    };
+                    builder = builder.credentials(Credentials::new(user.clone(), password));
+                }
+                Ok(Mailer::Smtp(builder.build()))
+            }
+        }
+    }
+
+    /// Delivers one outbox row. The Message-ID is derived from the row's idempotency key, so a
+    /// retried delivery carries the same id and receivers can drop the duplicate.
+    pub async fn send(&self, from: &str, row: &OutboxRow) -> Result<(), MailError> {
+        match self {
+            Mailer::Log => {
+                tracing::info!(to = %row.to_address, subject = %row.subject, key = %row.idempotency_key, "email (log sink)");
+                Ok(())
+            }
+            Mailer::File(dir) => {
+                let msg = build(from, row)?;
+                let path = dir.join(format!("{}.eml", row.idempotency_key));
+                let tmp = dir.join(format!(".{}.tmp", row.idempotency_key));
+                tokio::fs::write(&tmp, msg.formatted())
+                    .await
+                    .map_err(|e| MailError::Send(format!("{}: {e}", tmp.display())))?;
+                tokio::fs::rename(&tmp, &path)
+                    .await
+                    .map_err(|e| MailError::Send(format!("{}: {e}", path.display())))
+            }
+            Mailer::Smtp(transport) => {
+                let msg = build(from, row)?;
+                transport
+                    .send(msg)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| MailError::Send(e.to_string()))
+            }
+        }
+    }
+}
+
+fn build(from: &str, row: &OutboxRow) -> Result<Message, MailError> {
+    let from: Mailbox = from
+        .parse()
+        .map_err(|e| MailError::Build(format!("from `{from}`: {e}")))?;
+    let to: Mailbox = row
+        .to_address
+        .parse()
+        .map_err(|e| MailError::Build(format!("to `{}`: {e}", row.to_address)))?;
+    let domain = from.email.domain().to_owned();
+    Message::builder()
+        .from(from)
+        .to(to)
+        .subject(row.subject.clone())
+        .message_id(Some(format!("<{}@{}>", row.idempotency_key, domain)))
+        .header(ContentType::TEXT_PLAIN)
+        .body(row.body.clone())
+        .map_err(|e| MailError::Build(e.to_string()))
+}

@@ -1,0 +1,73 @@
+//! Who did a thing, and writing what they did to the append-only audit log.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::store::audit::AuditRow;
+use crate::store::{self, Tx};
+
+/// The one who made a change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    /// The operator token (all orgs).
+    Operator,
+    /// An org admin token.
+    AdminToken { id: Uuid, name: String },
+    /// The command line on the server.
+    Cli,
+    /// rosterd itself (reminders, expiry).
+    System,
+    /// The invited person, through their invitation link.
+    Invitee { member_id: Uuid },
+}
+
+impl Actor {
+    fn parts(&self) -> (&'static str, Option<String>, String) {
+        match self {
+            Actor::Operator => ("operator", None, "operator token".into()),
+            Actor::AdminToken { id, name } => (
+                "admin_token",
+                Some(id.to_string()),
+                format!("admin token {name}"),
+            ),
+            Actor::Cli => ("cli", None, "command line".into()),
+            Actor::System => ("system", None, "rosterd".into()),
+            Actor::Invitee { member_id } => (
+                "invitee",
+                Some(member_id.to_string()),
+                "invited person".into(),
+            ),
+        }
+    }
+}
+
+/// Appends one audit entry. `before`/`after` are snapshots of the subject.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn record<B: Serialize, A: Serialize>(
+    tx: &mut Tx,
+    at: DateTime<Utc>,
+    org_id: Option<Uuid>,
+    actor: &Actor,
+    action: &str,
+    subject: (&str, Option<String>),
+    before: Option<&B>,
+    after: Option<&A>,
+) -> store::Result<()> {
+    let (actor_kind, actor_id, actor_label) = actor.parts();
+    let json = |v: Option<String>| v;
+    let row = AuditRow {
+        id: Uuid::now_v7(),
+        org_id,
+        at,
+        actor_kind: actor_kind.to_owned(),
+        actor_id,
+        actor_label,
+        action: action.to_owned(),
+        subject_kind: subject.0.to_owned(),
+        subject_id: subject.1,
+        before: json(before.and_then(|b| serde_json::to_string(b).ok())),
+        after: json(after.and_then(|a| serde_json::to_string(a).ok())),
+    };
+    store::audit::append(tx, &row).await
+}

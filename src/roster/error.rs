@@ -1,0 +1,53 @@
+//! What can go wrong in a roster operation, in terms the edges (HTTP, CLI) translate once.
+
+use serde::Serialize;
+
+use crate::store::StoreError;
+
+/// One problem with one field of the input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    /// Where: a path into the input such as `members[2].email`.
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RosterError {
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("invalid input: {}", .0.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<FieldError>),
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    #[error(
+        "membership of this organization is managed by {integration}; remove the person in {integration} and the change will sync here"
+    )]
+    Locked { integration: String },
+    #[error("{0}")]
+    Gone(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl RosterError {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        RosterError::Invalid(vec![FieldError::new(field, message)])
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        RosterError::Conflict {
+            code,
+            message: message.into(),
+        }
+    }
+}

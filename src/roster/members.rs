@@ -1,0 +1,720 @@
+//! Member operations: add, resend invitations, remove, accept, activity, role changes and
+//! ownership transfer. Every one is a single transaction with its audit entries.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::audit::{Actor, record};
+use super::invites::InviteKind;
+use super::{FieldError, Result, Roster, RosterError};
+use crate::domain::{Access, Email, Member, Role};
+use crate::store::orgs::Org;
+use crate::store::{self, Tx};
+use crate::token;
+
+/// Most members one request may add, resend to or remove.
+pub const MAX_BATCH: usize = 1000;
+const MAX_NAME: usize = 200;
+
+/// A person to add.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewMember {
+    pub email: String,
+    #[serde(default)]
+    pub role: Option<Role>,
+    #[serde(default)]
+    pub given_name: Option<String>,
+    #[serde(default)]
+    pub family_name: Option<String>,
+    #[serde(default)]
+    pub display_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AddOutcome {
+    /// New member, invitation queued.
+    Invited,
+    /// Removed before and never enrolled: invited again.
+    Reinvited,
+    /// Removed before after enrolling: access restored at once.
+    Reenrolled,
+    /// Already invited or enrolled: nothing changed.
+    AlreadyMember,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AddResult {
+    pub email: String,
+    pub member_id: Uuid,
+    pub outcome: AddOutcome,
+    pub access: Access,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResendOutcome {
+    Sent,
+    SkippedEnrolled,
+    SkippedRemoved,
+    SkippedNotFound,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ResendResult {
+    pub member_id: Uuid,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    pub outcome: ResendOutcome,
+    /// Why nothing was sent, in words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RemoveOutcome {
+    Removed,
+    SkippedOwner,
+    SkippedAlreadyRemoved,
+    SkippedNotFound,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RemoveResult {
+    pub member_id: Uuid,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    pub outcome: RemoveOutcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Changes an admin may make to a member directly. Absent fields stay as they are.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberPatch {
+    #[serde(default)]
+    pub role: Option<Role>,
+    #[serde(default)]
+    pub given_name: Option<String>,
+    #[serde(default)]
+    pub family_name: Option<String>,
+    #[serde(default)]
+    pub display_name: Option<String>,
+}
+
+fn clean_name(field: String, v: Option<String>, errors: &mut Vec<FieldError>) -> Option<String> {
+    let v = v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())?;
+    if v.chars().count() > MAX_NAME {
+        errors.push(FieldError::new(
+            field,
+            format!("at most {MAX_NAME} characters"),
+        ));
+    } else if v.chars().any(char::is_control) {
+        errors.push(FieldError::new(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Some(v)
+}
+
+fn check_batch(field: &str, n: usize) -> Result<()> {
+    if n == 0 {
+        return Err(RosterError::invalid(field, "must list at least one member"));
+    }
+    if n > MAX_BATCH {
+        return Err(RosterError::invalid(
+            field,
+            format!("at most {MAX_BATCH} members per request (got {n})"),
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) async fn org_by_id(tx: &mut Tx, org_id: Uuid) -> Result<Org> {
+    store::orgs::by_id(tx, org_id)
+        .await?
+        .ok_or_else(|| RosterError::NotFound("organization".into()))
+}
+
+fn lock_check(org: &Org) -> Result<()> {
+    match &org.managed_by {
+        Some(integration) => Err(RosterError::Locked {
+            integration: integration.clone(),
+        }),
+        None => Ok(()),
+    }
+}
+
+impl Roster {
+    /// Adds people (or re-adds removed ones) per the state machine. The whole request is
+    /// checked first: one bad entry rejects it and nothing changes.
+    pub async fn add_members(
+        &self,
+        org_id: Uuid,
+        actor: &Actor,
+        people: Vec<NewMember>,
+    ) -> Result<Vec<AddResult>> {
+        check_batch("members", people.len())?;
+        let mut errors = Vec::new();
+        let mut parsed = Vec::with_capacity(people.len());
+        let mut seen = std::collections::HashSet::new();
+        for (i, p) in people.into_iter().enumerate() {
+            let email = match Email::parse(&p.email) {
+                Ok(e) => e,
+                Err(e) => {
+                    errors.push(FieldError::new(
+                        format!("members[{i}].email"),
+                        e.to_string(),
+                    ));
+                    continue;
+                }
+            };
+            if !seen.insert(email.key()) {
+                errors.push(FieldError::new(
+                    format!("members[{i}].email"),
+                    format!("`{email}` is listed more than once"),
+                ));
+            }
+            let role = p.role.unwrap_or(Role::Member);
+            if role == Role::Owner {
+                errors.push(FieldError::new(
+                    format!("members[{i}].role"),
+                    "an org has exactly one owner; add the person as admin and transfer ownership",
+                ));
+            }
+            let given = clean_name(
+                format!("members[{i}].given_name"),
+                p.given_name,
+                &mut errors,
+            );
+            let family = clean_name(
+                format!("members[{i}].family_name"),
+                p.family_name,
+                &mut errors,
+            );
+            let display = clean_name(
+                format!("members[{i}].display_name"),
+                p.display_name,
+                &mut errors,
+            );
+            parsed.push((email, role, given, family, display));
+        }
+        if !errors.is_empty() {
+            return Err(RosterError::Invalid(errors));
+        }
+
+        let now = self.clock.now();
+        let mut tx = self.store.write().await?;
+        let org = org_by_id(&mut tx, org_id).await?;
+        let mut results = Vec::with_capacity(parsed.len());
+        for (email, role, given, family, display) in parsed {
+            let existing = store::members::by_email(&mut tx, org_id, email.as_str(), true).await?;
+            let result = match existing {
+                Some(m) if m.access != Access::Removed => AddResult {
+                    email: m.member_email.clone(),
+                    member_id: m.id,
+                    outcome: AddOutcome::AlreadyMember,
+                    access: m.access,
+                },
+                Some(before) => {
+                    let mut after = before.clone();
+                    after.role = role;
+                    after.given_name = given.or(after.given_name);
+                    after.family_name = family.or(after.family_name);
+                    after.display_name = display.or(after.display_name);
+                    after.removed_at = None;
+                    after.updated_at = now;
+                    let outcome = if before.ever_enrolled {
+                        after.access = Access::Enrolled;
+                        AddOutcome::Reenrolled
+                    } else {
+                        after.access = Access::Invited;
+                        after.invited_at = Some(now);
+                        after.invite_count += 1;
+                        after.reminders_sent = 0;
+                        AddOutcome::Reinvited
+                    };
+                    store::members::update(&mut tx, &after).await?;
+                    if outcome == AddOutcome::Reinvited {
+                        self.queue_invitation(&mut tx, &org, &after, InviteKind::Invite)
+                            .await?;
+                    }
+                    record(
+                        &mut tx,
+                        now,
+                        Some(org_id),
+                        actor,
+                        "member.readded",
+                        ("member", Some(after.id.to_string())),
+                        Some(&before),
+                        Some(&after),
+                    )
+                    .await?;
+                    AddResult {
+                        email: after.member_email.clone(),
+                        member_id: after.id,
+                        outcome,
+                        access: after.access,
+                    }
+                }
+                None => {
+                    let m = self
+                        .insert_invited(&mut tx, &org, actor, email, role, given, family, display)
+                        .await?;
+                    AddResult {
+                        email: m.member_email.clone(),
+                        member_id: m.id,
+                        outcome: AddOutcome::Invited,
+                        access: m.access,
+                    }
+                }
+            };
+            results.push(result);
+        }
+        tx.commit().await?;
+        Ok(results)
+    }
+
+    /// Inserts a new invited member and queues their invitation.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn insert_invited(
+        &self,
+        tx: &mut Tx,
+        org: &Org,
+        actor: &Actor,
+        email: Email,
+        role: Role,
+        given_name: Option<String>,
+        family_name: Option<String>,
+        display_name: Option<String>,
+    ) -> Result<Member> {
+        let now = self.clock.now();
+        let mut m = Member {
+            id: Uuid::now_v7(),
+            org_id: org.id,
+            given_name,
+            family_name,
+            display_name,
+            member_email: email.as_str().to_owned(),
+            login_email: None,
+            role,
+            access: Access::Invited,
+            added_at: now,
+            invited_at: Some(now),
+            invite_count: 1,
+            reminders_sent: 0,
+            enrolled_at: None,
+            last_active_at: None,
+            removed_at: None,
+            activity_at: now,
+            ever_enrolled: false,
+            updated_at: now,
+        };
+        m.activity_at = m.computed_activity_at();
+        store::members::insert(tx, &m).await?;
+        self.queue_invitation(tx, org, &m, InviteKind::Invite)
+            .await?;
+        record(
+            tx,
+            now,
+            Some(org.id),
+            actor,
+            "member.added",
+            ("member", Some(m.id.to_string())),
+            None::<&Member>,
+            Some(&m),
+        )
+        .await?;
+        Ok(m)
+    }
+
+    /// Resends invitations: only invited members get an email; the others are reported.
+    pub async fn resend_invites(
+        &self,
+        org_id: Uuid,
+        actor: &Actor,
+        ids: &[Uuid],
+    ) -> Result<Vec<ResendResult>> {
+        check_batch("member_ids", ids.len())?;
+        let now = self.clock.now();
+        let mut tx = self.store.write().await?;
+        let org = org_by_id(&mut tx, org_id).await?;
+        let mut results = Vec::with_capacity(ids.len());
+        for &id in ids {
+            let Some(before) = store::members::by_id(&mut tx, org_id, id, true).await? else {
+                results.push(ResendResult {
+                    member_id: id,
+                    email: None,
+                    outcome: ResendOutcome::SkippedNotFound,
+                    reason: Some("no such member in this organization".into()),
+                });
+                continue;
+            };
+            let skip = match before.access {
+                Access::Enrolled => Some((
+                    ResendOutcome::SkippedEnrolled,
+                    "already enrolled: has accepted the invitation",
+                )),
+                Access::Removed => Some((
+                    ResendOutcome::SkippedRemoved,
+                    "removed: add the person again to invite them",
+                )),
+                Access::Invited => None,
+            };
+            if let Some((outcome, reason)) = skip {
+                results.push(ResendResult {
+                    member_id: id,
+                    email: Some(before.member_email.clone()),
+                    outcome,
+                    reason: Some(reason.into()),
+                });
+                continue;
+            }
+            let mut after = before.clone();
+            after.invited_at = Some(now);
+            after.invite_count += 1;
+            after.updated_at = now;
+            store::members::update(&mut tx, &after).await?;
+            self.queue_invitation(&mut tx, &org, &after, InviteKind::Resend)
+                .await?;
+            record(
+                &mut tx,
+                now,
+                Some(org_id),
+                actor,
+                "member.invite_resent",
+                ("member", Some(id.to_string())),
+                Some(&before),
+                Some(&after),
+            )
+            .await?;
+            results.push(ResendResult {
+                member_id: id,
+                email: Some(after.member_email.clone()),
+                outcome: ResendOutcome::Sent,
+                reason: None,
+            });
+        }
+        tx.commit().await?;
+        Ok(results)
+    }
+
+    /// Removes members by hand. Refused as a whole when an integration manages the org.
+    pub async fn remove_members(
+        &self,
+        org_id: Uuid,
+        actor: &Actor,
+        ids: &[Uuid],
+    ) -> Result<Vec<RemoveResult>> {
+        check_batch("member_ids", ids.len())?;
+        let now = self.clock.now();
+        let mut tx = self.store.write().await?;
+        let org = org_by_id(&mut tx, org_id).await?;
+        lock_check(&org)?;
+        let mut results = Vec::with_capacity(ids.len());
+        for &id in ids {
+            let Some(before) = store::members::by_id(&mut tx, org_id, id, true).await? else {
+                results.push(RemoveResult {
+                    member_id: id,
+                    email: None,
+                    outcome: RemoveOutcome::SkippedNotFound,
+                    reason: Some("no such member in this organization".into()),
+                });
+                continue;
+            };
+            let skip = if before.role == Role::Owner {
+                Some((
+                    RemoveOutcome::SkippedOwner,
+                    "the owner cannot be removed; transfer ownership to an admin first",
+                ))
+            } else if before.access == Access::Removed {
+                Some((RemoveOutcome::SkippedAlreadyRemoved, "already removed"))
+            } else {
+                None
+            };
+            if let Some((outcome, reason)) = skip {
+                results.push(RemoveResult {
+                    member_id: id,
+                    email: Some(before.member_email.clone()),
+                    outcome,
+                    reason: Some(reason.into()),
+                });
+                continue;
+            }
+            let mut after = before.clone();
+            after.access = Access::Removed;
+            after.removed_at = Some(now);
+            after.updated_at = now;
+            store::members::update(&mut tx, &after).await?;
+            store::invitations::close_for_member(&mut tx, id, now).await?;
+            record(
+                &mut tx,
+                now,
+                Some(org_id),
+                actor,
+                "member.removed",
+                ("member", Some(id.to_string())),
+                Some(&before),
+                Some(&after),
+            )
+            .await?;
+            results.push(RemoveResult {
+                member_id: id,
+                email: Some(after.member_email.clone()),
+                outcome: RemoveOutcome::Removed,
+                reason: None,
+            });
+        }
+        tx.commit().await?;
+        Ok(results)
+    }
+
+    /// Accepts an invitation: the invited person becomes enrolled, signing in as `login_email`
+    /// (their member email when not given).
+    pub async fn accept_invitation(
+        &self,
+        secret: &str,
+        login_email: Option<&str>,
+    ) -> Result<Member> {
+        let login = match login_email {
+            Some(l) => Some(
+                Email::parse(l).map_err(|e| RosterError::invalid("login_email", e.to_string()))?,
+            ),
+            None => None,
+        };
+        let now = self.clock.now();
+        let mut tx = self.store.write().await?;
+        let invitation = store::invitations::by_token_hash(&mut tx, &token::hash(secret))
+            .await?
+            .ok_or_else(|| RosterError::NotFound("invitation".into()))?;
+        let before = store::members::by_id(&mut tx, invitation.org_id, invitation.member_id, true)
+            .await?
+            .ok_or_else(|| RosterError::NotFound("invitation".into()))?;
+        match before.access {
+            Access::Enrolled => {
+                return Err(RosterError::conflict(
+                    "already_enrolled",
+                    "this invitation has already been accepted",
+                ));
+            }
+            Access::Removed => {
+                return Err(RosterError::Gone(
+                    "this invitation is no longer valid: the membership was removed".into(),
+                ));
+            }
+            Access::Invited => {}
+        }
+        if invitation.used_at.is_some() {
+            return Err(RosterError::Gone(
+                "this invitation link is no longer valid".into(),
+            ));
+        }
+        if invitation.expires_at <= now {
+            return Err(RosterError::Gone(
+                "this invitation link has expired; ask an admin to resend the invitation".into(),
+            ));
+        }
+        let mut after = before.clone();
+        after.access = Access::Enrolled;
+        after.enrolled_at = Some(now);
+        after.ever_enrolled = true;
+        after.login_email = Some(
+            login
+                .map(|l| l.as_str().to_owned())
+                .unwrap_or_else(|| before.member_email.clone()),
+        );
+        after.updated_at = now;
+        store::members::update(&mut tx, &after).await?;
+        store::invitations::close_for_member(&mut tx, after.id, now).await?;
+        record(
+            &mut tx,
+            now,
+            Some(after.org_id),
+            &Actor::Invitee {
+                member_id: after.id,
+            },
+            "member.enrolled",
+            ("member", Some(after.id.to_string())),
+            Some(&before),
+            Some(&after),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    /// Records that an enrolled member was active now.
+    pub async fn record_activity(&self, org_id: Uuid, actor: &Actor, id: Uuid) -> Result<Member> {
+        let now = self.clock.now();
+        let mut tx = self.store.write().await?;
+        let before = store::members::by_id(&mut tx, org_id, id, true)
+            .await?
+            .ok_or_else(|| RosterError::NotFound("member".into()))?;
+        if before.access != Access::Enrolled {
+            return Err(RosterError::conflict(
+                "not_enrolled",
+                format!(
+                    "only enrolled members can be active; this member is {}",
+                    before.access
+                ),
+            ));
+        }
+        let mut after = before.clone();
+        after.last_active_at = Some(now);
+        after.updated_at = now;
+        store::members::update(&mut tx, &after).await?;
+        record(
+            &mut tx,
+            now,
+            Some(org_id),
+            actor,
+            "member.active",
+            ("member", Some(id.to_string())),
+            Some(&before.last_active_at),
+            Some(&after.last_active_at),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    /// Changes a member's role (admin / member) or names.
+    pub async fn update_member(
+        &self,
+        org_id: Uuid,
+        actor: &Actor,
+        id: Uuid,
+        patch: MemberPatch,
+    ) -> Result<Member> {
+        let mut errors = Vec::new();
+        let given = patch
+            .given_name
+            .map(|g| clean_name("given_name".into(), Some(g), &mut errors));
+        let family = patch
+            .family_name
+            .map(|f| clean_name("family_name".into(), Some(f), &mut errors));
+        let display = patch
+            .display_name
+            .map(|d| clean_name("display_name".into(), Some(d), &mut errors));
+        if patch.role == Some(Role::Owner) {
+            errors.push(FieldError::new(
+                "role",
+                "ownership moves only by transfer: POST .../ownership with the new owner",
+            ));
+        }
+        if !errors.is_empty() {
+            return Err(RosterError::Invalid(errors));
+        }
+        let now = self.clock.now();
+        let mut tx = self.store.write().await?;
+        let before = store::members::by_id(&mut tx, org_id, id, true)
+            .await?
+            .ok_or_else(|| RosterError::NotFound("member".into()))?;
+        let mut after = before.clone();
+        if let Some(role) = patch.role
+            && role != before.role
+        {
+            if before.role == Role::Owner {
+                return Err(RosterError::conflict(
+                    "owner_role",
+                    "the owner cannot be demoted; transfer ownership to an admin first",
+                ));
+            }
+            after.role = role;
+        }
+        if let Some(g) = given {
+            after.given_name = g;
+        }
+        if let Some(f) = family {
+            after.family_name = f;
+        }
+        if let Some(d) = display {
+            after.display_name = d;
+        }
+        if after == before {
+            tx.rollback().await?;
+            return Ok(before);
+        }
+        after.updated_at = now;
+        store::members::update(&mut tx, &after).await?;
+        record(
+            &mut tx,
+            now,
+            Some(org_id),
+            actor,
+            "member.updated",
+            ("member", Some(id.to_string())),
+            Some(&before),
+            Some(&after),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    /// Makes an enrolled admin the owner; the previous owner becomes an admin.
+    pub async fn transfer_ownership(
+        &self,
+        org_id: Uuid,
+        actor: &Actor,
+        to: Uuid,
+    ) -> Result<(Member, Option<Member>)> {
+        let now = self.clock.now();
+        let mut tx = self.store.write().await?;
+        let target = store::members::by_id(&mut tx, org_id, to, true)
+            .await?
+            .ok_or_else(|| RosterError::NotFound("member".into()))?;
+        if target.role == Role::Owner {
+            return Err(RosterError::conflict(
+                "already_owner",
+                "this member is already the owner",
+            ));
+        }
+        if target.role != Role::Admin || target.access != Access::Enrolled {
+            return Err(RosterError::conflict(
+                "not_an_enrolled_admin",
+                format!(
+                    "ownership can only go to an enrolled admin; this member is a {} and {}",
+                    target.role, target.access
+                ),
+            ));
+        }
+        let old_owner = store::members::owner(&mut tx, org_id).await?;
+        let mut demoted = None;
+        if let Some(old) = old_owner {
+            let mut after = old.clone();
+            after.role = Role::Admin;
+            after.updated_at = now;
+            store::members::update(&mut tx, &after).await?;
+            demoted = Some(after);
+        }
+        let mut promoted = target.clone();
+        promoted.role = Role::Owner;
+        promoted.updated_at = now;
+        store::members::update(&mut tx, &promoted).await?;
+        record(
+            &mut tx,
+            now,
+            Some(org_id),
+            actor,
+            "org.ownership_transferred",
+            ("member", Some(to.to_string())),
+            Some(&serde_json::json!({ "owner": demoted.as_ref().map(|d| d.id) })),
+            Some(&serde_json::json!({ "owner": promoted.id })),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok((promoted, demoted))
+    }
+
+    pub async fn member(&self, org_id: Uuid, id: Uuid) -> Result<Member> {
+        let mut tx = self.store.read().await?;
+        let m = store::members::by_id(&mut tx, org_id, id, false).await?;
+        tx.rollback().await?;
+        m.ok_or_else(|| RosterError::NotFound("member".into()))
+    }
+}

@@ -1,0 +1,68 @@
+//! Roster operations: the member state machine applied to the store, each change in one
+//! transaction together with its audit entry and any invitation email it causes.
+//!
+//! This layer decides; the store only reads and writes rows, and the API only translates HTTP.
+//! Clock-driven behaviour (reminders, expiry) takes its time from the [`Clock`], never from the
+//! system directly.
+
+mod audit;
+mod error;
+pub mod export;
+mod invites;
+mod members;
+mod orgs;
+mod tokens;
+
+use std::sync::Arc;
+
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::store::Store;
+
+pub use audit::Actor;
+pub use error::{FieldError, RosterError};
+pub use members::{
+    AddOutcome, AddResult, MemberPatch, NewMember, RemoveOutcome, RemoveResult, ResendOutcome,
+    ResendResult,
+};
+pub use tokens::{CreatedToken, TokenKind};
+
+/// Invitation settings taken from the config.
+#[derive(Debug, Clone)]
+pub struct InviteSettings {
+    pub accept_url: String,
+    pub reminder_interval: chrono::Duration,
+    pub reminders: i64,
+    pub expiry: chrono::Duration,
+}
+
+impl InviteSettings {
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            accept_url: config.accept_url(),
+            reminder_interval: chrono::Duration::days(config.invitations.reminder_interval_days),
+            reminders: config.invitations.reminders,
+            expiry: chrono::Duration::days(config.invitations.expiry_days),
+        }
+    }
+}
+
+/// Everything roster operations need.
+#[derive(Clone)]
+pub struct Roster {
+    pub store: Store,
+    pub clock: SharedClock,
+    pub invites: Arc<InviteSettings>,
+}
+
+impl Roster {
+    pub fn new(store: Store, clock: SharedClock, invites: InviteSettings) -> Self {
+        Self {
+            store,
+            clock,
+            invites: Arc::new(invites),
+        }
+    }
+}
+
+pub type Result<T, E = RosterError> = std::result::Result<T, E>;

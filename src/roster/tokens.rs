@@ -1,0 +1,130 @@
+//! Org tokens: created (shown once), listed, revoked, and checked on each request.
+
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::audit::{Actor, record};
+use super::{Result, Roster, RosterError};
+use crate::store::tokens::TokenRow;
+use crate::store::{self};
+use crate::token;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenKind {
+    /// Org admin API.
+    Admin,
+    /// SCIM client (an identity provider).
+    Scim,
+}
+
+impl TokenKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::Admin => "admin",
+            TokenKind::Scim => "scim",
+        }
+    }
+}
+
+/// A new token: `text` is shown once and never stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct CreatedToken {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub kind: TokenKind,
+    pub name: String,
+    pub token: String,
+}
+
+impl Roster {
+    pub async fn create_token(
+        &self,
+        actor: &Actor,
+        org_id: Uuid,
+        kind: TokenKind,
+        name: Option<&str>,
+    ) -> Result<CreatedToken> {
+        let name = name
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .unwrap_or(kind.as_str());
+        if name.chars().count() > 200 {
+            return Err(RosterError::invalid("name", "at most 200 characters"));
+        }
+        let now = self.clock.now();
+        let new = token::generate();
+        let row = TokenRow {
+            id: new.id,
+            org_id: Some(org_id),
+            kind: kind.as_str().to_owned(),
+            name: name.to_owned(),
+            secret_hash: new.secret_hash,
+            created_at: now,
+            last_used_at: None,
+            revoked_at: None,
+        };
+        let mut tx = self.store.write().await?;
+        super::members::org_by_id(&mut tx, org_id).await?;
+        store::tokens::insert(&mut tx, &row).await?;
+        record(
+            &mut tx,
+            now,
+            Some(org_id),
+            actor,
+            "token.created",
+            ("token", Some(row.id.to_string())),
+            None::<&TokenRow>,
+            Some(&row),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(CreatedToken {
+            id: row.id,
+            org_id,
+            kind,
+            name: row.name,
+            token: new.text,
+        })
+    }
+
+    /// Revokes a token; `org_id` limits which tokens the caller may revoke.
+    pub async fn revoke_token(&self, actor: &Actor, id: Uuid, org_id: Option<Uuid>) -> Result<()> {
+        let now = self.clock.now();
+        let mut tx = self.store.write().await?;
+        let row = store::tokens::by_id(&mut tx, id)
+            .await?
+            .filter(|t| org_id.is_none() || t.org_id == org_id)
+            .ok_or_else(|| RosterError::NotFound("token".into()))?;
+        if !store::tokens::revoke(&mut tx, id, now).await? {
+            return Err(RosterError::conflict(
+                "already_revoked",
+                "this token is already revoked",
+            ));
+        }
+        record(
+            &mut tx,
+            now,
+            row.org_id,
+            actor,
+            "token.revoked",
+            ("token", Some(id.to_string())),
+            Some(&row),
+            None::<&TokenRow>,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Finds the live token a presented bearer token stands for (constant-time check).
+    pub async fn authenticate(&self, presented: &str) -> Result<Option<TokenRow>> {
+        let Some((id, secret)) = token::parse(presented) else {
+            return Ok(None);
+        };
+        let mut tx = self.store.read().await?;
+        let row = store::tokens::by_id(&mut tx, id).await?;
+        tx.rollback().await?;
+        Ok(row.filter(|r| r.revoked_at.is_none() && token::verify(secret, &r.secret_hash)))
+    }
+}

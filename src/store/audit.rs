@@ -1,0 +1,71 @@
+//! The audit log: append-only. There is no update or delete statement for it anywhere.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::{Result, Tx, on_tx};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct AuditRow {
+    pub id: Uuid,
+    pub org_id: Option<Uuid>,
+    pub at: DateTime<Utc>,
+    pub actor_kind: String,
+    pub actor_id: Option<String>,
+    pub actor_label: String,
+    pub action: String,
+    pub subject_kind: String,
+    pub subject_id: Option<String>,
+    pub before: Option<String>,
+    pub after: Option<String>,
+}
+
+const COLUMNS: &str = "id, org_id, at, actor_kind, actor_id, actor_label, action, subject_kind, subject_id, before, after";
+
+pub async fn append(tx: &mut Tx, row: &AuditRow) -> Result<()> {
+    on_tx!(tx, c => sqlx::query(
+        "INSERT INTO audit_log
+           (id, org_id, at, actor_kind, actor_id, actor_label, action, subject_kind, subject_id, before, after)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")
+        .bind(row.id)
+        .bind(row.org_id)
+        .bind(row.at)
+        .bind(&row.actor_kind)
+        .bind(&row.actor_id)
+        .bind(&row.actor_label)
+        .bind(&row.action)
+        .bind(&row.subject_kind)
+        .bind(&row.subject_id)
+        .bind(&row.before)
+        .bind(&row.after)
+        .execute(&mut *c)
+        .await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Newest first; `before_id` continues after the last row of the previous page.
+pub async fn page(
+    tx: &mut Tx,
+    org_id: Uuid,
+    before_id: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<AuditRow>> {
+    let rows = match before_id {
+        Some(cursor) => {
+            let sql = sqlx::AssertSqlSafe(format!(
+                "SELECT {COLUMNS} FROM audit_log WHERE org_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
+            ));
+            on_tx!(tx, c => sqlx::query_as::<_, AuditRow>(sql)
+                .bind(org_id).bind(cursor).bind(limit).fetch_all(&mut *c).await)?
+        }
+        None => {
+            let sql = sqlx::AssertSqlSafe(format!(
+                "SELECT {COLUMNS} FROM audit_log WHERE org_id = $1 ORDER BY id DESC LIMIT $2"
+            ));
+            on_tx!(tx, c => sqlx::query_as::<_, AuditRow>(sql)
+                .bind(org_id).bind(limit).fetch_all(&mut *c).await)?
+        }
+    };
+    Ok(rows)
+}

@@ -1,0 +1,54 @@
+//! Invitation links: one row per invitation email, holding only a hash of the link's token.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{Result, Tx, on_tx};
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct InvitationRow {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub member_id: Uuid,
+    pub token_hash: Vec<u8>,
+    pub kind: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub used_at: Option<DateTime<Utc>>,
+}
+
+pub async fn insert(tx: &mut Tx, row: &InvitationRow) -> Result<()> {
+    on_tx!(tx, c => sqlx::query(
+        "INSERT INTO invitations (id, org_id, member_id, token_hash, kind, created_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)")
+        .bind(row.id)
+        .bind(row.org_id)
+        .bind(row.member_id)
+        .bind(&row.token_hash)
+        .bind(&row.kind)
+        .bind(row.created_at)
+        .bind(row.expires_at)
+        .execute(&mut *c)
+        .await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+pub async fn by_token_hash(tx: &mut Tx, hash: &[u8]) -> Result<Option<InvitationRow>> {
+    Ok(on_tx!(tx, c => sqlx::query_as::<_, InvitationRow>(
+        "SELECT id, org_id, member_id, token_hash, kind, created_at, expires_at, used_at
+         FROM invitations WHERE token_hash = $1")
+        .bind(hash.to_vec())
+        .fetch_optional(&mut *c)
+        .await)?)
+}
+
+/// Closes every open invitation of a member (after acceptance or removal).
+pub async fn close_for_member(tx: &mut Tx, member_id: Uuid, at: DateTime<Utc>) -> Result<()> {
+    on_tx!(tx, c => sqlx::query(
+        "UPDATE invitations SET used_at = $2 WHERE member_id = $1 AND used_at IS NULL")
+        .bind(member_id)
+        .bind(at)
+        .execute(&mut *c)
+        .await.map(|r| r.rows_affected()))?;
+    Ok(())
+}

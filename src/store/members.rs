@@ -1,0 +1,342 @@
+//! Members: rows, lookups, and the admin list with keyset pagination.
+//!
+//! The list never uses OFFSET: each page continues strictly after the previous page's last
+//! `(sort key, id)`, which an index on `(org_id, sort key, id)` serves directly at any depth.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{Backend, Result, Tx, like_contains, on_tx};
+use crate::domain::{Access, AccessView, Member, Role};
+
+const COLUMNS: &str = "id, org_id, given_name, family_name, display_name, member_email, login_email, \
+     role, access, added_at, invited_at, invite_count, reminders_sent, enrolled_at, last_active_at, \
+     removed_at, activity_at, ever_enrolled, updated_at";
+
+/// What the list can be ordered by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberSort {
+    Added,
+    Name,
+    Email,
+    Activity,
+}
+
+impl MemberSort {
+    fn column(self) -> &'static str {
+        match self {
+            MemberSort::Added => "added_at",
+            MemberSort::Name => "name_key",
+            MemberSort::Email => "email_key",
+            MemberSort::Activity => "activity_at",
+        }
+    }
+
+    /// The sort key of a member, as the cursor carries it.
+    pub fn key_of(self, m: &Member) -> SortValue {
+        match self {
+            MemberSort::Added => SortValue::Time(m.added_at),
+            MemberSort::Name => SortValue::Text(m.name_key()),
+            MemberSort::Email => SortValue::Text(m.member_email.to_lowercase()),
+            MemberSort::Activity => SortValue::Time(m.activity_at),
+        }
+    }
+
+    pub fn is_time(self) -> bool {
+        matches!(self, MemberSort::Added | MemberSort::Activity)
+    }
+}
+
+/// A sort key value.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum SortValue {
+    Time(DateTime<Utc>),
+    Text(String),
+}
+
+/// A page request for the members list.
+#[derive(Debug, Clone)]
+pub struct MemberQuery {
+    pub org_id: Uuid,
+    pub view: AccessView,
+    pub role: Option<Role>,
+    /// Joined (added) at or after.
+    pub joined_from: Option<DateTime<Utc>>,
+    /// Joined strictly before.
+    pub joined_before: Option<DateTime<Utc>>,
+    /// Case-insensitive substring of the name, member email or login email.
+    pub search: Option<String>,
+    /// Exact member email (case-insensitive).
+    pub email: Option<String>,
+    pub sort: MemberSort,
+    pub descending: bool,
+    /// Continue after this `(sort key, id)`.
+    pub after: Option<(SortValue, Uuid)>,
+    pub limit: i64,
+}
+
+enum Bind {
+    Uuid(Uuid),
+    Text(String),
+    Time(DateTime<Utc>),
+    Int(i64),
+}
+
+macro_rules! bind_all {
+    ($q:expr, $binds:expr) => {{
+        let mut q = $q;
+        for b in $binds {
+            q = match b {
+                Bind::Uuid(v) => q.bind(*v),
+                Bind::Text(v) => q.bind(v.clone()),
+                Bind::Time(v) => q.bind(*v),
+                Bind::Int(v) => q.bind(*v),
+            };
+        }
+        q
+    }};
+}
+
+/// One page of the members list.
+pub async fn list(tx: &mut Tx, q: &MemberQuery) -> Result<Vec<Member>> {
+    let mut sql = format!("SELECT {COLUMNS} FROM members WHERE org_id = $1");
+    let mut binds = vec![Bind::Uuid(q.org_id)];
+    let next = |binds: &mut Vec<Bind>, b: Bind| {
+        binds.push(b);
+        format!("${}", binds.len())
+    };
+    let states: Vec<String> = q
+        .view
+        .states()
+        .iter()
+        .map(|a| format!("'{}'", a.as_str()))
+        .collect();
+    sql.push_str(&format!(" AND access IN ({})", states.join(", ")));
+    if let Some(role) = q.role {
+        let p = next(&mut binds, Bind::Text(role.as_str().to_owned()));
+        sql.push_str(&format!(" AND role = {p}"));
+    }
+    if let Some(from) = q.joined_from {
+        let p = next(&mut binds, Bind::Time(from));
+        sql.push_str(&format!(" AND added_at >= {p}"));
+    }
+    if let Some(before) = q.joined_before {
+        let p = next(&mut binds, Bind::Time(before));
+        sql.push_str(&format!(" AND added_at < {p}"));
+    }
+    if let Some(email) = &q.email {
+        let p = next(&mut binds, Bind::Text(email.to_lowercase()));
+        sql.push_str(&format!(" AND email_key = {p}"));
+    }
+    if let Some(search) = q.search.as_deref().filter(|s| !s.is_empty()) {
+        let p = next(
+            &mut binds,
+            Bind::Text(like_contains(&search.to_lowercase())),
+        );
+        sql.push_str(&format!(
+            " AND (name_key LIKE {p} ESCAPE '\\' OR email_key LIKE {p} ESCAPE '\\' OR login_key LIKE {p} ESCAPE '\\')"
+        ));
+    }
+    let col = q.sort.column();
+    let (cmp, dir) = if q.descending {
+        ("<", "DESC")
+    } else {
+        (">", "ASC")
+    };
+    if let Some((value, id)) = &q.after {
+        let v = next(
+            &mut binds,
+            match value {
+                SortValue::Time(t) => Bind::Time(*t),
+                SortValue::Text(s) => Bind::Text(s.clone()),
+            },
+        );
+        let i = next(&mut binds, Bind::Uuid(*id));
+        sql.push_str(&format!(" AND ({col}, id) {cmp} ({v}, {i})"));
+    }
+    let l = next(&mut binds, Bind::Int(q.limit));
+    sql.push_str(&format!(" ORDER BY {col} {dir}, id {dir} LIMIT {l}"));
+    let sql = sqlx::AssertSqlSafe(sql);
+    Ok(
+        on_tx!(tx, c => bind_all!(sqlx::query_as::<_, Member>(sql), &binds).fetch_all(&mut *c).await)?,
+    )
+}
+
+/// Every member of an org, current and past, in `(added_at, id)` order, a batch at a time.
+pub async fn export_batch(
+    tx: &mut Tx,
+    org_id: Uuid,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Result<Vec<Member>> {
+    let rows = match after {
+        Some((at, id)) => {
+            let sql = sqlx::AssertSqlSafe(format!(
+                "SELECT {COLUMNS} FROM members WHERE org_id = $1 AND (added_at, id) > ($2, $3)
+                 ORDER BY added_at, id LIMIT $4"
+            ));
+            on_tx!(tx, c => sqlx::query_as::<_, Member>(sql)
+                .bind(org_id).bind(at).bind(id).bind(limit).fetch_all(&mut *c).await)?
+        }
+        None => {
+            let sql = sqlx::AssertSqlSafe(format!(
+                "SELECT {COLUMNS} FROM members WHERE org_id = $1 ORDER BY added_at, id LIMIT $2"
+            ));
+            on_tx!(tx, c => sqlx::query_as::<_, Member>(sql)
+                .bind(org_id).bind(limit).fetch_all(&mut *c).await)?
+        }
+    };
+    Ok(rows)
+}
+
+/// Adds `FOR UPDATE` on PostgreSQL (SQLite's single writer already serializes).
+fn for_update(tx: &Tx, lock: bool) -> &'static str {
+    if lock && tx.backend() == Backend::Postgres {
+        " FOR UPDATE"
+    } else {
+        ""
+    }
+}
+
+pub async fn by_id(tx: &mut Tx, org_id: Uuid, id: Uuid, lock: bool) -> Result<Option<Member>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM members WHERE org_id = $1 AND id = $2{}",
+        for_update(tx, lock)
+    ));
+    Ok(
+        on_tx!(tx, c => sqlx::query_as::<_, Member>(sql).bind(org_id).bind(id).fetch_optional(&mut *c).await)?,
+    )
+}
+
+pub async fn by_email(
+    tx: &mut Tx,
+    org_id: Uuid,
+    email: &str,
+    lock: bool,
+) -> Result<Option<Member>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM members WHERE org_id = $1 AND email_key = $2{}",
+        for_update(tx, lock)
+    ));
+    let key = email.to_lowercase();
+    Ok(
+        on_tx!(tx, c => sqlx::query_as::<_, Member>(sql).bind(org_id).bind(key).fetch_optional(&mut *c).await)?,
+    )
+}
+
+pub async fn owner(tx: &mut Tx, org_id: Uuid) -> Result<Option<Member>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM members WHERE org_id = $1 AND role = 'owner'"
+    ));
+    Ok(
+        on_tx!(tx, c => sqlx::query_as::<_, Member>(sql).bind(org_id).fetch_optional(&mut *c).await)?,
+    )
+}
+
+pub async fn insert(tx: &mut Tx, m: &Member) -> Result<()> {
+    on_tx!(tx, c => sqlx::query(
+        "INSERT INTO members (id, org_id, given_name, family_name, display_name, name_key,
+            member_email, email_key, login_email, login_key, role, access, added_at, invited_at,
+            invite_count, reminders_sent, enrolled_at, last_active_at, removed_at, activity_at,
+            ever_enrolled, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+            $19, $20, $21, $22)")
+        .bind(m.id)
+        .bind(m.org_id)
+        .bind(&m.given_name)
+        .bind(&m.family_name)
+        .bind(&m.display_name)
+        .bind(m.name_key())
+        .bind(&m.member_email)
+        .bind(m.member_email.to_lowercase())
+        .bind(&m.login_email)
+        .bind(m.login_email.as_ref().map(|l| l.to_lowercase()))
+        .bind(m.role.as_str())
+        .bind(m.access.as_str())
+        .bind(m.added_at)
+        .bind(m.invited_at)
+        .bind(m.invite_count)
+        .bind(m.reminders_sent)
+        .bind(m.enrolled_at)
+        .bind(m.last_active_at)
+        .bind(m.removed_at)
+        .bind(m.computed_activity_at())
+        .bind(m.ever_enrolled)
+        .bind(m.updated_at)
+        .execute(&mut *c)
+        .await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Writes every mutable field of `m` (and the derived keys).
+pub async fn update(tx: &mut Tx, m: &Member) -> Result<()> {
+    on_tx!(tx, c => sqlx::query(
+        "UPDATE members SET given_name = $3, family_name = $4, display_name = $5, name_key = $6,
+            member_email = $7, email_key = $8, login_email = $9, login_key = $10, role = $11,
+            access = $12, invited_at = $13, invite_count = $14, reminders_sent = $15,
+            enrolled_at = $16, last_active_at = $17, removed_at = $18, activity_at = $19,
+            ever_enrolled = $20, updated_at = $21
+         WHERE org_id = $1 AND id = $2")
+        .bind(m.org_id)
+        .bind(m.id)
+        .bind(&m.given_name)
+        .bind(&m.family_name)
+        .bind(&m.display_name)
+        .bind(m.name_key())
+        .bind(&m.member_email)
+        .bind(m.member_email.to_lowercase())
+        .bind(&m.login_email)
+        .bind(m.login_email.as_ref().map(|l| l.to_lowercase()))
+        .bind(m.role.as_str())
+        .bind(m.access.as_str())
+        .bind(m.invited_at)
+        .bind(m.invite_count)
+        .bind(m.reminders_sent)
+        .bind(m.enrolled_at)
+        .bind(m.last_active_at)
+        .bind(m.removed_at)
+        .bind(m.computed_activity_at())
+        .bind(m.ever_enrolled)
+        .bind(m.updated_at)
+        .execute(&mut *c)
+        .await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Invited members whose last invitation went out at or before `sent_before` and who have had
+/// fewer than `max_reminders` automatic reminders (any org), oldest first.
+pub async fn due_reminders(
+    tx: &mut Tx,
+    sent_before: DateTime<Utc>,
+    max_reminders: i64,
+    limit: i64,
+) -> Result<Vec<(Uuid, Uuid)>> {
+    let rows: Vec<(Uuid, Uuid)> = on_tx!(tx, c => sqlx::query_as(
+        "SELECT org_id, id FROM members
+         WHERE access = 'invited' AND invited_at <= $1 AND reminders_sent < $2
+         ORDER BY invited_at LIMIT $3")
+        .bind(sent_before)
+        .bind(max_reminders)
+        .bind(limit)
+        .fetch_all(&mut *c)
+        .await)?;
+    Ok(rows)
+}
+
+/// How many members an org has in each access state.
+pub async fn counts(tx: &mut Tx, org_id: Uuid) -> Result<Vec<(Access, i64)>> {
+    let rows: Vec<(String, i64)> = on_tx!(tx, c => sqlx::query_as(
+        "SELECT access, COUNT(*) FROM members WHERE org_id = $1 GROUP BY access")
+        .bind(org_id)
+        .fetch_all(&mut *c)
+        .await)?;
+    rows.into_iter()
+        .map(|(a, n)| {
+            a.parse::<Access>()
+                .map(|a| (a, n))
+                .map_err(|e| super::StoreError::Corrupt(e.to_string()))
+        })
+        .collect()
+}

@@ -1,0 +1,62 @@
+//! Organizations (tenants).
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::{Result, Tx, on_tx};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct Org {
+    pub id: Uuid,
+    pub slug: String,
+    pub name: String,
+    /// The integration that manages membership, if any (manual removal is then refused).
+    pub managed_by: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, slug, name, managed_by, created_at, updated_at";
+
+pub async fn insert(tx: &mut Tx, org: &Org) -> Result<()> {
+    on_tx!(tx, c => sqlx::query(
+        "INSERT INTO orgs (id, slug, name, managed_by, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6)")
+        .bind(org.id)
+        .bind(&org.slug)
+        .bind(&org.name)
+        .bind(&org.managed_by)
+        .bind(org.created_at)
+        .bind(org.updated_at)
+        .execute(&mut *c)
+        .await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+pub async fn by_slug(tx: &mut Tx, slug: &str) -> Result<Option<Org>> {
+    let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM orgs WHERE slug = $1"));
+    Ok(on_tx!(tx, c => sqlx::query_as::<_, Org>(sql).bind(slug).fetch_optional(&mut *c).await)?)
+}
+
+pub async fn by_id(tx: &mut Tx, id: Uuid) -> Result<Option<Org>> {
+    let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM orgs WHERE id = $1"));
+    Ok(on_tx!(tx, c => sqlx::query_as::<_, Org>(sql).bind(id).fetch_optional(&mut *c).await)?)
+}
+
+pub async fn list(tx: &mut Tx) -> Result<Vec<Org>> {
+    let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM orgs ORDER BY slug"));
+    Ok(on_tx!(tx, c => sqlx::query_as::<_, Org>(sql).fetch_all(&mut *c).await)?)
+}
+
+pub async fn update(tx: &mut Tx, org: &Org) -> Result<()> {
+    on_tx!(tx, c => sqlx::query(
+        "UPDATE orgs SET name = $2, managed_by = $3, updated_at = $4 WHERE id = $1")
+        .bind(org.id)
+        .bind(&org.name)
+        .bind(&org.managed_by)
+        .bind(org.updated_at)
+        .execute(&mut *c)
+        .await.map(|r| r.rows_affected()))?;
+    Ok(())
+}

@@ -1,0 +1,112 @@
+//! The email outbox: one row per email, written in the same transaction as the change that
+//! caused it, delivered at least once by the delivery worker.
+//!
+//! Claiming takes a lease (`claimed_until`) so a crashed worker's rows come back; on PostgreSQL
+//! the claim also skips rows another replica holds (`FOR UPDATE SKIP LOCKED`).
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::{Backend, Result, Tx, on_tx};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct OutboxRow {
+    pub id: Uuid,
+    pub org_id: Option<Uuid>,
+    pub member_id: Option<Uuid>,
+    pub kind: String,
+    pub idempotency_key: String,
+    pub to_address: String,
+    pub subject: String,
+    #[serde(skip)]
+    pub body: String,
+    pub created_at: DateTime<Utc>,
+    pub available_at: DateTime<Utc>,
+    pub attempts: i64,
+    pub claimed_until: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub failed_at: Option<DateTime<Utc>>,
+}
+
+const COLUMNS: &str = "id, org_id, member_id, kind, idempotency_key, to_address, subject, body, \
+    created_at, available_at, attempts, claimed_until, last_error, sent_at, failed_at";
+
+pub async fn insert(tx: &mut Tx, row: &OutboxRow) -> Result<()> {
+    on_tx!(tx, c => sqlx::query(
+        "INSERT INTO outbox (id, org_id, member_id, kind, idempotency_key, to_address, subject,
+            body, created_at, available_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
+        .bind(row.id)
+        .bind(row.org_id)
+        .bind(row.member_id)
+        .bind(&row.kind)
+        .bind(&row.idempotency_key)
+        .bind(&row.to_address)
+        .bind(&row.subject)
+        .bind(&row.body)
+        .bind(row.created_at)
+        .bind(row.available_at)
+        .execute(&mut *c)
+        .await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Claims up to `limit` due emails until `lease_until`, counting the attempt.
+pub async fn claim_due(
+    tx: &mut Tx,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<OutboxRow>> {
+    let skip_locked = match tx.backend() {
+        Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        Backend::Sqlite => "",
+    };
+    let sql = sqlx::AssertSqlSafe(format!(
+        "UPDATE outbox SET claimed_until = $2, attempts = attempts + 1
+         WHERE id IN (
+            SELECT id FROM outbox
+            WHERE sent_at IS NULL AND failed_at IS NULL AND available_at <= $1
+              AND (claimed_until IS NULL OR claimed_until <= $1)
+            ORDER BY available_at LIMIT $3{skip_locked})
+         RETURNING {COLUMNS}"
+    ));
+    Ok(on_tx!(tx, c => sqlx::query_as::<_, OutboxRow>(sql)
+        .bind(now).bind(lease_until).bind(limit).fetch_all(&mut *c).await)?)
+}
+
+pub async fn mark_sent(tx: &mut Tx, id: Uuid, at: DateTime<Utc>) -> Result<()> {
+    on_tx!(tx, c => sqlx::query(
+        "UPDATE outbox SET sent_at = $2, claimed_until = NULL, last_error = NULL WHERE id = $1")
+        .bind(id).bind(at).execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Records a failed attempt: retried at `retry_at`, or given up when `retry_at` is `None`.
+pub async fn mark_failed(
+    tx: &mut Tx,
+    id: Uuid,
+    error: &str,
+    now: DateTime<Utc>,
+    retry_at: Option<DateTime<Utc>>,
+) -> Result<()> {
+    on_tx!(tx, c => sqlx::query(
+        "UPDATE outbox SET last_error = $2, claimed_until = NULL,
+            available_at = COALESCE($3, available_at),
+            failed_at = CASE WHEN $3 IS NULL THEN $4 ELSE NULL END
+         WHERE id = $1")
+        .bind(id).bind(error).bind(retry_at).bind(now).execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Emails of one org, newest first (for tests and the operator).
+pub async fn for_org(tx: &mut Tx, org_id: Uuid, limit: i64) -> Result<Vec<OutboxRow>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM outbox WHERE org_id = $1 ORDER BY id DESC LIMIT $2"
+    ));
+    Ok(
+        on_tx!(tx, c => sqlx::query_as::<_, OutboxRow>(sql).bind(org_id).bind(limit).fetch_all(&mut *c).await)?,
+    )
+}
