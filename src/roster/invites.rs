@@ -135,7 +135,7 @@ impl Roster {
                 after.invite_count += 1;
                 after.reminders_sent += 1;
                 after.updated_at = now;
-                store::members::update(&mut tx, &after).await?;
+                store::members::update(&mut tx, &mut after).await?;
                 self.queue_invitation(&mut tx, &org, &after, InviteKind::Reminder)
                     .await?;
                 record(

@@ -238,7 +238,7 @@ impl Roster {
                         after.reminders_sent = 0;
                         AddOutcome::Reinvited
                     };
-                    store::members::update(&mut tx, &after).await?;
+                    store::members::update(&mut tx, &mut after).await?;
                     if outcome == AddOutcome::Reinvited {
                         self.queue_invitation(&mut tx, &org, &after, InviteKind::Invite)
                             .await?;
@@ -314,8 +314,7 @@ impl Roster {
             ever_enrolled: false,
             updated_at: now,
         };
-        m.activity_at = m.computed_activity_at();
-        store::members::insert(tx, &m).await?;
+        store::members::insert(tx, &mut m).await?;
         self.queue_invitation(tx, org, &m, InviteKind::Invite)
             .await?;
         record(
@@ -378,7 +377,7 @@ impl Roster {
             after.invited_at = Some(now);
             after.invite_count += 1;
             after.updated_at = now;
-            store::members::update(&mut tx, &after).await?;
+            store::members::update(&mut tx, &mut after).await?;
             self.queue_invitation(&mut tx, &org, &after, InviteKind::Resend)
                 .await?;
             record(
@@ -449,7 +448,7 @@ impl Roster {
             after.access = Access::Removed;
             after.removed_at = Some(now);
             after.updated_at = now;
-            store::members::update(&mut tx, &after).await?;
+            store::members::update(&mut tx, &mut after).await?;
             store::invitations::close_for_member(&mut tx, id, now).await?;
             record(
                 &mut tx,
@@ -528,7 +527,7 @@ impl Roster {
                 .unwrap_or_else(|| before.member_email.clone()),
         );
         after.updated_at = now;
-        store::members::update(&mut tx, &after).await?;
+        store::members::update(&mut tx, &mut after).await?;
         store::invitations::close_for_member(&mut tx, after.id, now).await?;
         record(
             &mut tx,
@@ -566,7 +565,7 @@ impl Roster {
         let mut after = before.clone();
         after.last_active_at = Some(now);
         after.updated_at = now;
-        store::members::update(&mut tx, &after).await?;
+        store::members::update(&mut tx, &mut after).await?;
         record(
             &mut tx,
             now,
@@ -640,7 +639,7 @@ impl Roster {
             return Ok(before);
         }
         after.updated_at = now;
-        store::members::update(&mut tx, &after).await?;
+        store::members::update(&mut tx, &mut after).await?;
         record(
             &mut tx,
             now,
@@ -689,13 +688,13 @@ impl Roster {
             let mut after = old.clone();
             after.role = Role::Admin;
             after.updated_at = now;
-            store::members::update(&mut tx, &after).await?;
+            store::members::update(&mut tx, &mut after).await?;
             demoted = Some(after);
         }
         let mut promoted = target.clone();
         promoted.role = Role::Owner;
         promoted.updated_at = now;
-        store::members::update(&mut tx, &promoted).await?;
+        store::members::update(&mut tx, &mut promoted).await?;
         record(
             &mut tx,
             now,

@@ -235,7 +235,9 @@ pub async fn owner(tx: &mut Tx, org_id: Uuid) -> Result<Option<Member>> {
     )
 }
 
-pub async fn insert(tx: &mut Tx, m: &Member) -> Result<()> {
+pub async fn insert(tx: &mut Tx, m: &mut Member) -> Result<()> {
+    m.activity_at = m.computed_activity_at();
+    let m = &*m;
     on_tx!(tx, c => sqlx::query(
         "INSERT INTO members (id, org_id, given_name, family_name, display_name, name_key,
             member_email, email_key, login_email, login_key, role, access, added_at, invited_at,
@@ -270,8 +272,10 @@ pub async fn insert(tx: &mut Tx, m: &Member) -> Result<()> {
     Ok(())
 }
 
-/// Writes every mutable field of `m` (and the derived keys).
-pub async fn update(tx: &mut Tx, m: &Member) -> Result<()> {
+/// Writes every mutable field of `m` (and the derived keys, which it also refreshes in `m`).
+pub async fn update(tx: &mut Tx, m: &mut Member) -> Result<()> {
+    m.activity_at = m.computed_activity_at();
+    let m = &*m;
     on_tx!(tx, c => sqlx::query(
         "UPDATE members SET given_name = $3, family_name = $4, display_name = $5, name_key = $6,
             member_email = $7, email_key = $8, login_email = $9, login_key = $10, role = $11,

@@ -1,0 +1,18 @@
+//! Integration tests: each test boots the real application on a random loopback port with its
+//! own fresh database and talks HTTP to it. The backend is SQLite unless
+//! `ROSTERD_TEST_POSTGRES_URL` is set, in which case every test gets its own PostgreSQL database
+//! (and fails, never skips, if that server cannot be reached).
+
+mod audit;
+mod auth;
+mod bad_input;
+mod cli;
+mod export;
+mod health;
+mod helpers;
+mod invites;
+mod lock;
+mod members;
+mod owner;
+mod shutdown;
+mod smtp;
