@@ -26,7 +26,8 @@ async fn two_reminders_one_week_apart_while_invited() {
 
     // Six days on: nothing yet.
     app.clock.advance(Duration::days(6));
-    assert_eq!(app.state.roster.send_due_reminders().await.unwrap(), 0);
+    app.state.roster.send_due_reminders().await.unwrap();
+    assert_eq!(emails_to(&app, "slow@acme.example").await, ["invite"]);
 
     // A week after the invitation: the first reminder (the worker picks it up by itself).
     app.clock.advance(Duration::days(1));
@@ -52,9 +53,9 @@ async fn two_reminders_one_week_apart_while_invited() {
 
     // And never a third.
     app.clock.advance(Duration::days(7));
-    assert_eq!(app.state.roster.send_due_reminders().await.unwrap(), 0);
+    app.state.roster.send_due_reminders().await.unwrap();
     app.clock.advance(Duration::days(30));
-    assert_eq!(app.state.roster.send_due_reminders().await.unwrap(), 0);
+    app.state.roster.send_due_reminders().await.unwrap();
     assert_eq!(emails_to(&app, "slow@acme.example").await.len(), 3);
     // The enrolled member never got one.
     assert_eq!(emails_to(&app, "quick@acme.example").await, ["invite"]);
@@ -79,7 +80,7 @@ async fn reminders_stop_once_removed() {
     let admin = app.org_with_admin("acme").await;
     let ids = app.add("acme", &admin, &["x@acme.example"]).await;
     app.clock.advance(Duration::days(7));
-    assert!(app.state.roster.send_due_reminders().await.unwrap() >= 1);
+    wait_for(10, "first reminder", || async { emails_to(&app, "x@acme.example").await.len() == 2 }).await;
     app.post(
         "/api/v1/orgs/acme/members/remove",
         &admin,
