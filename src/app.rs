@@ -99,11 +99,13 @@ impl App {
             from: config.mail.from.clone(),
             max_attempts: config.mail.max_attempts,
         };
+        let config_auth_failures = config.server.auth_failures_per_minute;
         let state = AppState {
             roster,
             config: Arc::new(config),
             operator_token: operator_token.map(Arc::new),
             delivery_wake: Arc::new(Notify::new()),
+            auth_failures: crate::api::ratelimit::AuthFailures::per_minute(config_auth_failures),
         };
         Ok(App {
             listener,
@@ -142,7 +144,11 @@ impl App {
             tracing::info!("shutting down: finishing in-flight requests");
             let _ = drain_tx.send(true);
         };
-        let server = axum::serve(self.listener, router).with_graceful_shutdown(signal);
+        let server = axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(signal);
         let server = tokio::spawn(async move { server.await });
         // Once draining starts, give in-flight requests the grace period, then stop anyway.
         let result = tokio::select! {
@@ -185,6 +191,18 @@ fn spawn_workers(
                     _ = stop.wait_for(|s| *s) => break,
                     _ = wake.notified() => {}
                     _ = tokio::time::sleep(every) => {}
+                }
+            }
+        }));
+    }
+    {
+        let limiter = state.auth_failures.clone();
+        let mut stop = stop.clone();
+        handles.push(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.wait_for(|s| *s) => break,
+                    _ = tokio::time::sleep(Duration::from_secs(60)) => limiter.tidy(),
                 }
             }
         }));

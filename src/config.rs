@@ -55,6 +55,10 @@ pub struct ServerConfig {
     /// On SIGTERM / Ctrl-C, in-flight requests get this many seconds to finish.
     #[serde(default = "default_shutdown_grace_secs")]
     pub shutdown_grace_secs: u64,
+    /// Failed authentications (bad tokens, unknown invitation links) allowed per client address
+    /// per minute; beyond it the client gets 429 until the budget refills.
+    #[serde(default = "default_auth_failures_per_minute")]
+    pub auth_failures_per_minute: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -207,6 +211,9 @@ const fn default_request_timeout_secs() -> u64 {
 const fn default_shutdown_grace_secs() -> u64 {
     30
 }
+const fn default_auth_failures_per_minute() -> u32 {
+    20
+}
 fn default_database_url() -> String {
     "sqlite://data/rosterd.db".into()
 }
@@ -264,6 +271,7 @@ impl Default for ServerConfig {
             max_body_bytes: default_max_body_bytes(),
             request_timeout_secs: default_request_timeout_secs(),
             shutdown_grace_secs: default_shutdown_grace_secs(),
+            auth_failures_per_minute: default_auth_failures_per_minute(),
         }
     }
 }
@@ -351,6 +359,9 @@ impl Config {
             || self.server.public_url.starts_with("https://"))
         {
             return Err("server.public_url must start with http:// or https://".into());
+        }
+        if self.server.auth_failures_per_minute == 0 {
+            return Err("server.auth_failures_per_minute must be at least 1".into());
         }
         if self.server.max_body_bytes < 1024 {
             return Err("server.max_body_bytes must be at least 1024".into());

@@ -125,6 +125,8 @@ CREATE TABLE outbox (
     claimed_until    TEXT,
     last_error       TEXT,
     sent_at          TEXT,
-    failed_at        TEXT
+    failed_at        TEXT,
+    cancelled_at     TEXT
 );
-CREATE INDEX outbox_due ON outbox (available_at) WHERE sent_at IS NULL AND failed_at IS NULL;
+CREATE INDEX outbox_due ON outbox (available_at) WHERE sent_at IS NULL AND failed_at IS NULL AND cancelled_at IS NULL;
+CREATE INDEX outbox_member ON outbox (member_id) WHERE sent_at IS NULL;

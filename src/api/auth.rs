@@ -47,7 +47,11 @@ impl Principal {
 
     /// The org named by `slug`, if this principal may see it.
     pub async fn org(&self, state: &AppState, slug: &str) -> Result<Org, ApiError> {
-        let not_found = || ApiError::not_found(&format!("organization `{slug}`"));
+        let not_found = || ApiError::not_found(&format!("organization `{}`", slug.escape_debug()));
+        // A string that cannot be a slug names no org: no need to ask the database.
+        if crate::domain::Slug::parse(slug).is_err() {
+            return Err(not_found());
+        }
         let org = state
             .roster
             .org_by_slug(slug)
@@ -84,7 +88,15 @@ impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let presented = bearer(parts)?;
+        let presented = match bearer(parts) {
+            Ok(p) => p,
+            Err(e) => {
+                state
+                    .auth_failures
+                    .record(super::ratelimit::client_ip(parts))?;
+                return Err(e);
+            }
+        };
         if let Some(op) = &state.operator_token {
             use secrecy::ExposeSecret;
             if token::equal(presented, op.expose_secret()) {
@@ -99,13 +111,21 @@ impl FromRequestParts<AppState> for Principal {
                     org_id,
                     name: row.name,
                 }),
-                None => Err(ApiError::unauthorized("invalid or revoked token")),
+                None => {
+                    state
+                        .auth_failures
+                        .record(super::ratelimit::client_ip(parts))?;
+                    Err(ApiError::unauthorized("invalid or revoked token"))
+                }
             },
             Some(_) => Err(ApiError::forbidden(
                 "SCIM tokens only work on the SCIM endpoints (/scim/v2)",
             )),
             None => {
                 tracing::info!("rejected bearer token");
+                state
+                    .auth_failures
+                    .record(super::ratelimit::client_ip(parts))?;
                 Err(ApiError::unauthorized("invalid or revoked token"))
             }
         }

@@ -8,6 +8,8 @@ use super::AppState;
 use super::extract::Json;
 use super::members::MemberView;
 use super::problem::ApiError;
+use super::ratelimit::ClientIp;
+use crate::roster::RosterError;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -21,14 +23,24 @@ pub struct AcceptBody {
 
 pub async fn accept(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     Json(body): Json<AcceptBody>,
 ) -> Result<axum::Json<MemberView>, ApiError> {
     if body.token.is_empty() || body.token.len() > 200 {
+        state.auth_failures.record(ip)?;
         return Err(ApiError::field("token", "not an invitation token"));
     }
-    let m = state
+    match state
         .roster
         .accept_invitation(body.token.trim(), body.login_email.as_deref())
-        .await?;
-    Ok(axum::Json(MemberView::from(&m)))
+        .await
+    {
+        Ok(m) => Ok(axum::Json(MemberView::from(&m))),
+        Err(e @ RosterError::NotFound(_)) => {
+            // Guessing invitation links counts as failed authentication.
+            state.auth_failures.record(ip)?;
+            Err(e.into())
+        }
+        Err(e) => Err(e.into()),
+    }
 }

@@ -101,12 +101,21 @@ pub struct ListParams {
     pub cursor: Option<String>,
 }
 
+/// A page cursor: the sort it belongs to and the last row's `(key, id)`. The key is kept as
+/// text and read back by the sort's type, so a name that looks like a date stays a name.
 #[derive(Debug, Serialize, Deserialize)]
 struct Cursor {
     s: MemberSort,
     d: bool,
-    k: SortValue,
+    k: String,
     i: Uuid,
+}
+
+fn key_text(v: &SortValue) -> String {
+    match v {
+        SortValue::Time(t) => t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        SortValue::Text(s) => s.clone(),
+    }
 }
 
 fn encode_cursor(c: &Cursor) -> String {
@@ -128,20 +137,50 @@ fn decode_cursor(text: &str, sort: MemberSort, desc: bool) -> Result<(SortValue,
             "this cursor belongs to a different sort order; start again without it",
         ));
     }
-    let key_ok = matches!(
-        (&c.k, sort.is_time()),
-        (SortValue::Time(_), true) | (SortValue::Text(_), false)
-    );
-    if !key_ok {
-        return Err(bad());
+    let key = if sort.is_time() {
+        let t = DateTime::parse_from_rfc3339(&c.k)
+            .map_err(|_| bad())?
+            .with_timezone(&Utc);
+        check_year(t).map_err(|_| bad())?;
+        SortValue::Time(t)
+    } else {
+        if c.k.chars().any(char::is_control) {
+            return Err(bad());
+        }
+        SortValue::Text(c.k)
+    };
+    Ok((key, c.i))
+}
+
+/// Both stores keep years 1 to 9999 (PostgreSQL refuses far more, SQLite sorts text).
+fn check_year(t: DateTime<Utc>) -> Result<DateTime<Utc>, ()> {
+    use chrono::Datelike;
+    if (1..=9999).contains(&t.year()) {
+        Ok(t)
+    } else {
+        Err(())
     }
-    Ok((c.k, c.i))
+}
+
+/// Text filters must not carry control characters (PostgreSQL refuses NUL outright).
+fn check_text(field: &str, v: &str) -> Result<(), ApiError> {
+    if v.chars().any(char::is_control) {
+        return Err(ApiError::field(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    if v.chars().count() > 320 {
+        return Err(ApiError::field(field, "at most 320 characters"));
+    }
+    Ok(())
 }
 
 /// Parses a date or time bound. For `end`, a bare date means the end of that day.
 fn parse_bound(field: &str, text: &str, end: bool) -> Result<DateTime<Utc>, ApiError> {
+    let out_of_range = || ApiError::field(field, "dates must fall in the years 1 to 9999");
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
-        return Ok(t.with_timezone(&Utc));
+        return check_year(t.with_timezone(&Utc)).map_err(|_| out_of_range());
     }
     let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
         ApiError::field(
@@ -155,9 +194,11 @@ fn parse_bound(field: &str, text: &str, end: bool) -> Result<DateTime<Utc>, ApiE
     } else {
         date
     };
-    date.and_hms_opt(0, 0, 0)
+    let t = date
+        .and_hms_opt(0, 0, 0)
         .map(|d| d.and_utc())
-        .ok_or_else(|| ApiError::field(field, "date out of range"))
+        .ok_or_else(|| ApiError::field(field, "date out of range"))?;
+    check_year(t).map_err(|_| out_of_range())
 }
 
 #[derive(Debug, Serialize)]
@@ -201,8 +242,11 @@ pub async fn list(
     {
         return Err(ApiError::field("joined_to", "must be after joined_from"));
     }
-    if p.q.as_ref().is_some_and(|q| q.chars().count() > 200) {
-        return Err(ApiError::field("q", "at most 200 characters"));
+    if let Some(q) = &p.q {
+        check_text("q", q)?;
+    }
+    if let Some(e) = &p.email {
+        check_text("email", e)?;
     }
     let after = p
         .cursor
@@ -231,7 +275,7 @@ pub async fn list(
         Some(last) if more => Some(encode_cursor(&Cursor {
             s: sort,
             d: desc,
-            k: sort.key_of(last),
+            k: key_text(&sort.key_of(last)),
             i: last.id,
         })),
         _ => None,

@@ -12,6 +12,7 @@ mod invitations;
 pub mod members;
 mod orgs;
 pub mod problem;
+pub mod ratelimit;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +43,8 @@ pub struct AppState {
     pub operator_token: Option<Arc<SecretString>>,
     /// Pokes the delivery worker so a new email leaves without waiting for the next poll.
     pub delivery_wake: Arc<Notify>,
+    /// Failed authentications per client address.
+    pub auth_failures: ratelimit::AuthFailures,
 }
 
 impl AppState {

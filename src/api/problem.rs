@@ -24,6 +24,9 @@ pub struct Problem {
     /// The integration that manages the org, for the removal lock.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub integration: Option<String>,
+    /// Sent as the `Retry-After` header.
+    #[serde(skip)]
+    pub retry_after: Option<u64>,
 }
 
 /// An error answer of the admin API.
@@ -40,6 +43,7 @@ impl ApiError {
             code: code.to_owned(),
             errors: Vec::new(),
             integration: None,
+            retry_after: None,
         }))
     }
 
@@ -87,7 +91,12 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status =
             StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let retry_after = self.0.retry_after;
         let mut res = (status, Json(self.0)).into_response();
+        if let Some(secs) = retry_after {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         res.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
@@ -102,8 +111,24 @@ impl IntoResponse for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        tracing::error!(error = %e, "store error");
-        ApiError::internal()
+        match e {
+            StoreError::Unique(_) => ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                "the change conflicts with another one made at the same time; retry",
+            ),
+            StoreError::InvalidData(msg) => {
+                tracing::warn!(error = %msg, "database refused a request value");
+                ApiError::bad_request(
+                    "invalid_value",
+                    format!("a value in the request cannot be stored: {msg}"),
+                )
+            }
+            other => {
+                tracing::error!(error = %other, "store error");
+                ApiError::internal()
+            }
+        }
     }
 }
 

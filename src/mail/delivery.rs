@@ -11,9 +11,11 @@ use super::Mailer;
 use crate::clock::SharedClock;
 use crate::store::{self, Store};
 
-/// How long a claim holds before another worker may take the row.
-const LEASE: Duration = Duration::minutes(5);
-const BATCH: i64 = 20;
+/// A claim holds this long per claimed row before another worker may take the rows: enough for
+/// an SMTP exchange that runs into every timeout, so a slow server does not cause a second
+/// worker to send the same emails while the first is still at it.
+const LEASE_PER_ROW: Duration = Duration::minutes(3);
+const BATCH: i64 = 10;
 
 #[derive(Clone)]
 pub struct Delivery {
@@ -37,7 +39,8 @@ impl Delivery {
         loop {
             let now = self.clock.now();
             let mut tx = self.store.write().await?;
-            let rows = store::outbox::claim_due(&mut tx, now, now + LEASE, BATCH).await?;
+            let lease = now + LEASE_PER_ROW * BATCH as i32;
+            let rows = store::outbox::claim_due(&mut tx, now, lease, BATCH).await?;
             tx.commit().await?;
             if rows.is_empty() {
                 return Ok(sent);
@@ -48,15 +51,24 @@ impl Delivery {
                 let mut tx = self.store.write().await?;
                 match result {
                     Ok(()) => {
-                        store::outbox::mark_sent(&mut tx, row.id, now).await?;
+                        if !store::outbox::mark_sent(&mut tx, row.id, lease, now).await? {
+                            tracing::warn!(email = %row.id, "claim expired before the email was marked sent; another worker may send it again");
+                        }
                         sent += 1;
                     }
                     Err(e) => {
                         let retry = (row.attempts < i64::from(self.max_attempts))
                             .then(|| now + retry_delay(row.attempts));
                         tracing::warn!(email = %row.id, attempts = row.attempts, error = %e, gave_up = retry.is_none(), "email delivery failed");
-                        store::outbox::mark_failed(&mut tx, row.id, &e.to_string(), now, retry)
-                            .await?;
+                        store::outbox::mark_failed(
+                            &mut tx,
+                            row.id,
+                            lease,
+                            &e.to_string(),
+                            now,
+                            retry,
+                        )
+                        .await?;
                     }
                 }
                 tx.commit().await?;

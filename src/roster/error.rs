@@ -51,3 +51,22 @@ impl RosterError {
         }
     }
 }
+
+/// Checks a short label (org name, token name, integration name): trimmed, 1..=`max`
+/// characters, no control characters.
+pub(crate) fn check_label(field: &str, value: &str, max: usize) -> Result<String, RosterError> {
+    let v = value.trim();
+    if v.is_empty() || v.chars().count() > max {
+        return Err(RosterError::invalid(
+            field,
+            format!("must be 1 to {max} characters"),
+        ));
+    }
+    if v.chars().any(char::is_control) {
+        return Err(RosterError::invalid(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(v.to_owned())
+}

@@ -3,7 +3,7 @@
 use uuid::Uuid;
 
 use super::audit::{Actor, record};
-use super::{Result, Roster, RosterError};
+use super::{Result, Roster};
 use crate::domain::{Access, Member};
 use crate::store::invitations::InvitationRow;
 use crate::store::orgs::Org;
@@ -91,6 +91,7 @@ impl Roster {
             last_error: None,
             sent_at: None,
             failed_at: None,
+            cancelled_at: None,
         };
         store::outbox::insert(tx, &row).await?;
         Ok(())
@@ -116,6 +117,7 @@ impl Roster {
             let mut progressed = false;
             for (org_id, member_id) in due {
                 let mut tx = self.store.write().await?;
+                let org = super::members::lock_org(&mut tx, org_id).await?;
                 let Some(before) = store::members::by_id(&mut tx, org_id, member_id, true).await?
                 else {
                     continue;
@@ -127,9 +129,6 @@ impl Roster {
                     tx.rollback().await?;
                     continue;
                 }
-                let org = store::orgs::by_id(&mut tx, org_id)
-                    .await?
-                    .ok_or_else(|| RosterError::NotFound("organization".into()))?;
                 let mut after = before.clone();
                 after.invited_at = Some(now);
                 after.invite_count += 1;

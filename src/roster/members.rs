@@ -134,8 +134,10 @@ fn check_batch(field: &str, n: usize) -> Result<()> {
     Ok(())
 }
 
-pub(crate) async fn org_by_id(tx: &mut Tx, org_id: Uuid) -> Result<Org> {
-    store::orgs::by_id(tx, org_id)
+/// Locks the org for this write transaction (see `store::orgs::lock`); always the first lock a
+/// roster write takes, so locks are taken in one order everywhere.
+pub(crate) async fn lock_org(tx: &mut Tx, org_id: Uuid) -> Result<Org> {
+    store::orgs::lock(tx, org_id)
         .await?
         .ok_or_else(|| RosterError::NotFound("organization".into()))
 }
@@ -209,7 +211,7 @@ impl Roster {
 
         let now = self.clock.now();
         let mut tx = self.store.write().await?;
-        let org = org_by_id(&mut tx, org_id).await?;
+        let org = lock_org(&mut tx, org_id).await?;
         let mut results = Vec::with_capacity(parsed.len());
         for (email, role, given, family, display) in parsed {
             let existing = store::members::by_email(&mut tx, org_id, email.as_str(), true).await?;
@@ -341,7 +343,7 @@ impl Roster {
         check_batch("member_ids", ids.len())?;
         let now = self.clock.now();
         let mut tx = self.store.write().await?;
-        let org = org_by_id(&mut tx, org_id).await?;
+        let org = lock_org(&mut tx, org_id).await?;
         let mut results = Vec::with_capacity(ids.len());
         for &id in ids {
             let Some(before) = store::members::by_id(&mut tx, org_id, id, true).await? else {
@@ -412,7 +414,7 @@ impl Roster {
         check_batch("member_ids", ids.len())?;
         let now = self.clock.now();
         let mut tx = self.store.write().await?;
-        let org = org_by_id(&mut tx, org_id).await?;
+        let org = lock_org(&mut tx, org_id).await?;
         lock_check(&org)?;
         let mut results = Vec::with_capacity(ids.len());
         for &id in ids {
@@ -450,6 +452,7 @@ impl Roster {
             after.updated_at = now;
             store::members::update(&mut tx, &mut after).await?;
             store::invitations::close_for_member(&mut tx, id, now).await?;
+            store::outbox::cancel_for_member(&mut tx, id, now, "cancelled: member removed").await?;
             record(
                 &mut tx,
                 now,
@@ -490,6 +493,7 @@ impl Roster {
         let invitation = store::invitations::by_token_hash(&mut tx, &token::hash(secret))
             .await?
             .ok_or_else(|| RosterError::NotFound("invitation".into()))?;
+        lock_org(&mut tx, invitation.org_id).await?;
         let before = store::members::by_id(&mut tx, invitation.org_id, invitation.member_id, true)
             .await?
             .ok_or_else(|| RosterError::NotFound("invitation".into()))?;
@@ -529,6 +533,8 @@ impl Roster {
         after.updated_at = now;
         store::members::update(&mut tx, &mut after).await?;
         store::invitations::close_for_member(&mut tx, after.id, now).await?;
+        store::outbox::cancel_for_member(&mut tx, after.id, now, "cancelled: invitation accepted")
+            .await?;
         record(
             &mut tx,
             now,
@@ -550,6 +556,7 @@ impl Roster {
     pub async fn record_activity(&self, org_id: Uuid, actor: &Actor, id: Uuid) -> Result<Member> {
         let now = self.clock.now();
         let mut tx = self.store.write().await?;
+        lock_org(&mut tx, org_id).await?;
         let before = store::members::by_id(&mut tx, org_id, id, true)
             .await?
             .ok_or_else(|| RosterError::NotFound("member".into()))?;
@@ -610,6 +617,7 @@ impl Roster {
         }
         let now = self.clock.now();
         let mut tx = self.store.write().await?;
+        lock_org(&mut tx, org_id).await?;
         let before = store::members::by_id(&mut tx, org_id, id, true)
             .await?
             .ok_or_else(|| RosterError::NotFound("member".into()))?;
@@ -664,6 +672,7 @@ impl Roster {
     ) -> Result<(Member, Option<Member>)> {
         let now = self.clock.now();
         let mut tx = self.store.write().await?;
+        lock_org(&mut tx, org_id).await?;
         let target = store::members::by_id(&mut tx, org_id, to, true)
             .await?
             .ok_or_else(|| RosterError::NotFound("member".into()))?;

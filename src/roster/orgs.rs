@@ -20,10 +20,7 @@ impl Roster {
         owner_email: Option<&str>,
     ) -> Result<Org> {
         let slug = Slug::parse(slug).map_err(|e| RosterError::invalid("slug", e.to_string()))?;
-        let name = name.trim();
-        if name.is_empty() || name.chars().count() > 200 {
-            return Err(RosterError::invalid("name", "must be 1 to 200 characters"));
-        }
+        let name = super::error::check_label("name", name, 200)?;
         let owner = owner_email
             .map(|e| {
                 Email::parse(e).map_err(|err| RosterError::invalid("owner_email", err.to_string()))
@@ -33,7 +30,7 @@ impl Roster {
         let org = Org {
             id: Uuid::now_v7(),
             slug: slug.as_str().to_owned(),
-            name: name.to_owned(),
+            name,
             managed_by: None,
             created_at: now,
             updated_at: now,
@@ -92,21 +89,16 @@ impl Roster {
     ) -> Result<Org> {
         let now = self.clock.now();
         let mut tx = self.store.write().await?;
-        let before = super::members::org_by_id(&mut tx, org_id).await?;
+        let before = super::members::lock_org(&mut tx, org_id).await?;
         let mut after = before.clone();
         if let Some(name) = name {
-            let name = name.trim();
-            if name.is_empty() || name.chars().count() > 200 {
-                return Err(RosterError::invalid("name", "must be 1 to 200 characters"));
-            }
-            after.name = name.to_owned();
+            after.name = super::error::check_label("name", name, 200)?;
         }
         if let Some(managed) = managed_by {
-            let managed = managed.map(str::trim).filter(|m| !m.is_empty());
-            if managed.is_some_and(|m| m.chars().count() > 200) {
-                return Err(RosterError::invalid("managed_by", "at most 200 characters"));
-            }
-            after.managed_by = managed.map(str::to_owned);
+            after.managed_by = match managed.map(str::trim).filter(|m| !m.is_empty()) {
+                Some(m) => Some(super::error::check_label("managed_by", m, 200)?),
+                None => None,
+            };
         }
         if after == before {
             tx.rollback().await?;

@@ -45,27 +45,24 @@ impl Roster {
         kind: TokenKind,
         name: Option<&str>,
     ) -> Result<CreatedToken> {
-        let name = name
-            .map(str::trim)
-            .filter(|n| !n.is_empty())
-            .unwrap_or(kind.as_str());
-        if name.chars().count() > 200 {
-            return Err(RosterError::invalid("name", "at most 200 characters"));
-        }
+        let name = match name.map(str::trim).filter(|n| !n.is_empty()) {
+            Some(n) => super::error::check_label("name", n, 200)?,
+            None => kind.as_str().to_owned(),
+        };
         let now = self.clock.now();
         let new = token::generate();
         let row = TokenRow {
             id: new.id,
             org_id: Some(org_id),
             kind: kind.as_str().to_owned(),
-            name: name.to_owned(),
+            name,
             secret_hash: new.secret_hash,
             created_at: now,
             last_used_at: None,
             revoked_at: None,
         };
         let mut tx = self.store.write().await?;
-        super::members::org_by_id(&mut tx, org_id).await?;
+        super::members::lock_org(&mut tx, org_id).await?;
         store::tokens::insert(&mut tx, &row).await?;
         record(
             &mut tx,
@@ -125,6 +122,26 @@ impl Roster {
         let mut tx = self.store.read().await?;
         let row = store::tokens::by_id(&mut tx, id).await?;
         tx.rollback().await?;
-        Ok(row.filter(|r| r.revoked_at.is_none() && token::verify(secret, &r.secret_hash)))
+        let row = row.filter(|r| r.revoked_at.is_none() && token::verify(secret, &r.secret_hash));
+        if let Some(r) = &row {
+            // Note the use, at most once a minute per token, without delaying the request.
+            let now = self.clock.now();
+            if r.last_used_at
+                .is_none_or(|t| now - t >= chrono::Duration::minutes(1))
+            {
+                let (store, id) = (self.store.clone(), r.id);
+                tokio::spawn(async move {
+                    let touched = async {
+                        let mut tx = store.write().await?;
+                        store::tokens::touch(&mut tx, id, now).await?;
+                        tx.commit().await
+                    };
+                    if let Err(e) = touched.await {
+                        tracing::debug!(error = %e, "could not record token use");
+                    }
+                });
+            }
+        }
+        Ok(row)
     }
 }

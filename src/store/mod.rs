@@ -27,6 +27,10 @@ use sqlx::{PgPool, SqlitePool};
 pub enum StoreError {
     #[error("unique constraint violated: {0}")]
     Unique(String),
+    /// The database refused a value (PostgreSQL SQLSTATE class 22: a NUL byte in text, a date
+    /// out of range, …). Input validation should catch these first; this is the safety net.
+    #[error("the database refused a value: {0}")]
+    InvalidData(String),
     #[error("database error: {0}")]
     Db(#[source] sqlx::Error),
     #[error("migration failed: {0}")]
@@ -43,6 +47,11 @@ impl From<sqlx::Error> for StoreError {
             && db.is_unique_violation()
         {
             return StoreError::Unique(db.message().to_owned());
+        }
+        if let sqlx::Error::Database(db) = &e
+            && db.code().is_some_and(|c| c.starts_with("22"))
+        {
+            return StoreError::InvalidData(db.message().to_owned());
         }
         StoreError::Db(e)
     }
@@ -233,8 +242,29 @@ impl Tx {
     }
 }
 
-/// A URL with any password replaced, safe to print.
+/// A URL with any password replaced (in the user info or a `password=` parameter), safe to print.
 pub fn redact_url(url: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let base = redact_userinfo(base);
+    match query {
+        None => base,
+        Some(q) => {
+            let params: Vec<String> = q
+                .split('&')
+                .map(|p| match p.split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                    _ => p.to_owned(),
+                })
+                .collect();
+            format!("{base}?{}", params.join("&"))
+        }
+    }
+}
+
+fn redact_userinfo(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
             let userinfo = &url[scheme_end + 3..at];
@@ -287,6 +317,10 @@ mod tests {
             "postgres://u:***@h/db"
         );
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(
+            redact_url("postgres://h/db?sslmode=require&password=hunter2"),
+            "postgres://h/db?sslmode=require&password=***"
+        );
     }
 
     #[test]

@@ -44,6 +44,19 @@ pub async fn by_id(tx: &mut Tx, id: Uuid) -> Result<Option<Org>> {
     Ok(on_tx!(tx, c => sqlx::query_as::<_, Org>(sql).bind(id).fetch_optional(&mut *c).await)?)
 }
 
+/// Reads an org and, on PostgreSQL, locks its row until the transaction ends. Every write to an
+/// org's roster takes this lock first, so writes within one org are serialized (as SQLite's
+/// single writer does for the whole file): no lost updates, no deadlocks between bulk requests,
+/// no race between two adds of the same email.
+pub async fn lock(tx: &mut Tx, id: Uuid) -> Result<Option<Org>> {
+    let suffix = match tx.backend() {
+        super::Backend::Postgres => " FOR UPDATE",
+        super::Backend::Sqlite => "",
+    };
+    let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM orgs WHERE id = $1{suffix}"));
+    Ok(on_tx!(tx, c => sqlx::query_as::<_, Org>(sql).bind(id).fetch_optional(&mut *c).await)?)
+}
+
 pub async fn list(tx: &mut Tx) -> Result<Vec<Org>> {
     let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM orgs ORDER BY slug"));
     Ok(on_tx!(tx, c => sqlx::query_as::<_, Org>(sql).fetch_all(&mut *c).await)?)

@@ -28,10 +28,11 @@ pub struct OutboxRow {
     pub last_error: Option<String>,
     pub sent_at: Option<DateTime<Utc>>,
     pub failed_at: Option<DateTime<Utc>>,
+    pub cancelled_at: Option<DateTime<Utc>>,
 }
 
 const COLUMNS: &str = "id, org_id, member_id, kind, idempotency_key, to_address, subject, body, \
-    created_at, available_at, attempts, claimed_until, last_error, sent_at, failed_at";
+    created_at, available_at, attempts, claimed_until, last_error, sent_at, failed_at, cancelled_at";
 
 pub async fn insert(tx: &mut Tx, row: &OutboxRow) -> Result<()> {
     on_tx!(tx, c => sqlx::query(
@@ -68,7 +69,8 @@ pub async fn claim_due(
         "UPDATE outbox SET claimed_until = $2, attempts = attempts + 1
          WHERE id IN (
             SELECT id FROM outbox
-            WHERE sent_at IS NULL AND failed_at IS NULL AND available_at <= $1
+            WHERE sent_at IS NULL AND failed_at IS NULL AND cancelled_at IS NULL
+              AND available_at <= $1
               AND (claimed_until IS NULL OR claimed_until <= $1)
             ORDER BY available_at LIMIT $3{skip_locked})
          RETURNING {COLUMNS}"
@@ -77,17 +79,26 @@ pub async fn claim_due(
         .bind(now).bind(lease_until).bind(limit).fetch_all(&mut *c).await)?)
 }
 
-pub async fn mark_sent(tx: &mut Tx, id: Uuid, at: DateTime<Utc>) -> Result<()> {
-    on_tx!(tx, c => sqlx::query(
-        "UPDATE outbox SET sent_at = $2, claimed_until = NULL, last_error = NULL WHERE id = $1")
-        .bind(id).bind(at).execute(&mut *c).await.map(|r| r.rows_affected()))?;
-    Ok(())
+/// Marks a claimed email sent; a no-op (false) if the claim `lease` was lost meanwhile.
+pub async fn mark_sent(
+    tx: &mut Tx,
+    id: Uuid,
+    lease: DateTime<Utc>,
+    at: DateTime<Utc>,
+) -> Result<bool> {
+    let n = on_tx!(tx, c => sqlx::query(
+        "UPDATE outbox SET sent_at = $2, claimed_until = NULL, last_error = NULL
+         WHERE id = $1 AND claimed_until = $3")
+        .bind(id).bind(at).bind(lease).execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    Ok(n == 1)
 }
 
 /// Records a failed attempt: retried at `retry_at`, or given up when `retry_at` is `None`.
+/// A no-op if the claim `lease` was lost meanwhile.
 pub async fn mark_failed(
     tx: &mut Tx,
     id: Uuid,
+    lease: DateTime<Utc>,
     error: &str,
     now: DateTime<Utc>,
     retry_at: Option<DateTime<Utc>>,
@@ -96,9 +107,23 @@ pub async fn mark_failed(
         "UPDATE outbox SET last_error = $2, claimed_until = NULL,
             available_at = COALESCE($3, available_at),
             failed_at = CASE WHEN $3 IS NULL THEN $4 ELSE NULL END
-         WHERE id = $1")
-        .bind(id).bind(error).bind(retry_at).bind(now).execute(&mut *c).await.map(|r| r.rows_affected()))?;
+         WHERE id = $1 AND claimed_until = $5")
+        .bind(id).bind(error).bind(retry_at).bind(now).bind(lease).execute(&mut *c).await.map(|r| r.rows_affected()))?;
     Ok(())
+}
+
+/// Cancels a member's emails that have not gone out yet (after removal or enrolment). An email
+/// already claimed by a worker may still be delivered (at least once).
+pub async fn cancel_for_member(
+    tx: &mut Tx,
+    member_id: Uuid,
+    at: DateTime<Utc>,
+    reason: &str,
+) -> Result<u64> {
+    Ok(on_tx!(tx, c => sqlx::query(
+        "UPDATE outbox SET cancelled_at = $2, last_error = $3
+         WHERE member_id = $1 AND sent_at IS NULL AND failed_at IS NULL AND cancelled_at IS NULL")
+        .bind(member_id).bind(at).bind(reason).execute(&mut *c).await.map(|r| r.rows_affected()))?)
 }
 
 /// Emails of one org, newest first (for tests and the operator).

@@ -216,3 +216,108 @@ async fn bad_org_creation_is_refused() {
     let r = app.get("/api/v1/orgs", OPERATOR).await;
     assert_eq!(r.body["items"].as_array().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn control_characters_and_absurd_dates_are_refused_not_stored() {
+    let app = spawn_app().await;
+    let admin = app.org_with_admin("acme").await;
+    let before = app.snapshot("acme").await;
+    for path in [
+        "/api/v1/orgs/acme/members?q=%00",
+        "/api/v1/orgs/acme/members?email=a%00b",
+        "/api/v1/orgs/acme/members?joined_from=-200000-01-01",
+        "/api/v1/orgs/acme/members?joined_to=%2B275760-09-13T00:00:00Z",
+    ] {
+        assert_problem(&app.get(path, &admin).await, 400);
+    }
+    assert_problem(&app.get("/api/v1/orgs/%00/members", OPERATOR).await, 404);
+    // Cursors crafted with a NUL text key or a time outside years 1..9999.
+    use base64::Engine;
+    let enc = |v: serde_json::Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    };
+    let nul = enc(json!({"s": "name", "d": false, "k": "a\u{0}b", "i": uuid::Uuid::nil()}));
+    let far = enc(
+        json!({"s": "added", "d": true, "k": "-200000-01-01T00:00:00Z", "i": uuid::Uuid::nil()}),
+    );
+    assert_problem(
+        &app.get(
+            &format!("/api/v1/orgs/acme/members?sort=name&cursor={nul}"),
+            &admin,
+        )
+        .await,
+        400,
+    );
+    assert_problem(
+        &app.get(&format!("/api/v1/orgs/acme/members?cursor={far}"), &admin)
+            .await,
+        400,
+    );
+    for (method, path, body) in [
+        (
+            reqwest::Method::PATCH,
+            "/api/v1/orgs/acme",
+            json!({"name": "a\u{0}b"}),
+        ),
+        (
+            reqwest::Method::PATCH,
+            "/api/v1/orgs/acme",
+            json!({"managed_by": "Okta\u{0}"}),
+        ),
+        (
+            reqwest::Method::POST,
+            "/api/v1/orgs/acme/tokens",
+            json!({"kind": "admin", "name": "x\u{0}"}),
+        ),
+        (
+            reqwest::Method::POST,
+            "/api/v1/orgs/acme/members",
+            json!({"members": [{"email": "a@acme.example", "given_name": "A\u{0}"}]}),
+        ),
+    ] {
+        let token = if path == "/api/v1/orgs/acme" {
+            OPERATOR
+        } else {
+            admin.as_str()
+        };
+        assert_problem(&app.call(method, path, Some(token), Some(body)).await, 422);
+    }
+    assert_problem(
+        &app.post(
+            "/api/v1/orgs",
+            OPERATOR,
+            json!({"slug": "x", "name": "\u{0}"}),
+        )
+        .await,
+        422,
+    );
+    assert_eq!(app.snapshot("acme").await, before);
+}
+
+#[tokio::test]
+async fn repeated_failed_authentication_is_rate_limited() {
+    let app = spawn_with(Mail::Log, |c| c.server.auth_failures_per_minute = 3).await;
+    let admin = app.org_with_admin("acme").await;
+    for _ in 0..3 {
+        assert_problem(&app.get("/api/v1/orgs/acme/members", "wrong").await, 401);
+    }
+    let r = app.get("/api/v1/orgs/acme/members", "wrong").await;
+    assert_problem(&r, 429);
+    let wait: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    // Guessing invitation links counts too.
+    let r = app
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/invitations/accept",
+            None,
+            Some(json!({"token": "guess"})),
+        )
+        .await;
+    assert_problem(&r, 429);
+    // A valid token is never limited.
+    assert_eq!(
+        app.get("/api/v1/orgs/acme/members", &admin).await.status,
+        200
+    );
+}

@@ -80,7 +80,10 @@ async fn reminders_stop_once_removed() {
     let admin = app.org_with_admin("acme").await;
     let ids = app.add("acme", &admin, &["x@acme.example"]).await;
     app.clock.advance(Duration::days(7));
-    wait_for(10, "first reminder", || async { emails_to(&app, "x@acme.example").await.len() == 2 }).await;
+    wait_for(10, "first reminder", || async {
+        emails_to(&app, "x@acme.example").await.len() == 2
+    })
+    .await;
     app.post(
         "/api/v1/orgs/acme/members/remove",
         &admin,

@@ -7,6 +7,7 @@ mod audit;
 mod auth;
 mod bad_input;
 mod cli;
+mod concurrency;
 mod export;
 mod health;
 mod helpers;

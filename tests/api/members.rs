@@ -165,7 +165,8 @@ async fn the_access_state_machine() {
 
 #[tokio::test]
 async fn expired_invitation_links_are_refused() {
-    let app = spawn_app().await;
+    // No reminders: each would carry a fresh link.
+    let app = spawn_with(Mail::Log, |c| c.invitations.reminders = 0).await;
     let admin = app.org_with_admin("acme").await;
     app.add("acme", &admin, &["late@acme.example"]).await;
     app.clock.advance(Duration::days(31));
@@ -248,7 +249,8 @@ async fn resend_only_emails_invited_members() {
 
 #[tokio::test]
 async fn list_views_filters_search_and_sorting() {
-    let app = spawn_app().await;
+    // No reminders: they would move activity dates while the clock jumps.
+    let app = spawn_with(Mail::Log, |c| c.invitations.reminders = 0).await;
     let admin = app.org_with_admin("acme").await;
     let r = app
         .post(
@@ -450,4 +452,50 @@ async fn role_and_name_changes() {
         .await;
     assert_problem(&r, 422);
     assert_eq!(r.body["errors"][0]["field"], "role");
+}
+
+#[tokio::test]
+async fn names_that_look_like_dates_page_by_name() {
+    let app = spawn_app().await;
+    let admin = app.org_with_admin("acme").await;
+    let members: Vec<Value> = [
+        "2026-01-01T00:00:00Z",
+        "2026-01-02 00:00:00+00:00",
+        "1999-12-31",
+        "plain",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, n)| json!({"email": format!("d{i}@acme.example"), "display_name": n}))
+    .collect();
+    app.post(
+        "/api/v1/orgs/acme/members",
+        &admin,
+        json!({"members": members}),
+    )
+    .await;
+    let mut seen = 0;
+    let mut path = "/api/v1/orgs/acme/members?sort=name&limit=1".to_owned();
+    loop {
+        let r = app.get(&path, &admin).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        seen += r.body["items"].as_array().unwrap().len();
+        match r.body["next_cursor"].as_str() {
+            Some(c) => path = format!("/api/v1/orgs/acme/members?sort=name&limit=1&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, 5);
+}
+
+#[tokio::test]
+async fn token_use_is_recorded() {
+    let app = spawn_app().await;
+    let admin = app.org_with_admin("acme").await;
+    app.get("/api/v1/orgs/acme/members", &admin).await;
+    wait_for(10, "last_used_at", || async {
+        let r = app.get("/api/v1/orgs/acme/tokens", OPERATOR).await;
+        !r.body["items"][0]["last_used_at"].is_null()
+    })
+    .await;
 }

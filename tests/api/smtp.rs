@@ -218,3 +218,48 @@ async fn a_refused_delivery_is_retried_with_backoff() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn removal_cancels_emails_not_yet_sent() {
+    // Nothing listens on this port: every delivery fails and is retried later.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let app = spawn_with(Mail::Smtp(port), |_| {}).await;
+    let admin = app.org_with_admin("acme").await;
+    let ids = app.add("acme", &admin, &["bye@acme.example"]).await;
+    wait_for(10, "a failed attempt", || async {
+        app.outbox("acme")
+            .await
+            .iter()
+            .any(|r| r.to_address == "bye@acme.example" && r.attempts >= 1)
+    })
+    .await;
+    app.post(
+        "/api/v1/orgs/acme/members/remove",
+        &admin,
+        serde_json::json!({"member_ids": ids}),
+    )
+    .await;
+    let row = app
+        .outbox("acme")
+        .await
+        .into_iter()
+        .find(|r| r.to_address == "bye@acme.example")
+        .unwrap();
+    assert!(row.cancelled_at.is_some(), "{row:?}");
+    let attempts = row.attempts;
+    app.clock.advance(Duration::hours(3));
+    app.delivery.run_once().await.unwrap();
+    let row = app
+        .outbox("acme")
+        .await
+        .into_iter()
+        .find(|r| r.to_address == "bye@acme.example")
+        .unwrap();
+    assert_eq!(
+        row.attempts, attempts,
+        "a cancelled email is not tried again"
+    );
+    assert!(row.sent_at.is_none());
+}
