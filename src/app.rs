@@ -53,6 +53,7 @@ impl App {
     pub async fn build(config: Config, options: AppOptions) -> Result<App, AppError> {
         let store = Store::connect(&config.database.url, config.database.max_connections).await?;
         store.migrate().await?;
+        store.optimize().await?;
         Self::build_with_store(config, store, options).await
     }
 
@@ -197,12 +198,21 @@ fn spawn_workers(
     }
     {
         let limiter = state.auth_failures.clone();
+        let store = state.roster.store.clone();
         let mut stop = stop.clone();
         handles.push(tokio::spawn(async move {
+            let mut minutes = 0u64;
             loop {
                 tokio::select! {
                     _ = stop.wait_for(|s| *s) => break,
-                    _ = tokio::time::sleep(Duration::from_secs(60)) => limiter.tidy(),
+                    _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+                }
+                limiter.tidy();
+                minutes += 1;
+                if minutes % (6 * 60) == 0
+                    && let Err(e) = store.optimize().await
+                {
+                    tracing::warn!(error = %e, "refreshing planner statistics failed");
                 }
             }
         }));

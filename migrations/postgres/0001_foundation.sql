@@ -21,6 +21,8 @@ CREATE TABLE members (
     email_key       TEXT NOT NULL,
     login_email     TEXT,
     login_key       TEXT,
+    -- name_key, email_key and login_key joined by newlines: what the admin search looks in.
+    search_key      TEXT NOT NULL,
     role            TEXT NOT NULL CHECK (role IN ('owner', 'admin', 'member')),
     access          TEXT NOT NULL CHECK (access IN ('invited', 'enrolled', 'removed')),
     added_at        TIMESTAMPTZ NOT NULL,
@@ -39,7 +41,12 @@ CREATE INDEX members_org_email_id ON members (org_id, email_key, id);
 CREATE INDEX members_org_added ON members (org_id, added_at, id);
 CREATE INDEX members_org_name ON members (org_id, name_key, id);
 CREATE INDEX members_org_activity ON members (org_id, activity_at, id);
+CREATE INDEX members_org_role_access ON members (org_id, role, access);
+CREATE INDEX members_org_access ON members (org_id, access);
 CREATE INDEX members_reminders ON members (access, invited_at) WHERE access = 'invited';
+-- Substring search (`LIKE '%term%'`) served by trigrams.
+CREATE EXTENSION IF NOT EXISTS pg_trgm;
+CREATE INDEX members_search ON members USING gin (search_key gin_trgm_ops);
 CREATE UNIQUE INDEX members_one_owner ON members (org_id) WHERE role = 'owner';
 
 CREATE TABLE member_links (

@@ -21,6 +21,8 @@ CREATE TABLE members (
     email_key       TEXT NOT NULL,
     login_email     TEXT,
     login_key       TEXT,
+    -- name_key, email_key and login_key joined by newlines: what the admin search looks in.
+    search_key      TEXT NOT NULL,
     role            TEXT NOT NULL CHECK (role IN ('owner', 'admin', 'member')),
     access          TEXT NOT NULL CHECK (access IN ('invited', 'enrolled', 'removed')),
     added_at        TEXT NOT NULL,
@@ -39,8 +41,29 @@ CREATE INDEX members_org_email_id ON members (org_id, email_key, id);
 CREATE INDEX members_org_added ON members (org_id, added_at, id);
 CREATE INDEX members_org_name ON members (org_id, name_key, id);
 CREATE INDEX members_org_activity ON members (org_id, activity_at, id);
+CREATE INDEX members_org_role_access ON members (org_id, role, access);
+CREATE INDEX members_org_access ON members (org_id, access);
 CREATE INDEX members_reminders ON members (access, invited_at) WHERE access = 'invited';
 CREATE UNIQUE INDEX members_one_owner ON members (org_id) WHERE role = 'owner';
+
+-- Substring search (`LIKE '%term%'`, terms of 3+ characters) served by a trigram index that
+-- mirrors members.search_key.
+CREATE VIRTUAL TABLE members_search USING fts5(
+    search_key, content='members', content_rowid='rowid', tokenize='trigram'
+);
+CREATE TRIGGER members_search_ai AFTER INSERT ON members BEGIN
+    INSERT INTO members_search (rowid, search_key) VALUES (new.rowid, new.search_key);
+END;
+CREATE TRIGGER members_search_ad AFTER DELETE ON members BEGIN
+    INSERT INTO members_search (members_search, rowid, search_key)
+    VALUES ('delete', old.rowid, old.search_key);
+END;
+CREATE TRIGGER members_search_au AFTER UPDATE OF search_key ON members
+WHEN old.search_key IS NOT new.search_key BEGIN
+    INSERT INTO members_search (members_search, rowid, search_key)
+    VALUES ('delete', old.rowid, old.search_key);
+    INSERT INTO members_search (rowid, search_key) VALUES (new.rowid, new.search_key);
+END;
 
 CREATE TABLE member_links (
     org_id       BLOB NOT NULL REFERENCES orgs(id),

@@ -245,6 +245,18 @@ impl Member {
     pub fn name_key(&self) -> String {
         self.name().to_lowercase()
     }
+
+    /// What the admin search looks in: name, member email and login email, lowercased.
+    pub fn search_key(&self) -> String {
+        let mut k = self.name_key();
+        k.push('\n');
+        k.push_str(&self.member_email.to_lowercase());
+        if let Some(l) = &self.login_email {
+            k.push('\n');
+            k.push_str(&l.to_lowercase());
+        }
+        k
+    }
 }
 
 /// The display form of a name from its parts, if there is any.

@@ -131,13 +131,20 @@ pub async fn list(tx: &mut Tx, q: &MemberQuery) -> Result<Vec<Member>> {
         sql.push_str(&format!(" AND email_key = {p}"));
     }
     if let Some(search) = q.search.as_deref().filter(|s| !s.is_empty()) {
-        let p = next(
-            &mut binds,
-            Bind::Text(like_contains(&search.to_lowercase())),
-        );
-        sql.push_str(&format!(
-            " AND (name_key LIKE {p} ESCAPE '\\' OR email_key LIKE {p} ESCAPE '\\' OR login_key LIKE {p} ESCAPE '\\')"
-        ));
+        let term = search.to_lowercase();
+        let p = next(&mut binds, Bind::Text(like_contains(&term)));
+        // Terms of three characters or more use the trigram index (FTS5 on SQLite, pg_trgm on
+        // PostgreSQL); shorter ones scan.
+        // (FTS5 serves LIKE only without an ESCAPE clause, so terms holding `%`, `_` or `\`
+        // take the scan.)
+        let plain = !term.contains(['%', '_', '\\']);
+        if plain && term.chars().count() >= 3 && tx.backend() == Backend::Sqlite {
+            sql.push_str(&format!(
+                " AND rowid IN (SELECT rowid FROM members_search WHERE search_key LIKE {p})"
+            ));
+        } else {
+            sql.push_str(&format!(" AND search_key LIKE {p} ESCAPE '\\'"));
+        }
     }
     let col = q.sort.column();
     let (cmp, dir) = if q.descending {
@@ -242,9 +249,9 @@ pub async fn insert(tx: &mut Tx, m: &mut Member) -> Result<()> {
         "INSERT INTO members (id, org_id, given_name, family_name, display_name, name_key,
             member_email, email_key, login_email, login_key, role, access, added_at, invited_at,
             invite_count, reminders_sent, enrolled_at, last_active_at, removed_at, activity_at,
-            ever_enrolled, updated_at)
+            ever_enrolled, updated_at, search_key)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-            $19, $20, $21, $22)")
+            $19, $20, $21, $22, $23)")
         .bind(m.id)
         .bind(m.org_id)
         .bind(&m.given_name)
@@ -267,6 +274,7 @@ pub async fn insert(tx: &mut Tx, m: &mut Member) -> Result<()> {
         .bind(m.computed_activity_at())
         .bind(m.ever_enrolled)
         .bind(m.updated_at)
+        .bind(m.search_key())
         .execute(&mut *c)
         .await.map(|r| r.rows_affected()))?;
     Ok(())
@@ -281,7 +289,7 @@ pub async fn update(tx: &mut Tx, m: &mut Member) -> Result<()> {
             member_email = $7, email_key = $8, login_email = $9, login_key = $10, role = $11,
             access = $12, invited_at = $13, invite_count = $14, reminders_sent = $15,
             enrolled_at = $16, last_active_at = $17, removed_at = $18, activity_at = $19,
-            ever_enrolled = $20, updated_at = $21
+            ever_enrolled = $20, updated_at = $21, search_key = $22
          WHERE org_id = $1 AND id = $2")
         .bind(m.org_id)
         .bind(m.id)
@@ -304,6 +312,7 @@ pub async fn update(tx: &mut Tx, m: &mut Member) -> Result<()> {
         .bind(m.computed_activity_at())
         .bind(m.ever_enrolled)
         .bind(m.updated_at)
+        .bind(m.search_key())
         .execute(&mut *c)
         .await.map(|r| r.rows_affected()))?;
     Ok(())

@@ -183,6 +183,15 @@ impl Store {
         Ok(())
     }
 
+    /// Refreshes the query planner's statistics. SQLite only gathers them when asked, so this
+    /// runs at start and then every few hours; PostgreSQL's autovacuum does it by itself.
+    pub async fn optimize(&self) -> Result<()> {
+        if let Store::Sqlite { write, .. } = self {
+            sqlx::query("PRAGMA optimize=0x10002").execute(write).await?;
+        }
+        Ok(())
+    }
+
     /// Starts a transaction that may write.
     pub async fn write(&self) -> Result<Tx> {
         Ok(match self {
