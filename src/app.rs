@@ -209,7 +209,7 @@ fn spawn_workers(
                 }
                 limiter.tidy();
                 minutes += 1;
-                if minutes % (6 * 60) == 0
+                if minutes.is_multiple_of(6 * 60)
                     && let Err(e) = store.optimize().await
                 {
                     tracing::warn!(error = %e, "refreshing planner statistics failed");

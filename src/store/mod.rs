@@ -187,7 +187,9 @@ impl Store {
     /// runs at start and then every few hours; PostgreSQL's autovacuum does it by itself.
     pub async fn optimize(&self) -> Result<()> {
         if let Store::Sqlite { write, .. } = self {
-            sqlx::query("PRAGMA optimize=0x10002").execute(write).await?;
+            sqlx::query("PRAGMA optimize=0x10002")
+                .execute(write)
+                .await?;
         }
         Ok(())
     }
