@@ -97,6 +97,11 @@ async fn seed(store: &Store, org_id: Uuid, n: usize, offset: usize) {
             activity_at: added,
             ever_enrolled: access != Access::Invited,
             updated_at: added,
+            user_name: format!("person{i}@example.com"),
+            external_id: None,
+            scim_data: None,
+            version: 1,
+            scim_deleted: false,
         };
         store::members::insert(&mut tx, &mut m).await.unwrap();
         if (i + 1) % 5000 == 0 {

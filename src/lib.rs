@@ -11,6 +11,7 @@ pub mod config;
 pub mod domain;
 pub mod mail;
 pub mod roster;
+pub mod scim;
 pub mod secret;
 pub mod store;
 pub mod telemetry;

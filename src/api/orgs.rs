@@ -84,6 +84,9 @@ pub struct PatchOrg {
     /// The integration that manages membership; `null` makes the org manual again.
     #[serde(default, deserialize_with = "double_option")]
     pub managed_by: Option<Option<String>>,
+    /// What members created over SCIM start as: `invite`, `invite_silently` or `enroll`.
+    #[serde(default)]
+    pub scim_new_members: Option<String>,
 }
 
 pub async fn patch(
@@ -103,6 +106,7 @@ pub async fn patch(
             org.id,
             body.name.as_deref(),
             body.managed_by.as_ref().map(|m| m.as_deref()),
+            body.scim_new_members.as_deref(),
         )
         .await?;
     Ok(axum::Json(org))

@@ -155,6 +155,9 @@ impl From<RosterError> for ApiError {
                 api
             }
             RosterError::Gone(msg) => ApiError::new(StatusCode::GONE, "gone", msg),
+            RosterError::Precondition(msg) => {
+                ApiError::new(StatusCode::PRECONDITION_FAILED, "precondition_failed", msg)
+            }
             RosterError::Store(s) => s.into(),
         }
     }

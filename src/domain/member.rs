@@ -179,6 +179,17 @@ pub struct Member {
     pub activity_at: DateTime<Utc>,
     pub ever_enrolled: bool,
     pub updated_at: DateTime<Utc>,
+    /// The SCIM userName (the member email for members added by hand).
+    pub user_name: String,
+    /// The SCIM externalId, as the identity provider set it.
+    pub external_id: Option<String>,
+    /// The SCIM resource as the identity provider last wrote it (JSON), for the attributes
+    /// rosterd keeps but does not interpret.
+    pub scim_data: Option<String>,
+    /// Bumped on every change: the SCIM ETag.
+    pub version: i64,
+    /// Deleted over SCIM: removed, and answered 404 on the SCIM side from then on.
+    pub scim_deleted: bool,
 }
 
 /// The "activity" column admins see.

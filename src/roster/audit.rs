@@ -20,6 +20,8 @@ pub enum Actor {
     System,
     /// The invited person, through their invitation link.
     Invitee { member_id: Uuid },
+    /// An identity provider over SCIM, by its token.
+    ScimClient { id: Uuid, name: String },
 }
 
 impl Actor {
@@ -33,6 +35,11 @@ impl Actor {
             ),
             Actor::Cli => ("cli", None, "command line".into()),
             Actor::System => ("system", None, "rosterd".into()),
+            Actor::ScimClient { id, name } => (
+                "scim_client",
+                Some(id.to_string()),
+                format!("SCIM client {name}"),
+            ),
             Actor::Invitee { member_id } => (
                 "invitee",
                 Some(member_id.to_string()),

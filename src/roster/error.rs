@@ -35,6 +35,9 @@ pub enum RosterError {
     Locked { integration: String },
     #[error("{0}")]
     Gone(String),
+    /// The caller's version (ETag) is not the current one.
+    #[error("{0}")]
+    Precondition(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

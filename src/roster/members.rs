@@ -315,6 +315,11 @@ impl Roster {
             activity_at: now,
             ever_enrolled: false,
             updated_at: now,
+            user_name: email.as_str().to_owned(),
+            external_id: None,
+            scim_data: None,
+            version: 1,
+            scim_deleted: false,
         };
         store::members::insert(tx, &mut m).await?;
         self.queue_invitation(tx, org, &m, InviteKind::Invite)

@@ -11,6 +11,7 @@ pub mod export;
 mod invites;
 mod members;
 mod orgs;
+mod provisioning;
 mod tokens;
 
 use std::sync::Arc;
@@ -25,6 +26,7 @@ pub use members::{
     AddOutcome, AddResult, MemberPatch, NewMember, RemoveOutcome, RemoveResult, ResendOutcome,
     ResendResult,
 };
+pub use provisioning::{ProvisionedGroup, ProvisionedUser, SCIM_SOURCE};
 pub use tokens::{CreatedToken, TokenKind};
 
 /// Invitation settings taken from the config.

@@ -32,6 +32,7 @@ impl Roster {
             slug: slug.as_str().to_owned(),
             name,
             managed_by: None,
+            scim_new_members: "invite".into(),
             created_at: now,
             updated_at: now,
         };
@@ -86,6 +87,7 @@ impl Roster {
         org_id: Uuid,
         name: Option<&str>,
         managed_by: Option<Option<&str>>,
+        scim_new_members: Option<&str>,
     ) -> Result<Org> {
         let now = self.clock.now();
         let mut tx = self.store.write().await?;
@@ -99,6 +101,15 @@ impl Roster {
                 Some(m) => Some(super::error::check_label("managed_by", m, 200)?),
                 None => None,
             };
+        }
+        if let Some(mode) = scim_new_members {
+            if !["invite", "invite_silently", "enroll"].contains(&mode) {
+                return Err(RosterError::invalid(
+                    "scim_new_members",
+                    "must be invite, invite_silently or enroll",
+                ));
+            }
+            after.scim_new_members = mode.to_owned();
         }
         if after == before {
             tx.rollback().await?;

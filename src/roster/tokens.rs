@@ -62,8 +62,30 @@ impl Roster {
             revoked_at: None,
         };
         let mut tx = self.store.write().await?;
-        super::members::lock_org(&mut tx, org_id).await?;
+        let org = super::members::lock_org(&mut tx, org_id).await?;
         store::tokens::insert(&mut tx, &row).await?;
+        // A SCIM client is an integration: from its first token on it manages membership.
+        if kind == TokenKind::Scim && org.managed_by.is_none() {
+            let mut after = org.clone();
+            after.managed_by = Some(if row.name == "scim" {
+                "your identity provider (SCIM)".to_owned()
+            } else {
+                row.name.clone()
+            });
+            after.updated_at = now;
+            store::orgs::update(&mut tx, &after).await?;
+            record(
+                &mut tx,
+                now,
+                Some(org_id),
+                actor,
+                "org.updated",
+                ("org", Some(org_id.to_string())),
+                Some(&org),
+                Some(&after),
+            )
+            .await?;
+        }
         record(
             &mut tx,
             now,

@@ -187,11 +187,11 @@ impl<'a> Lexer<'a> {
                                 Some((_, 'r')) => s.push('\r'),
                                 Some((_, 't')) => s.push('\t'),
                                 Some((k, 'u')) => {
-                                    let hex: String =
-                                        (0..4).filter_map(|_| chars.next().map(|(_, c)| c)).collect();
-                                    let code = u32::from_str_radix(&hex, 16)
-                                        .ok()
-                                        .and_then(char::from_u32);
+                                    let hex: String = (0..4)
+                                        .filter_map(|_| chars.next().map(|(_, c)| c))
+                                        .collect();
+                                    let code =
+                                        u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32);
                                     match code {
                                         Some(ch) if hex.len() == 4 => s.push(ch),
                                         _ => return err(k, "bad \\u escape in string"),
@@ -235,7 +235,8 @@ impl<'a> Lexer<'a> {
                             break;
                         }
                     }
-                    self.toks.push((start, Tok::Word(self.src[start..end].to_owned())));
+                    self.toks
+                        .push((start, Tok::Word(self.src[start..end].to_owned())));
                 }
                 other => return err(i, format!("unexpected character `{other}`")),
             }
@@ -306,8 +307,7 @@ impl Parser {
     }
 
     fn unary_inner(&mut self) -> Result<Filter, FilterError> {
-        if self.peek_keyword("not")
-            && matches!(self.toks.get(self.pos + 1), Some((_, Tok::LParen)))
+        if self.peek_keyword("not") && matches!(self.toks.get(self.pos + 1), Some((_, Tok::LParen)))
         {
             self.next();
             let inner = self.group()?;
@@ -343,7 +343,10 @@ impl Parser {
         };
         if matches!(self.peek(), Some(Tok::LBracket)) {
             if path.sub.is_some() {
-                return err(at, "a value filter applies to an attribute, not a sub-attribute");
+                return err(
+                    at,
+                    "a value filter applies to an attribute, not a sub-attribute",
+                );
             }
             self.next();
             self.deeper()?;
@@ -352,6 +355,20 @@ impl Parser {
             let at = self.at();
             if self.next() != Some(Tok::RBracket) {
                 return err(at, "expected `]`");
+            }
+            // `emails[type eq "work"].value co "x"` (beyond the RFC's grammar, but clients send
+            // it): the comparison applies to the sub-attribute of the values the filter selects.
+            if let Some(Tok::Word(w)) = self.peek()
+                && let Some(sub) = w.strip_prefix('.')
+            {
+                let sub_at = self.at();
+                let sub = parse_attr_path(sub).map_err(|m| FilterError { position: sub_at, message: m })?;
+                if sub.urn.is_some() || sub.sub.is_some() {
+                    return err(sub_at, "expected a sub-attribute name after `].`");
+                }
+                self.toks[self.pos] = (sub_at, Tok::Word(sub.attr));
+                let cmp = self.attr_expr()?;
+                return Ok(Filter::ValuePath(path, Box::new(Filter::And(Box::new(inner), Box::new(cmp)))));
             }
             return Ok(Filter::ValuePath(path, Box::new(inner)));
         }
@@ -417,8 +434,11 @@ pub fn parse_attr_path(text: &str) -> Result<AttrPath, String> {
         return Err(bad());
     }
     let name_ok = |n: &str| {
-        n.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '$')
-            && n.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '$'))
+        n.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '$')
+            && n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '$'))
     };
     if !name_ok(attr) || sub.is_some_and(|s| !name_ok(s)) {
         return Err(bad());
@@ -433,7 +453,10 @@ pub fn parse_attr_path(text: &str) -> Result<AttrPath, String> {
 /// Parses a filter expression.
 pub fn parse(text: &str) -> Result<Filter, FilterError> {
     if text.len() > MAX_LEN {
-        return err(MAX_LEN, format!("filter is longer than {MAX_LEN} characters"));
+        return err(
+            MAX_LEN,
+            format!("filter is longer than {MAX_LEN} characters"),
+        );
     }
     let toks = Lexer::run(text)?;
     if toks.is_empty() {
@@ -481,7 +504,10 @@ pub fn parse_patch_path(text: &str) -> Result<PatchPath, FilterError> {
         message: m,
     })?;
     if attr.sub.is_some() {
-        return err(0, "a value filter applies to an attribute, not a sub-attribute");
+        return err(
+            0,
+            "a value filter applies to an attribute, not a sub-attribute",
+        );
     }
     let filter = parse(&text[open + 1..close]).map_err(|e| FilterError {
         position: e.position + open + 1,
@@ -496,7 +522,9 @@ pub fn parse_patch_path(text: &str) -> Result<PatchPath, FilterError> {
             message: "expected `.subAttribute` after `]`".into(),
         })?;
         let ok = sub.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-            && sub.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '$'));
+            && sub
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '$'));
         if !ok {
             return err(close + 2, format!("`{sub}` is not a sub-attribute name"));
         }
@@ -542,7 +570,15 @@ pub fn values_at<'a>(resource: &'a Value, path: &AttrPath) -> Vec<&'a Value> {
         other => vec![other],
     };
     match &path.sub {
-        None => items.into_iter().filter(|v| !v.is_null()).collect(),
+        // A complex attribute compared as a whole compares by its `value` (RFC 7644 §3.4.2.2).
+        None => items
+            .into_iter()
+            .map(|v| match v {
+                Value::Object(_) => get_ci(v, "value").unwrap_or(v),
+                other => other,
+            })
+            .filter(|v| !v.is_null())
+            .collect(),
         Some(sub) => items
             .into_iter()
             .filter_map(|item| match item {
@@ -557,7 +593,8 @@ pub fn values_at<'a>(resource: &'a Value, path: &AttrPath) -> Vec<&'a Value> {
 /// Whether a URN names a core schema (User or Group), whose attributes sit at the top level.
 pub fn is_core_urn(urn: &str) -> bool {
     let u = urn.to_ascii_lowercase();
-    u == "urn:ietf:params:scim:schemas:core:2.0:user" || u == "urn:ietf:params:scim:schemas:core:2.0:group"
+    u == "urn:ietf:params:scim:schemas:core:2.0:user"
+        || u == "urn:ietf:params:scim:schemas:core:2.0:group"
 }
 
 fn compare_str(op: Op, have: &str, want: &str, case_exact: bool) -> bool {
@@ -608,9 +645,7 @@ fn compare_one(op: Op, have: &Value, want: &CompValue, case_exact: bool, datetim
                 Op::Ge => h >= *w,
                 Op::Lt => h < *w,
                 Op::Le => h <= *w,
-                Op::Co | Op::Sw | Op::Ew => {
-                    compare_str(op, &h.to_string(), &w.to_string(), true)
-                }
+                Op::Co | Op::Sw | Op::Ew => compare_str(op, &h.to_string(), &w.to_string(), true),
             }
         }
         (Value::Bool(h), CompValue::Bool(w)) => match op {
@@ -671,7 +706,10 @@ pub fn matches(f: &Filter, resource: &Value, info: &dyn AttrInfo) -> bool {
                 other => vec![other],
             };
             let parent = path.attr.clone();
-            let scoped = ScopedInfo { info, parent: &parent };
+            let scoped = ScopedInfo {
+                info,
+                parent: &parent,
+            };
             items.iter().any(|item| matches(inner, item, &scoped))
         }
     }
@@ -770,9 +808,15 @@ mod tests {
                 Box::new(Filter::Present(AttrPath::simple("c")))
             )
         );
-        let urn = p("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value eq \"x\"");
-        let Filter::Compare(path, Op::Eq, _) = urn else { panic!() };
-        assert_eq!(path.urn.as_deref(), Some("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"));
+        let urn =
+            p("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value eq \"x\"");
+        let Filter::Compare(path, Op::Eq, _) = urn else {
+            panic!()
+        };
+        assert_eq!(
+            path.urn.as_deref(),
+            Some("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User")
+        );
         assert_eq!(path.attr, "manager");
         assert_eq!(path.sub.as_deref(), Some("value"));
     }
@@ -852,16 +896,26 @@ mod tests {
 
     #[test]
     fn patch_paths() {
-        let pp = parse_patch_path(r#"members[value eq "2819c223-7f76-453a-919d-413861904646"]"#).unwrap();
+        let pp = parse_patch_path(r#"members[value eq "2819c223-7f76-453a-919d-413861904646"]"#)
+            .unwrap();
         assert!(pp.attr.is("members", None));
         assert!(pp.filter.is_some());
         let pp = parse_patch_path(r#"emails[type eq "work"].value"#).unwrap();
         assert_eq!(pp.sub_after_filter.as_deref(), Some("value"));
-        let pp = parse_patch_path("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager").unwrap();
+        let pp =
+            parse_patch_path("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager")
+                .unwrap();
         assert!(pp.attr.is("manager", None));
         let pp = parse_patch_path("name.familyName").unwrap();
         assert!(pp.attr.is("name", Some("familyName")));
-        for bad in ["", "emails[", "emails[type eq]", "emails]x[", "emails[type pr]junk", "a..b"] {
+        for bad in [
+            "",
+            "emails[",
+            "emails[type eq]",
+            "emails]x[",
+            "emails[type pr]junk",
+            "a..b",
+        ] {
             assert!(parse_patch_path(bad).is_err(), "{bad:?} parsed");
         }
     }

@@ -11,7 +11,8 @@ use crate::domain::{Access, AccessView, Member, Role};
 
 const COLUMNS: &str = "id, org_id, given_name, family_name, display_name, member_email, login_email, \
      role, access, added_at, invited_at, invite_count, reminders_sent, enrolled_at, last_active_at, \
-     removed_at, activity_at, ever_enrolled, updated_at";
+     removed_at, activity_at, ever_enrolled, updated_at, user_name, external_id, scim_data, version, \
+     scim_deleted";
 
 /// What the list can be ordered by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -249,9 +250,10 @@ pub async fn insert(tx: &mut Tx, m: &mut Member) -> Result<()> {
         "INSERT INTO members (id, org_id, given_name, family_name, display_name, name_key,
             member_email, email_key, login_email, login_key, role, access, added_at, invited_at,
             invite_count, reminders_sent, enrolled_at, last_active_at, removed_at, activity_at,
-            ever_enrolled, updated_at, search_key)
+            ever_enrolled, updated_at, search_key, user_name, user_name_key, external_id,
+            scim_data, version, scim_deleted)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-            $19, $20, $21, $22, $23)")
+            $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29)")
         .bind(m.id)
         .bind(m.org_id)
         .bind(&m.given_name)
@@ -275,21 +277,31 @@ pub async fn insert(tx: &mut Tx, m: &mut Member) -> Result<()> {
         .bind(m.ever_enrolled)
         .bind(m.updated_at)
         .bind(m.search_key())
+        .bind(&m.user_name)
+        .bind(m.user_name.to_lowercase())
+        .bind(&m.external_id)
+        .bind(&m.scim_data)
+        .bind(m.version)
+        .bind(m.scim_deleted)
         .execute(&mut *c)
         .await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
-/// Writes every mutable field of `m` (and the derived keys, which it also refreshes in `m`).
+/// Writes every mutable field of `m` (and the derived keys, which it also refreshes in `m`),
+/// and bumps its version.
 pub async fn update(tx: &mut Tx, m: &mut Member) -> Result<()> {
     m.activity_at = m.computed_activity_at();
+    m.version += 1;
     let m = &*m;
     on_tx!(tx, c => sqlx::query(
         "UPDATE members SET given_name = $3, family_name = $4, display_name = $5, name_key = $6,
             member_email = $7, email_key = $8, login_email = $9, login_key = $10, role = $11,
             access = $12, invited_at = $13, invite_count = $14, reminders_sent = $15,
             enrolled_at = $16, last_active_at = $17, removed_at = $18, activity_at = $19,
-            ever_enrolled = $20, updated_at = $21, search_key = $22
+            ever_enrolled = $20, updated_at = $21, search_key = $22, user_name = $23,
+            user_name_key = $24, external_id = $25, scim_data = $26, version = $27,
+            scim_deleted = $28
          WHERE org_id = $1 AND id = $2")
         .bind(m.org_id)
         .bind(m.id)
@@ -313,6 +325,12 @@ pub async fn update(tx: &mut Tx, m: &mut Member) -> Result<()> {
         .bind(m.ever_enrolled)
         .bind(m.updated_at)
         .bind(m.search_key())
+        .bind(&m.user_name)
+        .bind(m.user_name.to_lowercase())
+        .bind(&m.external_id)
+        .bind(&m.scim_data)
+        .bind(m.version)
+        .bind(m.scim_deleted)
         .execute(&mut *c)
         .await.map(|r| r.rows_affected()))?;
     Ok(())
@@ -352,4 +370,125 @@ pub async fn counts(tx: &mut Tx, org_id: Uuid) -> Result<Vec<(Access, i64)>> {
                 .map_err(|e| super::StoreError::Corrupt(e.to_string()))
         })
         .collect()
+}
+
+pub async fn by_user_name(tx: &mut Tx, org_id: Uuid, user_name: &str) -> Result<Option<Member>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM members WHERE org_id = $1 AND user_name_key = $2"
+    ));
+    let key = user_name.to_lowercase();
+    Ok(
+        on_tx!(tx, c => sqlx::query_as::<_, Member>(sql).bind(org_id).bind(key).fetch_optional(&mut *c).await)?,
+    )
+}
+
+/// A condition on SCIM users that SQL can check with indexes: a SCIM filter is narrowed to
+/// one of these (a superset of its matches) before the exact filter runs in memory.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ScimCondition {
+    All,
+    None,
+    UserNameEq(String),
+    /// `LIKE` pattern on the lowercased userName (built by the caller with [`like_contains`]
+    /// and friends).
+    UserNameLike(String),
+    ExternalIdEq(String),
+    IdEq(Uuid),
+    EmailEq(String),
+    And(Box<ScimCondition>, Box<ScimCondition>),
+    Or(Box<ScimCondition>, Box<ScimCondition>),
+}
+
+fn scim_where(cond: &ScimCondition, binds: &mut Vec<Bind>) -> String {
+    let mut push = |b: Bind| {
+        binds.push(b);
+        format!("${}", binds.len())
+    };
+    match cond {
+        ScimCondition::All => "TRUE".into(),
+        ScimCondition::None => "FALSE".into(),
+        ScimCondition::UserNameEq(v) => {
+            format!("user_name_key = {}", push(Bind::Text(v.to_lowercase())))
+        }
+        ScimCondition::UserNameLike(p) => format!(
+            "user_name_key LIKE {} ESCAPE '\\'",
+            push(Bind::Text(p.clone()))
+        ),
+        ScimCondition::ExternalIdEq(v) => format!("external_id = {}", push(Bind::Text(v.clone()))),
+        ScimCondition::IdEq(id) => format!("id = {}", push(Bind::Uuid(*id))),
+        ScimCondition::EmailEq(v) => format!("email_key = {}", push(Bind::Text(v.to_lowercase()))),
+        ScimCondition::And(a, b) => {
+            let a = scim_where(a, binds);
+            let b = scim_where(b, binds);
+            format!("({a} AND {b})")
+        }
+        ScimCondition::Or(a, b) => {
+            let a = scim_where(a, binds);
+            let b = scim_where(b, binds);
+            format!("({a} OR {b})")
+        }
+    }
+}
+
+/// How SCIM lists are ordered in SQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScimOrder {
+    Id,
+    UserName,
+    Created,
+    LastModified,
+}
+
+impl ScimOrder {
+    fn column(self) -> &'static str {
+        match self {
+            ScimOrder::Id => "id",
+            ScimOrder::UserName => "user_name_key",
+            ScimOrder::Created => "added_at",
+            ScimOrder::LastModified => "updated_at",
+        }
+    }
+}
+
+/// SCIM-visible users matching `cond`: one page (`offset`, `limit`) in `order`, and the total.
+pub async fn scim_page(
+    tx: &mut Tx,
+    org_id: Uuid,
+    cond: &ScimCondition,
+    order: ScimOrder,
+    descending: bool,
+    offset: i64,
+    limit: i64,
+) -> Result<(i64, Vec<Member>)> {
+    let mut binds = vec![Bind::Uuid(org_id)];
+    let w = scim_where(cond, &mut binds);
+    let count_sql = sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) FROM members WHERE org_id = $1 AND scim_deleted = FALSE AND {w}"
+    ));
+    let total: (i64,) =
+        on_tx!(tx, c => bind_all!(sqlx::query_as(count_sql), &binds).fetch_one(&mut *c).await)?;
+    let dir = if descending { "DESC" } else { "ASC" };
+    let col = order.column();
+    let o = binds.len() + 1;
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM members WHERE org_id = $1 AND scim_deleted = FALSE AND {w}
+         ORDER BY {col} {dir}, id {dir} LIMIT ${} OFFSET ${o}",
+        o + 1
+    ));
+    binds.push(Bind::Int(offset));
+    binds.push(Bind::Int(limit));
+    let rows = on_tx!(tx, c => bind_all!(sqlx::query_as::<_, Member>(sql), &binds).fetch_all(&mut *c).await)?;
+    Ok((total.0, rows))
+}
+
+/// Every SCIM-visible user matching `cond`, in id order (for filters SQL cannot check fully).
+pub async fn scim_all(tx: &mut Tx, org_id: Uuid, cond: &ScimCondition) -> Result<Vec<Member>> {
+    let mut binds = vec![Bind::Uuid(org_id)];
+    let w = scim_where(cond, &mut binds);
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM members WHERE org_id = $1 AND scim_deleted = FALSE AND {w} ORDER BY id"
+    ));
+    Ok(
+        on_tx!(tx, c => bind_all!(sqlx::query_as::<_, Member>(sql), &binds).fetch_all(&mut *c).await)?,
+    )
 }

@@ -9,7 +9,9 @@
 //! (a separate pool of readers), so write transactions never race for the lock.
 
 pub mod audit;
+pub mod groups;
 pub mod invitations;
+pub mod links;
 pub mod members;
 pub mod orgs;
 pub mod outbox;

@@ -13,22 +13,26 @@ pub struct Org {
     pub name: String,
     /// The integration that manages membership, if any (manual removal is then refused).
     pub managed_by: Option<String>,
+    /// What a member created over SCIM starts as: `invite` (invited, with an email),
+    /// `invite_silently` (invited, no email) or `enroll` (enrolled at once, for SSO orgs).
+    pub scim_new_members: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
-const COLUMNS: &str = "id, slug, name, managed_by, created_at, updated_at";
+const COLUMNS: &str = "id, slug, name, managed_by, scim_new_members, created_at, updated_at";
 
 pub async fn insert(tx: &mut Tx, org: &Org) -> Result<()> {
     on_tx!(tx, c => sqlx::query(
-        "INSERT INTO orgs (id, slug, name, managed_by, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6)")
+        "INSERT INTO orgs (id, slug, name, managed_by, created_at, updated_at, scim_new_members)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)")
         .bind(org.id)
         .bind(&org.slug)
         .bind(&org.name)
         .bind(&org.managed_by)
         .bind(org.created_at)
         .bind(org.updated_at)
+        .bind(&org.scim_new_members)
         .execute(&mut *c)
         .await.map(|r| r.rows_affected()))?;
     Ok(())
@@ -64,11 +68,13 @@ pub async fn list(tx: &mut Tx) -> Result<Vec<Org>> {
 
 pub async fn update(tx: &mut Tx, org: &Org) -> Result<()> {
     on_tx!(tx, c => sqlx::query(
-        "UPDATE orgs SET name = $2, managed_by = $3, updated_at = $4 WHERE id = $1")
+        "UPDATE orgs SET name = $2, managed_by = $3, updated_at = $4, scim_new_members = $5
+         WHERE id = $1")
         .bind(org.id)
         .bind(&org.name)
         .bind(&org.managed_by)
         .bind(org.updated_at)
+        .bind(&org.scim_new_members)
         .execute(&mut *c)
         .await.map(|r| r.rows_affected()))?;
     Ok(())

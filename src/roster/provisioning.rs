@@ -1,0 +1,554 @@
+//! Provisioning by SCIM clients: the identity provider creates, replaces and deletes members and
+//! groups. Same state machine, invitations and audit as manual changes, with the SCIM client as
+//! the actor; what a new member starts as is the org's `scim_new_members` setting.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::audit::{Actor, record};
+use super::invites::InviteKind;
+use super::members::lock_org;
+use super::{Result, Roster, RosterError};
+use crate::domain::{Access, Email, Member, Role};
+use crate::store::groups::Group;
+use crate::store::{self, Tx};
+
+/// A member as the identity provider describes it.
+#[derive(Debug, Clone)]
+pub struct ProvisionedUser {
+    pub user_name: String,
+    pub email: Email,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub display_name: Option<String>,
+    pub active: bool,
+    pub external_id: Option<String>,
+    /// The whole resource document, kept as the client wrote it.
+    pub data: Value,
+}
+
+/// A group as the identity provider describes it.
+#[derive(Debug, Clone)]
+pub struct ProvisionedGroup {
+    pub name: String,
+    pub external_id: Option<String>,
+    pub data: Value,
+}
+
+/// The link source name for SCIM.
+pub const SCIM_SOURCE: &str = "scim";
+
+fn check_version(current: i64, expected: Option<i64>) -> Result<()> {
+    match expected {
+        Some(v) if v != current => Err(RosterError::Precondition(format!(
+            "the resource has changed (version {current}, not {v}); read it again"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+async fn upsert_link(
+    tx: &mut Tx,
+    org_id: Uuid,
+    member_id: Uuid,
+    external_id: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    store::links::replace_for_member(tx, org_id, SCIM_SOURCE, member_id, external_id, now).await?;
+    Ok(())
+}
+
+impl Roster {
+    /// Applies `active` and the org's provisioning setting to a member being (re)activated.
+    async fn activate(
+        &self,
+        tx: &mut Tx,
+        org: &store::orgs::Org,
+        m: &mut Member,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        // Returns whether an invitation must be queued (after the row is written).
+        if m.ever_enrolled || org.scim_new_members == "enroll" {
+            m.access = Access::Enrolled;
+            if !m.ever_enrolled {
+                m.enrolled_at = Some(now);
+                m.ever_enrolled = true;
+            }
+            Ok(false)
+        } else {
+            m.access = Access::Invited;
+            m.invited_at = Some(now);
+            m.reminders_sent = 0;
+            let send = org.scim_new_members == "invite";
+            if send {
+                m.invite_count += 1;
+            }
+            let _ = tx;
+            Ok(send)
+        }
+    }
+
+    pub async fn scim_create_user(
+        &self,
+        org_id: Uuid,
+        actor: &Actor,
+        u: ProvisionedUser,
+    ) -> Result<Member> {
+        let now = self.clock.now();
+        let mut tx = self.store.write().await?;
+        let org = lock_org(&mut tx, org_id).await?;
+        let by_user = store::members::by_user_name(&mut tx, org_id, &u.user_name).await?;
+        let by_email = store::members::by_email(&mut tx, org_id, u.email.as_str(), true).await?;
+        // Re-create after DELETE (same userName), or adopt a member added by hand before the
+        // identity provider was connected (same email, userName still the email).
+        let existing = match (by_user, by_email) {
+            (Some(m), _) if m.scim_deleted => Some(m),
+            (Some(_), _) => {
+                return Err(RosterError::conflict(
+                    "uniqueness",
+                    format!("userName `{}` is already taken", u.user_name),
+                ));
+            }
+            (None, Some(m))
+                if m.scim_deleted || m.user_name.eq_ignore_ascii_case(&m.member_email) =>
+            {
+                Some(m)
+            }
+            (None, Some(_)) => {
+                return Err(RosterError::conflict(
+                    "uniqueness",
+                    format!("another user already has the email `{}`", u.email),
+                ));
+            }
+            (None, None) => None,
+        };
+        let (before, mut m) = match existing {
+            Some(m) => (Some(m.clone()), m),
+            None => (
+                None,
+                Member {
+                    id: Uuid::now_v7(),
+                    org_id,
+                    given_name: None,
+                    family_name: None,
+                    display_name: None,
+                    member_email: u.email.as_str().to_owned(),
+                    login_email: None,
+                    role: Role::Member,
+                    access: Access::Invited,
+                    added_at: now,
+                    invited_at: None,
+                    invite_count: 0,
+                    reminders_sent: 0,
+                    enrolled_at: None,
+                    last_active_at: None,
+                    removed_at: None,
+                    activity_at: now,
+                    ever_enrolled: false,
+                    updated_at: now,
+                    user_name: u.user_name.clone(),
+                    external_id: None,
+                    scim_data: None,
+                    version: 1,
+                    scim_deleted: false,
+                },
+            ),
+        };
+        m.user_name = u.user_name.clone();
+        m.member_email = u.email.as_str().to_owned();
+        m.given_name = u.given_name.clone();
+        m.family_name = u.family_name.clone();
+        m.display_name = u.display_name.clone();
+        m.external_id = u.external_id.clone();
+        m.scim_data = Some(u.data.to_string());
+        m.scim_deleted = false;
+        m.updated_at = now;
+        let mut invite = false;
+        let was_active = before
+            .as_ref()
+            .is_some_and(|b| b.access != Access::Removed && !b.scim_deleted);
+        if u.active && !was_active {
+            invite = self.activate(&mut tx, &org, &mut m, now).await?;
+            m.removed_at = None;
+        } else if !u.active && m.access != Access::Removed {
+            m.access = Access::Removed;
+            m.removed_at = Some(now);
+        }
+        match &before {
+            Some(_) => store::members::update(&mut tx, &mut m).await?,
+            None => store::members::insert(&mut tx, &mut m).await?,
+        }
+        if invite {
+            self.queue_invitation(&mut tx, &org, &m, InviteKind::Invite)
+                .await?;
+        }
+        upsert_link(&mut tx, org_id, m.id, m.external_id.as_deref(), now).await?;
+        let action = if before.is_some() {
+            "member.readded"
+        } else {
+            "member.added"
+        };
+        record(
+            &mut tx,
+            now,
+            Some(org_id),
+            actor,
+            action,
+            ("member", Some(m.id.to_string())),
+            before.as_ref(),
+            Some(&m),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(m)
+    }
+
+    /// Replaces a SCIM user (PUT, or the result of a PATCH). `expected_version` is If-Match.
+    pub async fn scim_replace_user(
+        &self,
+        org_id: Uuid,
+        actor: &Actor,
+        id: Uuid,
+        u: ProvisionedUser,
+        expected_version: Option<i64>,
+    ) -> Result<Member> {
+        let now = self.clock.now();
+        let mut tx = self.store.write().await?;
+        let org = lock_org(&mut tx, org_id).await?;
+        let before = store::members::by_id(&mut tx, org_id, id, true)
+            .await?
+            .filter(|m| !m.scim_deleted)
+            .ok_or_else(|| RosterError::NotFound("User".into()))?;
+        check_version(before.version, expected_version)?;
+        if !before.user_name.eq_ignore_ascii_case(&u.user_name)
+            && store::members::by_user_name(&mut tx, org_id, &u.user_name)
+                .await?
+                .is_some()
+        {
+            return Err(RosterError::conflict(
+                "uniqueness",
+                format!("userName `{}` is already taken", u.user_name),
+            ));
+        }
+        if !before.member_email.eq_ignore_ascii_case(u.email.as_str())
+            && store::members::by_email(&mut tx, org_id, u.email.as_str(), false)
+                .await?
+                .is_some()
+        {
+            return Err(RosterError::conflict(
+                "uniqueness",
+                format!("another user already has the email `{}`", u.email),
+            ));
+        }
+        let mut m = before.clone();
+        m.user_name = u.user_name.clone();
+        m.member_email = u.email.as_str().to_owned();
+        m.given_name = u.given_name.clone();
+        m.family_name = u.family_name.clone();
+        m.display_name = u.display_name.clone();
+        m.external_id = u.external_id.clone();
+        m.scim_data = Some(u.data.to_string());
+        m.updated_at = now;
+        let mut invite = false;
+        let mut action = "member.updated";
+        if u.active && m.access == Access::Removed {
+            invite = self.activate(&mut tx, &org, &mut m, now).await?;
+            m.removed_at = None;
+            action = "member.readded";
+        } else if !u.active && m.access != Access::Removed {
+            if m.role == Role::Owner {
+                return Err(RosterError::conflict(
+                    "owner_cannot_be_removed",
+                    "the org's owner cannot be deactivated; transfer ownership first",
+                ));
+            }
+            m.access = Access::Removed;
+            m.removed_at = Some(now);
+            store::invitations::close_for_member(&mut tx, m.id, now).await?;
+            store::outbox::cancel_for_member(&mut tx, m.id, now, "cancelled: member removed")
+                .await?;
+            action = "member.removed";
+        }
+        if m == before {
+            tx.rollback().await?;
+            return Ok(before);
+        }
+        store::members::update(&mut tx, &mut m).await?;
+        if invite {
+            self.queue_invitation(&mut tx, &org, &m, InviteKind::Invite)
+                .await?;
+        }
+        upsert_link(&mut tx, org_id, m.id, m.external_id.as_deref(), now).await?;
+        record(
+            &mut tx,
+            now,
+            Some(org_id),
+            actor,
+            action,
+            ("member", Some(id.to_string())),
+            Some(&before),
+            Some(&m),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(m)
+    }
+
+    /// DELETE: the member is removed and the SCIM resource is gone (404) from then on.
+    pub async fn scim_delete_user(
+        &self,
+        org_id: Uuid,
+        actor: &Actor,
+        id: Uuid,
+        expected_version: Option<i64>,
+    ) -> Result<()> {
+        let now = self.clock.now();
+        let mut tx = self.store.write().await?;
+        lock_org(&mut tx, org_id).await?;
+        let before = store::members::by_id(&mut tx, org_id, id, true)
+            .await?
+            .filter(|m| !m.scim_deleted)
+            .ok_or_else(|| RosterError::NotFound("User".into()))?;
+        check_version(before.version, expected_version)?;
+        if before.role == Role::Owner {
+            return Err(RosterError::conflict(
+                "owner_cannot_be_removed",
+                "the org's owner cannot be deleted; transfer ownership first",
+            ));
+        }
+        let mut m = before.clone();
+        if m.access != Access::Removed {
+            m.access = Access::Removed;
+            m.removed_at = Some(now);
+        }
+        m.scim_deleted = true;
+        m.updated_at = now;
+        store::members::update(&mut tx, &mut m).await?;
+        store::invitations::close_for_member(&mut tx, id, now).await?;
+        store::outbox::cancel_for_member(&mut tx, id, now, "cancelled: member removed").await?;
+        record(
+            &mut tx,
+            now,
+            Some(org_id),
+            actor,
+            "member.removed",
+            ("member", Some(id.to_string())),
+            Some(&before),
+            Some(&m),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Members of `org_id` by SCIM id, refusing ids that are not visible users.
+    async fn resolve_members(tx: &mut Tx, org_id: Uuid, values: &[String]) -> Result<Vec<Uuid>> {
+        let mut ids = Vec::with_capacity(values.len());
+        for v in values {
+            let id = Uuid::try_parse(v)
+                .map_err(|_| RosterError::invalid("members", format!("`{v}` is not a User id")))?;
+            match store::members::by_id(tx, org_id, id, false).await? {
+                Some(m) if !m.scim_deleted => ids.push(id),
+                _ => {
+                    return Err(RosterError::invalid(
+                        "members",
+                        format!("no User with id `{v}`"),
+                    ));
+                }
+            }
+        }
+        Ok(ids)
+    }
+
+    pub async fn scim_create_group(
+        &self,
+        org_id: Uuid,
+        actor: &Actor,
+        g: ProvisionedGroup,
+        members: Vec<String>,
+    ) -> Result<Group> {
+        let now = self.clock.now();
+        let mut tx = self.store.write().await?;
+        lock_org(&mut tx, org_id).await?;
+        if store::groups::by_name(&mut tx, org_id, &g.name)
+            .await?
+            .is_some()
+        {
+            return Err(RosterError::conflict(
+                "uniqueness",
+                format!("a group named `{}` already exists", g.name),
+            ));
+        }
+        let ids = Self::resolve_members(&mut tx, org_id, &members).await?;
+        let group = Group {
+            id: Uuid::now_v7(),
+            org_id,
+            name: g.name,
+            external_id: g.external_id,
+            scim_data: Some(g.data.to_string()),
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        store::groups::insert(&mut tx, &group).await?;
+        for id in &ids {
+            store::groups::add_member(&mut tx, group.id, *id, now).await?;
+        }
+        record(
+            &mut tx,
+            now,
+            Some(org_id),
+            actor,
+            "group.created",
+            ("group", Some(group.id.to_string())),
+            None::<&Group>,
+            Some(&serde_json::json!({"group": &group, "members": ids})),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(group)
+    }
+
+    /// Replaces a group's attributes; `members`, when given, replaces the membership.
+    pub async fn scim_replace_group(
+        &self,
+        org_id: Uuid,
+        actor: &Actor,
+        id: Uuid,
+        g: ProvisionedGroup,
+        members: Option<Vec<String>>,
+        expected_version: Option<i64>,
+    ) -> Result<Group> {
+        let now = self.clock.now();
+        let mut tx = self.store.write().await?;
+        lock_org(&mut tx, org_id).await?;
+        let before = store::groups::by_id(&mut tx, org_id, id)
+            .await?
+            .ok_or_else(|| RosterError::NotFound("Group".into()))?;
+        check_version(before.version, expected_version)?;
+        if !before.name.eq_ignore_ascii_case(&g.name)
+            && store::groups::by_name(&mut tx, org_id, &g.name)
+                .await?
+                .is_some()
+        {
+            return Err(RosterError::conflict(
+                "uniqueness",
+                format!("a group named `{}` already exists", g.name),
+            ));
+        }
+        let mut after = before.clone();
+        after.name = g.name;
+        after.external_id = g.external_id;
+        after.scim_data = Some(g.data.to_string());
+        after.updated_at = now;
+        store::groups::update(&mut tx, &mut after).await?;
+        if let Some(values) = members {
+            let ids = Self::resolve_members(&mut tx, org_id, &values).await?;
+            store::groups::clear_members(&mut tx, id).await?;
+            for mid in &ids {
+                store::groups::add_member(&mut tx, id, *mid, now).await?;
+            }
+        }
+        record(
+            &mut tx,
+            now,
+            Some(org_id),
+            actor,
+            "group.updated",
+            ("group", Some(id.to_string())),
+            Some(&before),
+            Some(&after),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    /// Adds and removes single members: one row each, whatever the group's size.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn scim_change_group_members(
+        &self,
+        org_id: Uuid,
+        actor: &Actor,
+        id: Uuid,
+        add: &[String],
+        remove: &[String],
+        remove_all: bool,
+        expected_version: Option<i64>,
+    ) -> Result<Group> {
+        let now = self.clock.now();
+        let mut tx = self.store.write().await?;
+        lock_org(&mut tx, org_id).await?;
+        let group = store::groups::by_id(&mut tx, org_id, id)
+            .await?
+            .ok_or_else(|| RosterError::NotFound("Group".into()))?;
+        check_version(group.version, expected_version)?;
+        if remove_all {
+            store::groups::clear_members(&mut tx, id).await?;
+        }
+        let mut removed = Vec::new();
+        for v in remove {
+            // Removing someone who is not a member (or no longer exists) is harmless.
+            if let Ok(mid) = Uuid::try_parse(v)
+                && store::groups::remove_member(&mut tx, id, mid).await?
+            {
+                removed.push(mid);
+            }
+        }
+        let ids = Self::resolve_members(&mut tx, org_id, add).await?;
+        let mut added = Vec::new();
+        for mid in ids {
+            if store::groups::add_member(&mut tx, id, mid, now).await? {
+                added.push(mid);
+            }
+        }
+        store::groups::touch(&mut tx, org_id, id, now).await?;
+        record(
+            &mut tx,
+            now,
+            Some(org_id),
+            actor,
+            "group.members_changed",
+            ("group", Some(id.to_string())),
+            Some(&serde_json::json!({"removed": removed, "cleared": remove_all})),
+            Some(&serde_json::json!({"added": added})),
+        )
+        .await?;
+        let after = store::groups::by_id(&mut tx, org_id, id)
+            .await?
+            .ok_or_else(|| RosterError::NotFound("Group".into()))?;
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    pub async fn scim_delete_group(
+        &self,
+        org_id: Uuid,
+        actor: &Actor,
+        id: Uuid,
+        expected_version: Option<i64>,
+    ) -> Result<()> {
+        let now = self.clock.now();
+        let mut tx = self.store.write().await?;
+        lock_org(&mut tx, org_id).await?;
+        let before = store::groups::by_id(&mut tx, org_id, id)
+            .await?
+            .ok_or_else(|| RosterError::NotFound("Group".into()))?;
+        check_version(before.version, expected_version)?;
+        store::groups::delete(&mut tx, org_id, id).await?;
+        record(
+            &mut tx,
+            now,
+            Some(org_id),
+            actor,
+            "group.deleted",
+            ("group", Some(id.to_string())),
+            Some(&before),
+            None::<&Group>,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,419 @@
+//! `/Groups`: groups inside the org. Membership changes by PATCH add or remove single rows, so
+//! they cost the same in a group of ten or of a hundred thousand; such a PATCH answers 204 (the
+//! RFC allows it) rather than reading the whole member list back.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::error::ScimError;
+use super::filter::{self, CompValue, Filter, Op};
+use super::list::{ListQuery, list_response, page_in_memory};
+use super::patch::{OpKind, PatchOp};
+use super::resource::{self, GroupWrite};
+use super::schema::Rules;
+use super::{ScimClient, base_url, if_match, not_modified, read_json, scim_response};
+use crate::api::AppState;
+use crate::roster::ProvisionedGroup;
+use crate::store::groups::Group;
+use crate::store::{self};
+
+fn parse_id(id: &str) -> Result<Uuid, ScimError> {
+    Uuid::try_parse(id).map_err(|_| ScimError::not_found(format!("no Group with id `{id}`")))
+}
+
+fn provisioned(w: &GroupWrite) -> ProvisionedGroup {
+    ProvisionedGroup {
+        name: w.display_name.clone(),
+        external_id: w.external_id.clone(),
+        data: w.data.clone(),
+    }
+}
+
+async fn members_of(state: &AppState, id: Uuid) -> Result<Vec<(Uuid, String)>, ScimError> {
+    let mut tx = state.roster.store.read().await?;
+    let m = store::groups::members_of(&mut tx, id).await?;
+    tx.rollback().await?;
+    Ok(m)
+}
+
+async fn render(state: &AppState, g: &Group, with_members: bool) -> Result<Value, ScimError> {
+    let members = if with_members {
+        Some(members_of(state, g.id).await?)
+    } else {
+        None
+    };
+    Ok(resource::render_group(
+        g,
+        members.as_deref(),
+        &base_url(state),
+    ))
+}
+
+fn mentions_members(f: &Filter) -> bool {
+    match f {
+        Filter::And(a, b) | Filter::Or(a, b) => mentions_members(a) || mentions_members(b),
+        Filter::Not(a) => mentions_members(a),
+        Filter::Present(p) | Filter::Compare(p, _, _) | Filter::ValuePath(p, _) => {
+            p.attr.eq_ignore_ascii_case("members")
+        }
+    }
+}
+
+/// Every group matching the query's filter, rendered.
+pub async fn filtered_docs(
+    state: &AppState,
+    client: &ScimClient,
+    q: &ListQuery,
+) -> Result<Vec<Value>, ScimError> {
+    let mut tx = state.roster.store.read().await?;
+    let groups = store::groups::list(&mut tx, client.org_id).await?;
+    tx.rollback().await?;
+    let need_members = q.wants("members") || q.filter.as_ref().is_some_and(mentions_members);
+    let mut docs = Vec::with_capacity(groups.len());
+    for g in &groups {
+        let doc = render(state, g, need_members).await?;
+        if q.filter
+            .as_ref()
+            .is_none_or(|f| filter::matches(f, &doc, &Rules))
+        {
+            let doc = if need_members && !q.wants("members") {
+                let mut d = doc;
+                if let Some(o) = d.as_object_mut() {
+                    o.remove("members");
+                }
+                d
+            } else {
+                doc
+            };
+            docs.push(doc);
+        }
+    }
+    Ok(docs)
+}
+
+async fn run_query(
+    state: &AppState,
+    client: &ScimClient,
+    q: &ListQuery,
+) -> Result<Value, ScimError> {
+    let docs = filtered_docs(state, client, q).await?;
+    let (total, page) = page_in_memory(docs, q);
+    Ok(list_response(total, q.start_index, page))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    client: ScimClient,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Response, ScimError> {
+    let q = ListQuery::from_query(&params)?;
+    Ok(scim_response(
+        StatusCode::OK,
+        &run_query(&state, &client, &q).await?,
+    ))
+}
+
+pub async fn search(
+    State(state): State<AppState>,
+    client: ScimClient,
+    body: Bytes,
+) -> Result<Response, ScimError> {
+    let q = ListQuery::from_search(&read_json(&body)?)?;
+    Ok(scim_response(
+        StatusCode::OK,
+        &run_query(&state, &client, &q).await?,
+    ))
+}
+
+async fn load(state: &AppState, client: &ScimClient, id: Uuid) -> Result<Group, ScimError> {
+    let mut tx = state.roster.store.read().await?;
+    let g = store::groups::by_id(&mut tx, client.org_id, id).await?;
+    tx.rollback().await?;
+    g.ok_or_else(|| ScimError::not_found(format!("no Group with id `{id}`")))
+}
+
+pub async fn get_one(
+    State(state): State<AppState>,
+    client: ScimClient,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Response, ScimError> {
+    let g = load(&state, &client, parse_id(&id)?).await?;
+    if not_modified(&headers, g.version) {
+        return Ok(StatusCode::NOT_MODIFIED.into_response());
+    }
+    let q = ListQuery::from_query(&params)?;
+    let doc = render(&state, &g, q.wants("members")).await?;
+    Ok(scim_response(
+        StatusCode::OK,
+        &resource::project(doc, &q.attributes, &q.excluded),
+    ))
+}
+
+pub async fn create_doc(
+    state: &AppState,
+    client: &ScimClient,
+    body: &Value,
+) -> Result<Value, ScimError> {
+    let w = resource::read_group(body)?;
+    let g = state
+        .roster
+        .scim_create_group(
+            client.org_id,
+            &client.actor(),
+            provisioned(&w),
+            w.members.clone().unwrap_or_default(),
+        )
+        .await?;
+    render(state, &g, true).await
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    client: ScimClient,
+    body: Bytes,
+) -> Result<Response, ScimError> {
+    let doc = create_doc(&state, &client, &read_json(&body)?).await?;
+    Ok(scim_response(StatusCode::CREATED, &doc))
+}
+
+pub async fn replace_doc(
+    state: &AppState,
+    client: &ScimClient,
+    id: &str,
+    body: &Value,
+    version: Option<i64>,
+) -> Result<Value, ScimError> {
+    let id = parse_id(id)?;
+    let w = resource::read_group(body)?;
+    // PUT replaces everything: no `members` means an empty group.
+    let members = Some(w.members.clone().unwrap_or_default());
+    let g = state
+        .roster
+        .scim_replace_group(
+            client.org_id,
+            &client.actor(),
+            id,
+            provisioned(&w),
+            members,
+            version,
+        )
+        .await?;
+    render(state, &g, true).await
+}
+
+pub async fn replace(
+    State(state): State<AppState>,
+    client: ScimClient,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ScimError> {
+    let version = if_match(&headers)?;
+    let doc = replace_doc(&state, &client, &id, &read_json(&body)?, version).await?;
+    Ok(scim_response(StatusCode::OK, &doc))
+}
+
+/// The member ids a `members[...]` filter names, when it is `value eq "…"` (or an `or` of them).
+fn filter_values(f: &Filter) -> Option<Vec<String>> {
+    match f {
+        Filter::Compare(p, Op::Eq, CompValue::Str(v)) if p.is("value", None) => {
+            Some(vec![v.clone()])
+        }
+        Filter::Or(a, b) => {
+            let mut x = filter_values(a)?;
+            x.extend(filter_values(b)?);
+            Some(x)
+        }
+        _ => None,
+    }
+}
+
+fn is_members(p: &filter::AttrPath) -> bool {
+    p.urn.as_deref().is_none_or(filter::is_core_urn) && p.attr.eq_ignore_ascii_case("members")
+}
+
+#[derive(Default)]
+struct MemberChanges {
+    add: Vec<String>,
+    remove: Vec<String>,
+    remove_all: bool,
+    /// Filters to evaluate against the current members.
+    remove_where: Vec<Filter>,
+    touched: bool,
+}
+
+fn values_of(v: &Value) -> Result<Vec<String>, ScimError> {
+    match v {
+        Value::Array(list) => resource::member_values(list),
+        Value::Object(_) => resource::member_values(std::slice::from_ref(v)),
+        _ => Err(ScimError::invalid_value(
+            "members must be a list of {\"value\": id}",
+        )),
+    }
+}
+
+pub async fn patch_doc(
+    state: &AppState,
+    client: &ScimClient,
+    id: &str,
+    body: &Value,
+    version: Option<i64>,
+) -> Result<Option<Value>, ScimError> {
+    let ops = super::patch::parse(body)?;
+    let gid = parse_id(id)?;
+    let g = load(state, client, gid).await?;
+    if let Some(v) = version
+        && v != g.version
+    {
+        return Err(ScimError::precondition(
+            "the resource has changed; read it again",
+        ));
+    }
+    let mut changes = MemberChanges::default();
+    let mut doc_ops: Vec<PatchOp> = Vec::new();
+    for op in ops {
+        match (&op.path, op.op) {
+            (Some(p), kind) if is_members(&p.attr) => {
+                changes.touched = true;
+                match (kind, &p.filter, &op.value) {
+                    (OpKind::Add, None, Some(v)) => changes.add.extend(values_of(v)?),
+                    (OpKind::Replace, None, Some(v)) => {
+                        changes.remove_all = true;
+                        changes.remove.clear();
+                        changes.add = values_of(v)?;
+                    }
+                    (OpKind::Remove, None, Some(v)) => changes.remove.extend(values_of(v)?),
+                    (OpKind::Remove, None, None) => {
+                        changes.remove_all = true;
+                        changes.add.clear();
+                    }
+                    (OpKind::Remove, Some(f), _) => match filter_values(f) {
+                        Some(vals) => changes.remove.extend(vals),
+                        None => changes.remove_where.push(f.clone()),
+                    },
+                    _ => {
+                        return Err(ScimError::invalid_path(
+                            "members can be added, replaced or removed (with a value filter)",
+                        ));
+                    }
+                }
+            }
+            (None, kind) => {
+                // A path-less value may carry members next to other attributes.
+                let mut value = op.value.clone().unwrap_or(Value::Null);
+                if let Some(obj) = value.as_object_mut()
+                    && let Some(m) = resource::remove_ci(obj, "members")
+                {
+                    changes.touched = true;
+                    if kind == OpKind::Replace {
+                        changes.remove_all = true;
+                        changes.add = values_of(&m)?;
+                    } else {
+                        changes.add.extend(values_of(&m)?);
+                    }
+                }
+                if value.as_object().is_some_and(|o| !o.is_empty()) {
+                    doc_ops.push(PatchOp {
+                        op: kind,
+                        path: None,
+                        value: Some(value),
+                    });
+                }
+            }
+            _ => doc_ops.push(op),
+        }
+    }
+    if !doc_ops.is_empty() {
+        let mut doc = resource::render_group(&g, None, &base_url(state));
+        super::patch::apply(&mut doc, &doc_ops)?;
+        let w = resource::read_group(&doc)?;
+        state
+            .roster
+            .scim_replace_group(
+                client.org_id,
+                &client.actor(),
+                gid,
+                provisioned(&w),
+                None,
+                Some(g.version),
+            )
+            .await?;
+    }
+    if changes.touched {
+        if !changes.remove_where.is_empty() {
+            let current = members_of(state, gid).await?;
+            for (mid, display) in current {
+                let item = serde_json::json!({"value": mid.to_string(), "display": display, "type": "User"});
+                if changes
+                    .remove_where
+                    .iter()
+                    .any(|f| filter::matches(f, &item, &Rules))
+                {
+                    changes.remove.push(mid.to_string());
+                }
+            }
+        }
+        state
+            .roster
+            .scim_change_group_members(
+                client.org_id,
+                &client.actor(),
+                gid,
+                &changes.add,
+                &changes.remove,
+                changes.remove_all,
+                None,
+            )
+            .await?;
+        return Ok(None);
+    }
+    let g = load(state, client, gid).await?;
+    Ok(Some(render(state, &g, true).await?))
+}
+
+pub async fn patch(
+    State(state): State<AppState>,
+    client: ScimClient,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ScimError> {
+    let version = if_match(&headers)?;
+    match patch_doc(&state, &client, &id, &read_json(&body)?, version).await? {
+        Some(doc) => Ok(scim_response(StatusCode::OK, &doc)),
+        None => Ok(StatusCode::NO_CONTENT.into_response()),
+    }
+}
+
+pub async fn delete_doc(
+    state: &AppState,
+    client: &ScimClient,
+    id: &str,
+    version: Option<i64>,
+) -> Result<(), ScimError> {
+    let id = parse_id(id)?;
+    state
+        .roster
+        .scim_delete_group(client.org_id, &client.actor(), id, version)
+        .await?;
+    Ok(())
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    client: ScimClient,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ScimError> {
+    let version = if_match(&headers)?;
+    delete_doc(&state, &client, &id, version).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,162 @@
+//! Groups inside an org and their membership. Membership changes touch one row each, so adding
+//! or removing one member never reads or rewrites the rest of a large group.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{Result, Tx, on_tx};
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+pub struct Group {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub name: String,
+    pub external_id: Option<String>,
+    /// The SCIM resource as the client last wrote it (without members).
+    pub scim_data: Option<String>,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, org_id, name, external_id, scim_data, version, created_at, updated_at";
+
+pub async fn insert(tx: &mut Tx, g: &Group) -> Result<()> {
+    on_tx!(tx, c => sqlx::query(
+        "INSERT INTO groups (id, org_id, name, name_key, external_id, scim_data, version, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+        .bind(g.id).bind(g.org_id).bind(&g.name).bind(g.name.to_lowercase()).bind(&g.external_id)
+        .bind(&g.scim_data).bind(g.version).bind(g.created_at).bind(g.updated_at)
+        .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Writes a group's attributes and bumps its version.
+pub async fn update(tx: &mut Tx, g: &mut Group) -> Result<()> {
+    g.version += 1;
+    let g = &*g;
+    on_tx!(tx, c => sqlx::query(
+        "UPDATE groups SET name = $3, name_key = $4, external_id = $5, scim_data = $6, version = $7,
+            updated_at = $8
+         WHERE org_id = $1 AND id = $2")
+        .bind(g.org_id).bind(g.id).bind(&g.name).bind(g.name.to_lowercase()).bind(&g.external_id)
+        .bind(&g.scim_data).bind(g.version).bind(g.updated_at)
+        .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Bumps a group's version and modification time (after a membership change).
+pub async fn touch(tx: &mut Tx, org_id: Uuid, id: Uuid, at: DateTime<Utc>) -> Result<()> {
+    on_tx!(tx, c => sqlx::query(
+        "UPDATE groups SET version = version + 1, updated_at = $3 WHERE org_id = $1 AND id = $2")
+        .bind(org_id).bind(id).bind(at)
+        .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+pub async fn delete(tx: &mut Tx, org_id: Uuid, id: Uuid) -> Result<bool> {
+    on_tx!(tx, c => sqlx::query("DELETE FROM group_members WHERE group_id = $1")
+        .bind(id).execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    let n = on_tx!(tx, c => sqlx::query("DELETE FROM groups WHERE org_id = $1 AND id = $2")
+        .bind(org_id).bind(id).execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    Ok(n == 1)
+}
+
+pub async fn by_id(tx: &mut Tx, org_id: Uuid, id: Uuid) -> Result<Option<Group>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM groups WHERE org_id = $1 AND id = $2"
+    ));
+    Ok(
+        on_tx!(tx, c => sqlx::query_as::<_, Group>(sql).bind(org_id).bind(id).fetch_optional(&mut *c).await)?,
+    )
+}
+
+pub async fn by_name(tx: &mut Tx, org_id: Uuid, name: &str) -> Result<Option<Group>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM groups WHERE org_id = $1 AND name_key = $2"
+    ));
+    let key = name.to_lowercase();
+    Ok(
+        on_tx!(tx, c => sqlx::query_as::<_, Group>(sql).bind(org_id).bind(key).fetch_optional(&mut *c).await)?,
+    )
+}
+
+pub async fn list(tx: &mut Tx, org_id: Uuid) -> Result<Vec<Group>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM groups WHERE org_id = $1 ORDER BY id"
+    ));
+    Ok(on_tx!(tx, c => sqlx::query_as::<_, Group>(sql).bind(org_id).fetch_all(&mut *c).await)?)
+}
+
+/// Adds one member; false if they were already in the group.
+pub async fn add_member(
+    tx: &mut Tx,
+    group_id: Uuid,
+    member_id: Uuid,
+    at: DateTime<Utc>,
+) -> Result<bool> {
+    let n = on_tx!(tx, c => sqlx::query(
+        "INSERT INTO group_members (group_id, member_id, added_at) VALUES ($1, $2, $3)
+         ON CONFLICT (group_id, member_id) DO NOTHING")
+        .bind(group_id).bind(member_id).bind(at)
+        .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    Ok(n == 1)
+}
+
+/// Removes one member; false if they were not in the group.
+pub async fn remove_member(tx: &mut Tx, group_id: Uuid, member_id: Uuid) -> Result<bool> {
+    let n = on_tx!(tx, c => sqlx::query(
+        "DELETE FROM group_members WHERE group_id = $1 AND member_id = $2")
+        .bind(group_id).bind(member_id)
+        .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    Ok(n == 1)
+}
+
+pub async fn clear_members(tx: &mut Tx, group_id: Uuid) -> Result<u64> {
+    Ok(
+        on_tx!(tx, c => sqlx::query("DELETE FROM group_members WHERE group_id = $1")
+        .bind(group_id).execute(&mut *c).await.map(|r| r.rows_affected()))?,
+    )
+}
+
+type MemberNameRow = (Uuid, Option<String>, Option<String>, Option<String>, String);
+
+/// The members of a group that are visible over SCIM: `(member id, display name or email)`.
+pub async fn members_of(tx: &mut Tx, group_id: Uuid) -> Result<Vec<(Uuid, String)>> {
+    let rows: Vec<MemberNameRow> = on_tx!(tx, c => sqlx::query_as(
+        "SELECT m.id, m.display_name, m.given_name, m.family_name, m.user_name
+         FROM group_members gm JOIN members m ON m.id = gm.member_id
+         WHERE gm.group_id = $1 AND m.scim_deleted = FALSE
+         ORDER BY m.id")
+        .bind(group_id).fetch_all(&mut *c).await)?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, d, g, f, u)| {
+            let name = crate::domain::display_name_of(d.as_deref(), g.as_deref(), f.as_deref());
+            (id, name.unwrap_or(u))
+        })
+        .collect())
+}
+
+/// The groups each of `member_ids` belongs to: `(member id, group id, group name)`.
+pub async fn groups_of(tx: &mut Tx, member_ids: &[Uuid]) -> Result<Vec<(Uuid, Uuid, String)>> {
+    let mut out = Vec::new();
+    // Bounded batches keep the parameter count well inside both backends' limits.
+    for chunk in member_ids.chunks(500) {
+        let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT gm.member_id, g.id, g.name FROM group_members gm JOIN groups g ON g.id = gm.group_id
+             WHERE gm.member_id IN ({}) ORDER BY g.name",
+            placeholders.join(", ")
+        ));
+        let rows: Vec<(Uuid, Uuid, String)> = on_tx!(tx, c => {
+            let mut q = sqlx::query_as(sql);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            q.fetch_all(&mut *c).await
+        })?;
+        out.extend(rows);
+    }
+    Ok(out)
+}
