@@ -168,16 +168,15 @@ async fn run_one(
     let mut data = get_ci(op, "data").cloned().unwrap_or(Value::Null);
     resolve(&mut data, ids)
         .map_err(|m| ScimError::new(StatusCode::CONFLICT, Some("invalidValue"), m))?;
-    let mut path = Value::String(path.to_owned());
-    resolve(&mut path, ids)
-        .map_err(|m| ScimError::new(StatusCode::CONFLICT, Some("invalidValue"), m))?;
-    let path = path
-        .as_str()
-        .unwrap_or("")
-        .trim_start_matches('/')
-        .to_owned();
+    let path = path.trim_start_matches('/').to_owned();
     let (kind, id) = match path.split_once('/') {
-        Some((k, id)) => (k.to_owned(), Some(id.to_owned())),
+        Some((k, id)) => {
+            // `/Users/bulkId:x` names the resource an earlier operation created.
+            let mut id = Value::String(id.to_owned());
+            resolve(&mut id, ids)
+                .map_err(|m| ScimError::new(StatusCode::CONFLICT, Some("invalidValue"), m))?;
+            (k.to_owned(), id.as_str().map(str::to_owned))
+        }
         None => (path.clone(), None),
     };
     let users = kind.eq_ignore_ascii_case("Users");

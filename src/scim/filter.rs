@@ -362,13 +362,19 @@ impl Parser {
                 && let Some(sub) = w.strip_prefix('.')
             {
                 let sub_at = self.at();
-                let sub = parse_attr_path(sub).map_err(|m| FilterError { position: sub_at, message: m })?;
+                let sub = parse_attr_path(sub).map_err(|m| FilterError {
+                    position: sub_at,
+                    message: m,
+                })?;
                 if sub.urn.is_some() || sub.sub.is_some() {
                     return err(sub_at, "expected a sub-attribute name after `].`");
                 }
                 self.toks[self.pos] = (sub_at, Tok::Word(sub.attr));
                 let cmp = self.attr_expr()?;
-                return Ok(Filter::ValuePath(path, Box::new(Filter::And(Box::new(inner), Box::new(cmp)))));
+                return Ok(Filter::ValuePath(
+                    path,
+                    Box::new(Filter::And(Box::new(inner), Box::new(cmp))),
+                ));
             }
             return Ok(Filter::ValuePath(path, Box::new(inner)));
         }

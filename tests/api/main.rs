@@ -15,5 +15,6 @@ mod invites;
 mod lock;
 mod members;
 mod owner;
+mod scim;
 mod shutdown;
 mod smtp;
