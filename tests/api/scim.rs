@@ -189,7 +189,7 @@ async fn tokens_pick_the_org_and_mark_it_managed() {
     let r = app
         .scim(
             Method::GET,
-            &format!("/Users?filter=userName%20eq%20%22bob@b.example%22"),
+            "/Users?filter=userName%20eq%20%22bob@b.example%22",
             &scim_a,
             None,
         )
