@@ -154,6 +154,25 @@ fn add_or_replace(
     replace: bool,
 ) -> Result<(), ScimError> {
     let attr = &path.attr;
+    // The path may name a whole extension: its value holds the extension's attributes.
+    if path.filter.is_none() && attr.sub.is_none() && is_extension_urn(&attr.to_string()) {
+        let Value::Object(values) = value else {
+            return Err(ScimError::invalid_value(format!("{attr} takes an object")));
+        };
+        for (k, v) in values {
+            if k.eq_ignore_ascii_case("schemas") {
+                continue;
+            }
+            let p = key_to_path(&format!("{attr}:{k}"))?;
+            let sub = PatchPath {
+                attr: p,
+                filter: None,
+                sub_after_filter: None,
+            };
+            add_or_replace(doc, &sub, v, replace)?;
+        }
+        return Ok(());
+    }
     let Some(target) = container(doc, attr, true) else {
         return Err(ScimError::no_target(format!("no attribute {attr}")));
     };
@@ -243,6 +262,14 @@ fn remove(
     value: Option<&Value>,
 ) -> Result<(), ScimError> {
     let attr = &path.attr;
+    // The path may name a whole extension: remove all of its attributes.
+    if path.filter.is_none() && attr.sub.is_none() {
+        let full = attr.to_string();
+        if is_extension_urn(&full) {
+            remove_ci(doc, &full);
+            return Ok(());
+        }
+    }
     let Some(target) = container(doc, attr, false) else {
         return Ok(());
     };

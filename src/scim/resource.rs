@@ -135,6 +135,7 @@ pub fn render_user(m: &Member, groups: &[(Uuid, String)], base: &str) -> Value {
 }
 
 /// Renders a group as a SCIM Group (`members` only when given).
+/// Members are rendered as RFC 7643 §8.7.1 defines them: `value`, `$ref` and `type`.
 pub fn render_group(g: &Group, members: Option<&[(Uuid, String)]>, base: &str) -> Value {
     let mut doc: Map<String, Value> = g
         .scim_data
@@ -163,8 +164,8 @@ pub fn render_group(g: &Group, members: Option<&[(Uuid, String)]>, base: &str) -
             Value::Array(
                 members
                     .iter()
-                    .map(|(id, display)| {
-                        json!({"value": id.to_string(), "display": display, "$ref": format!("{base}/Users/{id}"), "type": "User"})
+                    .map(|(id, _display)| {
+                        json!({"value": id.to_string(), "$ref": format!("{base}/Users/{id}"), "type": "User"})
                     })
                     .collect(),
             ),

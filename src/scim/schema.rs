@@ -61,6 +61,22 @@ fn attr(name: &str, a: A, desc: &str, subs: Vec<Value>) -> Value {
     v
 }
 
+/// A reference to another SCIM resource type.
+fn resource_ref(name: &str, mutability: &'static str, desc: &str, types: &[&str]) -> Value {
+    let mut v = attr(
+        name,
+        A {
+            ty: "reference",
+            mutability,
+            ..S
+        },
+        desc,
+        vec![],
+    );
+    v["referenceTypes"] = json!(types);
+    v
+}
+
 fn s(name: &str, desc: &str) -> Value {
     attr(name, S, desc, vec![])
 }
@@ -145,20 +161,20 @@ pub fn user_schema() -> Value {
         "The groups the user belongs to (managed through the Group resource).",
         vec![
             attr("value", ro, "The id of the group.", vec![]),
-            attr(
-                "$ref",
-                A {
-                    ty: "reference",
-                    mutability: "readOnly",
-                    ..S
-                },
-                "The URI of the group.",
-                vec![],
-            ),
+            resource_ref("$ref", "readOnly", "The URI of the group.", &["Group"]),
             attr("display", ro, "The name of the group.", vec![]),
             attr("type", ro, "direct or indirect.", vec![]),
         ],
     );
+    // rosterd needs an address to reach the member: required here (a userName that is an
+    // email address also does).
+    let mut emails = mv(
+        "emails",
+        "Email addresses; the primary one is where invitations go.",
+        &["work", "home", "other"],
+    );
+    emails["required"] = json!(true);
+    emails["subAttributes"][0]["required"] = json!(true);
     json!({
         "id": USER,
         "name": "User",
@@ -176,7 +192,7 @@ pub fn user_schema() -> Value {
             s("timezone", "The user's time zone (IANA)."),
             b("active", "Whether the user has access; false removes the member."),
             attr("password", A { mutability: "writeOnly", returned: "never", ..S }, "Ignored: never stored or returned.", vec![]),
-            mv("emails", "Email addresses; the primary one is where invitations go.", &["work", "home", "other"]),
+            emails,
             mv("phoneNumbers", "Phone numbers.", &["work", "home", "mobile", "fax", "pager", "other"]),
             mv("ims", "Instant messaging addresses.", &["aim", "gtalk", "icq", "xmpp", "msn", "skype", "qq", "yahoo"]),
             mv("photos", "URLs of photos of the user.", &["photo", "thumbnail"]),
@@ -197,14 +213,11 @@ pub fn enterprise_schema() -> Value {
         "The user's manager.",
         vec![
             s("value", "The id of the manager's User resource."),
-            attr(
+            resource_ref(
                 "$ref",
-                A {
-                    ty: "reference",
-                    ..S
-                },
+                "readWrite",
                 "The URI of the manager's User resource.",
-                vec![],
+                &["User"],
             ),
             attr(
                 "displayName",
@@ -252,25 +265,7 @@ pub fn group_schema() -> Value {
                 "The id of the member's User resource.",
                 vec![],
             ),
-            attr(
-                "$ref",
-                A {
-                    ty: "reference",
-                    mutability: "immutable",
-                    ..S
-                },
-                "The URI of the member.",
-                vec![],
-            ),
-            attr(
-                "display",
-                A {
-                    mutability: "readOnly",
-                    ..S
-                },
-                "The member's display name.",
-                vec![],
-            ),
+            resource_ref("$ref", "immutable", "The URI of the member.", &["User"]),
             {
                 let mut t = attr(
                     "type",

@@ -8,6 +8,7 @@ mod auth;
 mod bad_input;
 mod cli;
 mod concurrency;
+mod conformance;
 mod export;
 mod health;
 mod helpers;
