@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -14,8 +13,8 @@ use super::error::ScimError;
 use super::filter::get_ci;
 use super::schema::{BULK_REQUEST, BULK_RESPONSE};
 use super::{
-    MAX_BULK_OPERATIONS, MAX_PAYLOAD, ScimClient, groups, parse_etag, read_json, scim_response,
-    users,
+    MAX_BULK_OPERATIONS, MAX_PAYLOAD, ScimBody, ScimClient, groups, parse_etag, read_json,
+    scim_response, users,
 };
 use crate::api::AppState;
 
@@ -52,7 +51,7 @@ fn resolve(v: &mut Value, ids: &HashMap<String, String>) -> Result<(), String> {
 pub async fn bulk(
     State(state): State<AppState>,
     client: ScimClient,
-    body: Bytes,
+    ScimBody(body): ScimBody,
 ) -> Result<Response, ScimError> {
     if body.len() > MAX_PAYLOAD {
         return Err(ScimError::too_large(format!(

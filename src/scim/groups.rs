@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -17,7 +16,7 @@ use super::list::{ListQuery, list_response, page_in_memory};
 use super::patch::{OpKind, PatchOp};
 use super::resource::{self, GroupWrite};
 use super::schema::Rules;
-use super::{ScimClient, base_url, if_match, not_modified, read_json, scim_response};
+use super::{ScimBody, ScimClient, base_url, if_match, not_modified, read_json, scim_response};
 use crate::api::AppState;
 use crate::roster::ProvisionedGroup;
 use crate::store::groups::Group;
@@ -122,7 +121,7 @@ pub async fn list(
 pub async fn search(
     State(state): State<AppState>,
     client: ScimClient,
-    body: Bytes,
+    ScimBody(body): ScimBody,
 ) -> Result<Response, ScimError> {
     let q = ListQuery::from_search(&read_json(&body)?)?;
     Ok(scim_response(
@@ -178,7 +177,7 @@ pub async fn create_doc(
 pub async fn create(
     State(state): State<AppState>,
     client: ScimClient,
-    body: Bytes,
+    ScimBody(body): ScimBody,
 ) -> Result<Response, ScimError> {
     let doc = create_doc(&state, &client, &read_json(&body)?).await?;
     Ok(scim_response(StatusCode::CREATED, &doc))
@@ -214,7 +213,7 @@ pub async fn replace(
     client: ScimClient,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    ScimBody(body): ScimBody,
 ) -> Result<Response, ScimError> {
     let version = if_match(&headers)?;
     let doc = replace_doc(&state, &client, &id, &read_json(&body)?, version).await?;
@@ -384,7 +383,7 @@ pub async fn patch(
     client: ScimClient,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    ScimBody(body): ScimBody,
 ) -> Result<Response, ScimError> {
     let version = if_match(&headers)?;
     match patch_doc(&state, &client, &id, &read_json(&body)?, version).await? {

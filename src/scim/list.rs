@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -12,7 +11,7 @@ use serde_json::{Value, json};
 use super::error::ScimError;
 use super::filter::{self, AttrPath, Filter};
 use super::schema::{LIST, SEARCH};
-use super::{MAX_RESULTS, ScimClient, read_json, scim_response};
+use super::{MAX_RESULTS, ScimBody, ScimClient, read_json, scim_response};
 use crate::api::AppState;
 
 #[derive(Debug, Clone, Default)]
@@ -250,7 +249,7 @@ pub fn page_in_memory(mut docs: Vec<Value>, q: &ListQuery) -> (i64, Vec<Value>) 
 pub async fn root_search(
     State(state): State<AppState>,
     client: ScimClient,
-    body: Bytes,
+    ScimBody(body): ScimBody,
 ) -> Result<Response, ScimError> {
     let q = ListQuery::from_search(&read_json(&body)?)?;
     let mut docs = super::users::filtered_docs(&state, &client, &q).await?;

@@ -121,6 +121,23 @@ pub fn scim_response(status: StatusCode, body: &Value) -> Response {
     res
 }
 
+/// A request body, refused with a SCIM error (413) when larger than the server accepts.
+pub struct ScimBody(pub Bytes);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for ScimBody {
+    type Rejection = ScimError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ScimError> {
+        match <Bytes as axum::extract::FromRequest<S>>::from_request(req, state).await {
+            Ok(b) => Ok(ScimBody(b)),
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ScimError::too_large(
+                format!("the body is larger than the {MAX_PAYLOAD} bytes this server accepts"),
+            )),
+            Err(e) => Err(ScimError::invalid_syntax(e.body_text())),
+        }
+    }
+}
+
 /// Reads a JSON body (`application/scim+json` or `application/json`).
 pub fn read_json(body: &Bytes) -> Result<Value, ScimError> {
     if body.len() > MAX_PAYLOAD {
@@ -199,4 +216,5 @@ pub fn router() -> Router<AppState> {
         .route("/.search", post(list::root_search))
         .route("/Bulk", post(bulk::bulk))
         .fallback(|| async { ScimError::not_found("no such SCIM endpoint") })
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_PAYLOAD))
 }

@@ -577,3 +577,85 @@ fn merge_into(out: &mut Map<String, Value>, key: &str, value: Value) {
         }
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    /// Arbitrary JSON, biased towards the keys SCIM handlers look at.
+    pub fn arb_json() -> impl Strategy<Value = Value> {
+        let key = prop_oneof![
+            Just("userName".to_owned()),
+            Just("emails".to_owned()),
+            Just("value".to_owned()),
+            Just("primary".to_owned()),
+            Just("active".to_owned()),
+            Just("name".to_owned()),
+            Just("members".to_owned()),
+            Just("displayName".to_owned()),
+            Just("Operations".to_owned()),
+            Just("op".to_owned()),
+            Just("path".to_owned()),
+            Just("schemas".to_owned()),
+            Just(ENTERPRISE.to_owned()),
+            Just("manager".to_owned()),
+            "\\PC{0,12}",
+        ];
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<f64>()
+                .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+            "\\PC{0,20}".prop_map(Value::String),
+            Just(json!("a@b.co")),
+            Just(json!("True")),
+        ];
+        leaf.prop_recursive(4, 48, 6, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                prop::collection::vec((key.clone(), inner), 0..6)
+                    .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn reading_arbitrary_json_never_panics(v in arb_json()) {
+            let _ = read_user(&v);
+            let _ = read_group(&v);
+            let _ = project(v.clone(), &["userName".into(), "name.givenName".into()], &["emails".into()]);
+            if let Ok(ops) = crate::scim::patch::parse(&v) {
+                let mut doc = json!({"userName": "u", "emails": [{"value": "a@b.co"}]});
+                let _ = crate::scim::patch::apply(&mut doc, &ops);
+            }
+        }
+    }
+
+    #[test]
+    fn user_documents_are_read_tolerantly() {
+        let u = read_user(&json!({
+            "userName": "u@x.io", "active": "False", "nickName": null,
+            "emails": [{"value": "home@x.io", "type": "home"}, {"value": "w@x.io", "type": "work"}],
+            ENTERPRISE: {"manager": "abc"}
+        }))
+        .unwrap();
+        assert!(!u.active);
+        assert_eq!(
+            u.email.as_str(),
+            "w@x.io",
+            "work email preferred when none is primary"
+        );
+        assert_eq!(u.data[ENTERPRISE]["manager"], json!({"value": "abc"}));
+        assert!(u.data.get("nickName").is_none());
+        assert!(read_user(&json!({"userName": 5})).is_err());
+        assert!(
+            read_user(&json!({"userName": "nobody"})).is_err(),
+            "no address at all"
+        );
+    }
+}

@@ -1133,3 +1133,210 @@ async fn malformed_requests_get_scim_errors() {
         Some("invalidValue"),
     );
 }
+
+#[tokio::test]
+async fn several_tokens_allow_rotation() {
+    let app = spawn_app().await;
+    let (admin, old) = app.scim_org("acme").await;
+    let r = app
+        .post(
+            "/api/v1/orgs/acme/tokens",
+            &admin,
+            json!({"kind": "scim", "name": "Okta (new)"}),
+        )
+        .await;
+    let new = r.body["token"].as_str().unwrap().to_owned();
+    let new_id = r.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        app.scim(Method::GET, "/Users", &old, None).await.status,
+        200
+    );
+    assert_eq!(
+        app.scim(Method::GET, "/Users", &new, None).await.status,
+        200
+    );
+    // The second token did not rename the integration.
+    assert_eq!(
+        app.get("/api/v1/orgs/acme", &admin).await.body["managed_by"],
+        "Okta"
+    );
+    let tokens = app.get("/api/v1/orgs/acme/tokens", &admin).await;
+    let old_id = tokens.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "Okta")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        app.delete(&format!("/api/v1/orgs/acme/tokens/{old_id}"), &admin)
+            .await
+            .status,
+        204
+    );
+    assert_scim_error(
+        &app.scim(Method::GET, "/Users", &old, None).await,
+        401,
+        None,
+    );
+    assert_eq!(
+        app.scim(Method::GET, "/Users", &new, None).await.status,
+        200
+    );
+    assert_ne!(new_id, old_id);
+}
+
+#[tokio::test]
+async fn silent_provisioning_invites_without_email() {
+    let app = spawn_app().await;
+    let (admin, scim) = app.scim_org("acme").await;
+    app.patch(
+        "/api/v1/orgs/acme",
+        &admin,
+        json!({"scim_new_members": "invite_silently"}),
+    )
+    .await;
+    let u = create_user(&app, &scim, user("quiet@acme.example")).await;
+    let m = app
+        .get(
+            &format!("/api/v1/orgs/acme/members/{}", u["id"].as_str().unwrap()),
+            &admin,
+        )
+        .await;
+    assert_eq!(m.body["access"], "invited");
+    assert!(
+        !app.outbox("acme")
+            .await
+            .iter()
+            .any(|o| o.to_address == "quiet@acme.example")
+    );
+}
+
+#[tokio::test]
+async fn okta_pathless_deactivation() {
+    let app = spawn_app().await;
+    let (admin, scim) = app.scim_org("acme").await;
+    let u = create_user(&app, &scim, user("okta@acme.example")).await;
+    let id = u["id"].as_str().unwrap();
+    let r = app.scim(Method::PATCH, &format!("/Users/{id}"), &scim, Some(json!({"schemas": [PATCH], "Operations": [{"op": "replace", "value": {"active": false}}]}))).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["active"], false);
+    assert_eq!(
+        app.get(&format!("/api/v1/orgs/acme/members/{id}"), &admin)
+            .await
+            .body["access"],
+        "removed"
+    );
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused_with_a_scim_error() {
+    let app = spawn_app().await;
+    let (_, scim) = app.scim_org("acme").await;
+    let mut big = user("big@acme.example");
+    big["title"] = json!("x".repeat(1024 * 1024 + 10));
+    assert_scim_error(
+        &app.scim(Method::POST, "/Users", &scim, Some(big)).await,
+        413,
+        None,
+    );
+    let r = app
+        .scim(
+            Method::GET,
+            "/Users?filter=userName%20eq%20%22big@acme.example%22",
+            &scim,
+            None,
+        )
+        .await;
+    assert_eq!(r.body["totalResults"], 0);
+}
+
+/// Arbitrary JSON thrown at every SCIM write endpoint: never a 5xx.
+#[tokio::test]
+async fn arbitrary_json_never_causes_a_server_error() {
+    use proptest::strategy::{Strategy, ValueTree};
+    use proptest::test_runner::TestRunner;
+    let app = spawn_app().await;
+    let (_, scim) = app.scim_org("acme").await;
+    let uid = create_user(&app, &scim, user("target@acme.example")).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let gid = app
+        .scim(
+            Method::POST,
+            "/Groups",
+            &scim,
+            Some(json!({"schemas": [GROUP], "displayName": "T"})),
+        )
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut runner = TestRunner::deterministic();
+    let strategy = json_strategy();
+    for i in 0..150 {
+        let body = strategy.new_tree(&mut runner).unwrap().current();
+        let (method, path) = match i % 8 {
+            0 => (Method::POST, "/Users".to_owned()),
+            1 => (Method::PUT, format!("/Users/{uid}")),
+            2 => (Method::PATCH, format!("/Users/{uid}")),
+            3 => (Method::POST, "/Groups".to_owned()),
+            4 => (Method::PATCH, format!("/Groups/{gid}")),
+            5 => (Method::PUT, format!("/Groups/{gid}")),
+            6 => (Method::POST, "/Bulk".to_owned()),
+            _ => (Method::POST, "/.search".to_owned()),
+        };
+        let r = app
+            .scim(method.clone(), &path, &scim, Some(body.clone()))
+            .await;
+        assert!(
+            r.status.as_u16() < 500,
+            "{method} {path} with {body}: {}",
+            r.text
+        );
+    }
+}
+
+fn json_strategy() -> impl proptest::strategy::Strategy<Value = Value> {
+    use proptest::prelude::*;
+    let key = prop_oneof![
+        Just("userName"),
+        Just("emails"),
+        Just("value"),
+        Just("active"),
+        Just("members"),
+        Just("displayName"),
+        Just("Operations"),
+        Just("op"),
+        Just("path"),
+        Just("schemas"),
+        Just("method"),
+        Just("data"),
+        Just("bulkId"),
+        Just("filter"),
+        Just("name"),
+        Just("x"),
+    ]
+    .prop_map(str::to_owned);
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i32>().prop_map(|n| json!(n)),
+        "\\PC{0,16}".prop_map(Value::String),
+        Just(json!("a@b.co")),
+        Just(json!("replace")),
+        Just(json!("/Users")),
+        Just(json!(PATCH)),
+    ];
+    leaf.prop_recursive(4, 40, 6, move |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::vec((key.clone(), inner), 0..6)
+                .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+        ]
+    })
+}
