@@ -115,6 +115,7 @@ async fn seed(store: &Store, org_id: Uuid, n: usize, offset: usize) {
 struct Bench {
     client: reqwest::Client,
     base: String,
+    token: String,
 }
 
 impl Bench {
@@ -204,6 +205,7 @@ async fn run(label: &str, url: String, n: usize) {
         .await
         .unwrap();
     let base = format!("http://{}", app.local_addr());
+    let app_roster = app.state().roster.clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until_stopped(async {
         let _ = stopped.await;
@@ -211,6 +213,7 @@ async fn run(label: &str, url: String, n: usize) {
     let bench = Bench {
         client: reqwest::Client::new(),
         base,
+        token: OPERATOR.to_owned(),
     };
 
     let tenth = n / 10;
@@ -302,6 +305,123 @@ async fn run(label: &str, url: String, n: usize) {
         ms(percentile(&times, 0.5)),
         ms(percentile(&times, 0.99)),
         ms(last)
+    );
+    // SCIM on the same 100k members.
+    let scim = app_roster
+        .create_token(
+            &rosterd::roster::Actor::Cli,
+            org.id,
+            rosterd::roster::TokenKind::Scim,
+            Some("bench"),
+        )
+        .await
+        .unwrap()
+        .token;
+    let scim_bench = Bench {
+        client: bench.client.clone(),
+        base: bench.base.clone(),
+        token: scim,
+    };
+    println!("\n| SCIM scenario | request | p50 | p99 |\n| --- | --- | --- | --- |");
+    scim_bench
+        .scenario(
+            "userName eq (point lookup)",
+            "/scim/v2/Users?filter=userName%20eq%20%22person77777@example.com%22",
+            200,
+        )
+        .await;
+    scim_bench
+        .scenario(
+            "externalId eq (none set)",
+            "/scim/v2/Users?filter=externalId%20eq%20%22x%22",
+            100,
+        )
+        .await;
+    scim_bench
+        .scenario(
+            "first page of 100",
+            "/scim/v2/Users?startIndex=1&count=100",
+            50,
+        )
+        .await;
+    scim_bench
+        .scenario(
+            "page at startIndex 90001",
+            "/scim/v2/Users?startIndex=90001&count=100",
+            20,
+        )
+        .await;
+    // A group holding every member, then single-member changes through PATCH.
+    let group_id = {
+        let mut tx = store.write().await.unwrap();
+        let now = Utc::now();
+        let g = rosterd::store::groups::Group {
+            id: Uuid::now_v7(),
+            org_id: org.id,
+            name: "everyone".into(),
+            external_id: None,
+            scim_data: None,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        rosterd::store::groups::insert(&mut tx, &g).await.unwrap();
+        let mut after = None;
+        loop {
+            let batch = rosterd::store::members::export_batch(&mut tx, org.id, after, 5000)
+                .await
+                .unwrap();
+            for m in &batch {
+                rosterd::store::groups::add_member(&mut tx, g.id, m.id, now)
+                    .await
+                    .unwrap();
+            }
+            match batch.last() {
+                Some(m) if batch.len() == 5000 => after = Some((m.added_at, m.id)),
+                _ => break,
+            }
+        }
+        tx.commit().await.unwrap();
+        g.id
+    };
+    let newcomer = app_roster
+        .add_members(
+            org.id,
+            &rosterd::roster::Actor::Cli,
+            vec![rosterd::roster::NewMember {
+                email: "newcomer@example.com".into(),
+                ..Default::default()
+            }],
+        )
+        .await
+        .unwrap()[0]
+        .member_id;
+    let mut times = Vec::new();
+    for i in 0..100 {
+        let op = if i % 2 == 0 { "add" } else { "remove" };
+        let body = if op == "add" {
+            serde_json::json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "add", "path": "members", "value": [{"value": newcomer}]}]})
+        } else {
+            serde_json::json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "remove", "path": format!("members[value eq \"{newcomer}\"]")}]})
+        };
+        let t = Instant::now();
+        let r = scim_bench
+            .client
+            .patch(format!("{}/scim/v2/Groups/{group_id}", scim_bench.base))
+            .bearer_auth(&scim_bench.token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204);
+        times.push(t.elapsed());
+    }
+    times.sort();
+    println!(
+        "| PATCH add/remove one member of a {}-member group | `PATCH /scim/v2/Groups/{{id}}` | {} | {} |",
+        n,
+        ms(percentile(&times, 0.5)),
+        ms(percentile(&times, 0.99))
     );
     let _ = stop.send(());
     let _ = server.await;

@@ -22,7 +22,8 @@ pub struct ProvisionedUser {
     pub given_name: Option<String>,
     pub family_name: Option<String>,
     pub display_name: Option<String>,
-    pub active: bool,
+    /// `None`: not stated (create: active; replace: unchanged).
+    pub active: Option<bool>,
     pub external_id: Option<String>,
     /// The whole resource document, kept as the client wrote it.
     pub data: Value,
@@ -100,20 +101,23 @@ impl Roster {
         let org = lock_org(&mut tx, org_id).await?;
         let by_user = store::members::by_user_name(&mut tx, org_id, &u.user_name).await?;
         let by_email = store::members::by_email(&mut tx, org_id, u.email.as_str(), true).await?;
-        // Re-create after DELETE (same userName), or adopt a member added by hand before the
-        // identity provider was connected (same email, userName still the email).
+        // A member may be taken over by this POST only when SCIM never described it (added by
+        // hand before the identity provider was connected) or SCIM deleted it (re-create).
+        let adoptable =
+            |m: &Member| m.scim_deleted || (m.scim_data.is_none() && m.external_id.is_none());
         let existing = match (by_user, by_email) {
-            (Some(m), _) if m.scim_deleted => Some(m),
+            (Some(a), Some(b)) if a.id != b.id => {
+                return Err(RosterError::conflict(
+                    "uniqueness",
+                    format!("another user already has the email `{}`", u.email),
+                ));
+            }
+            (Some(m), _) | (None, Some(m)) if adoptable(&m) => Some(m),
             (Some(_), _) => {
                 return Err(RosterError::conflict(
                     "uniqueness",
                     format!("userName `{}` is already taken", u.user_name),
                 ));
-            }
-            (None, Some(m))
-                if m.scim_deleted || m.user_name.eq_ignore_ascii_case(&m.member_email) =>
-            {
-                Some(m)
             }
             (None, Some(_)) => {
                 return Err(RosterError::conflict(
@@ -168,12 +172,22 @@ impl Roster {
         let was_active = before
             .as_ref()
             .is_some_and(|b| b.access != Access::Removed && !b.scim_deleted);
-        if u.active && !was_active {
+        let active = u.active.unwrap_or(true);
+        if active && !was_active {
             invite = self.activate(&mut tx, &org, &mut m, now).await?;
             m.removed_at = None;
-        } else if !u.active && m.access != Access::Removed {
+        } else if !active && m.access != Access::Removed {
+            if m.role == Role::Owner {
+                return Err(RosterError::conflict(
+                    "owner_cannot_be_removed",
+                    "the org's owner cannot be deactivated; transfer ownership first",
+                ));
+            }
             m.access = Access::Removed;
             m.removed_at = Some(now);
+            store::invitations::close_for_member(&mut tx, m.id, now).await?;
+            store::outbox::cancel_for_member(&mut tx, m.id, now, "cancelled: member removed")
+                .await?;
         }
         match &before {
             Some(_) => store::members::update(&mut tx, &mut m).await?,
@@ -222,14 +236,19 @@ impl Roster {
             .ok_or_else(|| RosterError::NotFound("User".into()))?;
         check_version(before.version, expected_version)?;
         if !before.user_name.eq_ignore_ascii_case(&u.user_name)
-            && store::members::by_user_name(&mut tx, org_id, &u.user_name)
-                .await?
-                .is_some()
+            && let Some(holder) =
+                store::members::by_user_name(&mut tx, org_id, &u.user_name).await?
         {
-            return Err(RosterError::conflict(
-                "uniqueness",
-                format!("userName `{}` is already taken", u.user_name),
-            ));
+            if !holder.scim_deleted {
+                return Err(RosterError::conflict(
+                    "uniqueness",
+                    format!("userName `{}` is already taken", u.user_name),
+                ));
+            }
+            // A deleted user gives its userName up to a live one.
+            let mut freed = holder.clone();
+            freed.user_name = format!("deleted:{}", holder.id);
+            store::members::update(&mut tx, &mut freed).await?;
         }
         if !before.member_email.eq_ignore_ascii_case(u.email.as_str())
             && store::members::by_email(&mut tx, org_id, u.email.as_str(), false)
@@ -252,11 +271,12 @@ impl Roster {
         m.updated_at = now;
         let mut invite = false;
         let mut action = "member.updated";
-        if u.active && m.access == Access::Removed {
+        let active = u.active.unwrap_or(m.access != Access::Removed);
+        if active && m.access == Access::Removed {
             invite = self.activate(&mut tx, &org, &mut m, now).await?;
             m.removed_at = None;
             action = "member.readded";
-        } else if !u.active && m.access != Access::Removed {
+        } else if !active && m.access != Access::Removed {
             if m.role == Role::Owner {
                 return Err(RosterError::conflict(
                     "owner_cannot_be_removed",
@@ -325,6 +345,8 @@ impl Roster {
         m.scim_deleted = true;
         m.updated_at = now;
         store::members::update(&mut tx, &mut m).await?;
+        // A deleted user leaves its groups: a later re-create must not bring them back.
+        store::groups::remove_member_everywhere(&mut tx, id).await?;
         store::invitations::close_for_member(&mut tx, id, now).await?;
         store::outbox::cancel_for_member(&mut tx, id, now, "cancelled: member removed").await?;
         record(
@@ -445,10 +467,12 @@ impl Roster {
         store::groups::update(&mut tx, &mut after).await?;
         if let Some(values) = members {
             let ids = Self::resolve_members(&mut tx, org_id, &values).await?;
+            store::groups::bump_member_versions(&mut tx, id, now).await?;
             store::groups::clear_members(&mut tx, id).await?;
             for mid in &ids {
                 store::groups::add_member(&mut tx, id, *mid, now).await?;
             }
+            store::members::bump_versions(&mut tx, org_id, &ids, now).await?;
         }
         record(
             &mut tx,
@@ -485,6 +509,8 @@ impl Roster {
             .ok_or_else(|| RosterError::NotFound("Group".into()))?;
         check_version(group.version, expected_version)?;
         if remove_all {
+            // Every member's `groups` changes: their versions move on.
+            store::groups::bump_member_versions(&mut tx, id, now).await?;
             store::groups::clear_members(&mut tx, id).await?;
         }
         let mut removed = Vec::new();
@@ -504,6 +530,8 @@ impl Roster {
             }
         }
         store::groups::touch(&mut tx, org_id, id, now).await?;
+        let changed: Vec<Uuid> = added.iter().chain(removed.iter()).copied().collect();
+        store::members::bump_versions(&mut tx, org_id, &changed, now).await?;
         record(
             &mut tx,
             now,
@@ -536,6 +564,7 @@ impl Roster {
             .await?
             .ok_or_else(|| RosterError::NotFound("Group".into()))?;
         check_version(before.version, expected_version)?;
+        store::groups::bump_member_versions(&mut tx, id, now).await?;
         store::groups::delete(&mut tx, org_id, id).await?;
         record(
             &mut tx,

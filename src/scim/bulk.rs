@@ -18,6 +18,30 @@ use super::{
 };
 use crate::api::AppState;
 
+/// The bulkIds an operation refers to (in its path or data).
+fn references(op: &Value) -> Vec<String> {
+    fn walk(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::String(s) => {
+                if let Some(k) = s.split("bulkId:").nth(1) {
+                    out.push(k.split('/').next().unwrap_or(k).to_owned());
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            Value::Object(o) => o.values().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    if let Some(d) = get_ci(op, "data") {
+        walk(d, &mut out);
+    }
+    if let Some(p) = get_ci(op, "path") {
+        walk(p, &mut out);
+    }
+    out
+}
+
 /// Replaces `"bulkId:x"` strings (anywhere in `v`) by the id created for `x`.
 fn resolve(v: &mut Value, ids: &HashMap<String, String>) -> Result<(), String> {
     match v {
@@ -91,7 +115,44 @@ pub async fn bulk(
     let mut ids: HashMap<String, String> = HashMap::new();
     let mut results = Vec::with_capacity(ops.len());
     let mut errors = 0u64;
-    for op in ops {
+    // Operations run in order, except that one referring to a bulkId created by a later
+    // operation waits until that one has run (RFC 7644 §3.7.2); what still waits when nothing
+    // more can run refers to a missing or circular bulkId and fails with 409.
+    let defined: std::collections::HashSet<String> = ops
+        .iter()
+        .filter_map(|op| {
+            get_ci(op, "bulkId")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .collect();
+    let mut pending: Vec<&Value> = ops.iter().collect();
+    let mut order: Vec<&Value> = Vec::with_capacity(ops.len());
+    let mut done: std::collections::HashSet<String> = std::collections::HashSet::new();
+    while !pending.is_empty() {
+        let before = pending.len();
+        let mut still = Vec::new();
+        for op in pending {
+            let waits = references(op)
+                .iter()
+                .any(|r| defined.contains(r) && !done.contains(r));
+            if waits {
+                still.push(op);
+            } else {
+                if let Some(b) = get_ci(op, "bulkId").and_then(Value::as_str) {
+                    done.insert(b.to_owned());
+                }
+                order.push(op);
+            }
+        }
+        if still.len() == before {
+            // Circular: run them anyway; their references fail with 409.
+            order.extend(still);
+            break;
+        }
+        pending = still;
+    }
+    for op in order {
         if fail_on_errors.is_some_and(|limit| errors >= limit) {
             break;
         }

@@ -690,7 +690,8 @@ pub fn matches(f: &Filter, resource: &Value, info: &dyn AttrInfo) -> bool {
                 };
             }
             if values.is_empty() {
-                return false;
+                // `ne` on an absent attribute holds, as `not (eq)` does.
+                return *op == Op::Ne;
             }
             let (ce, dt) = (info.case_exact(path), info.is_datetime(path));
             if *op == Op::Ne {

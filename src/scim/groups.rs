@@ -239,14 +239,87 @@ fn is_members(p: &filter::AttrPath) -> bool {
     p.urn.as_deref().is_none_or(filter::is_core_urn) && p.attr.eq_ignore_ascii_case("members")
 }
 
+/// Membership changes of one PATCH, folded in order: the last operation naming a member wins.
 #[derive(Default)]
 struct MemberChanges {
-    add: Vec<String>,
-    remove: Vec<String>,
+    /// `true`: add, `false`: remove.
+    wanted: std::collections::HashMap<String, bool>,
     remove_all: bool,
-    /// Filters to evaluate against the current members.
-    remove_where: Vec<Filter>,
     touched: bool,
+    /// The current members, loaded once if a filter needs them.
+    current: Option<Vec<(Uuid, String)>>,
+}
+
+impl MemberChanges {
+    fn add(&mut self, ids: Vec<String>) {
+        self.touched = true;
+        for id in ids {
+            self.wanted.insert(id, true);
+        }
+    }
+
+    fn remove(&mut self, ids: Vec<String>) {
+        self.touched = true;
+        for id in ids {
+            self.wanted.insert(id, false);
+        }
+    }
+
+    fn clear(&mut self) {
+        self.touched = true;
+        self.wanted.clear();
+        self.remove_all = true;
+    }
+
+    /// Members matching `f` as the group stands after the operations so far.
+    async fn remove_where(
+        &mut self,
+        state: &AppState,
+        gid: Uuid,
+        f: &Filter,
+    ) -> Result<(), ScimError> {
+        self.touched = true;
+        if self.current.is_none() {
+            self.current = Some(members_of(state, gid).await?);
+        }
+        let mut candidates: Vec<String> = if self.remove_all {
+            Vec::new()
+        } else {
+            self.current
+                .iter()
+                .flatten()
+                .map(|(id, _)| id.to_string())
+                .collect()
+        };
+        candidates.extend(
+            self.wanted
+                .iter()
+                .filter(|(_, add)| **add)
+                .map(|(id, _)| id.clone()),
+        );
+        for id in candidates {
+            let item = serde_json::json!({"value": id, "type": "User"});
+            if filter::matches(f, &item, &Rules) {
+                self.wanted.insert(id, false);
+            }
+        }
+        Ok(())
+    }
+
+    fn split(&self) -> (Vec<String>, Vec<String>) {
+        let mut add = Vec::new();
+        let mut remove = Vec::new();
+        for (id, a) in &self.wanted {
+            if *a {
+                add.push(id.clone())
+            } else {
+                remove.push(id.clone())
+            }
+        }
+        add.sort();
+        remove.sort();
+        (add, remove)
+    }
 }
 
 fn values_of(v: &Value) -> Result<Vec<String>, ScimError> {
@@ -280,44 +353,34 @@ pub async fn patch_doc(
     let mut doc_ops: Vec<PatchOp> = Vec::new();
     for op in ops {
         match (&op.path, op.op) {
-            (Some(p), kind) if is_members(&p.attr) => {
-                changes.touched = true;
-                match (kind, &p.filter, &op.value) {
-                    (OpKind::Add, None, Some(v)) => changes.add.extend(values_of(v)?),
-                    (OpKind::Replace, None, Some(v)) => {
-                        changes.remove_all = true;
-                        changes.remove.clear();
-                        changes.add = values_of(v)?;
-                    }
-                    (OpKind::Remove, None, Some(v)) => changes.remove.extend(values_of(v)?),
-                    (OpKind::Remove, None, None) => {
-                        changes.remove_all = true;
-                        changes.add.clear();
-                    }
-                    (OpKind::Remove, Some(f), _) => match filter_values(f) {
-                        Some(vals) => changes.remove.extend(vals),
-                        None => changes.remove_where.push(f.clone()),
-                    },
-                    _ => {
-                        return Err(ScimError::invalid_path(
-                            "members can be added, replaced or removed (with a value filter)",
-                        ));
-                    }
+            (Some(p), kind) if is_members(&p.attr) => match (kind, &p.filter, &op.value) {
+                (OpKind::Add, None, Some(v)) => changes.add(values_of(v)?),
+                (OpKind::Replace, None, Some(v)) => {
+                    changes.clear();
+                    changes.add(values_of(v)?);
                 }
-            }
+                (OpKind::Remove, None, Some(v)) => changes.remove(values_of(v)?),
+                (OpKind::Remove, None, None) => changes.clear(),
+                (OpKind::Remove, Some(f), _) => match filter_values(f) {
+                    Some(vals) => changes.remove(vals),
+                    None => changes.remove_where(state, gid, f).await?,
+                },
+                _ => {
+                    return Err(ScimError::invalid_path(
+                        "members can be added, replaced or removed (with a value filter)",
+                    ));
+                }
+            },
             (None, kind) => {
                 // A path-less value may carry members next to other attributes.
                 let mut value = op.value.clone().unwrap_or(Value::Null);
                 if let Some(obj) = value.as_object_mut()
                     && let Some(m) = resource::remove_ci(obj, "members")
                 {
-                    changes.touched = true;
                     if kind == OpKind::Replace {
-                        changes.remove_all = true;
-                        changes.add = values_of(&m)?;
-                    } else {
-                        changes.add.extend(values_of(&m)?);
+                        changes.clear();
                     }
+                    changes.add(values_of(&m)?);
                 }
                 if value.as_object().is_some_and(|o| !o.is_empty()) {
                     doc_ops.push(PatchOp {
@@ -347,27 +410,15 @@ pub async fn patch_doc(
             .await?;
     }
     if changes.touched {
-        if !changes.remove_where.is_empty() {
-            let current = members_of(state, gid).await?;
-            for (mid, display) in current {
-                let item = serde_json::json!({"value": mid.to_string(), "display": display, "type": "User"});
-                if changes
-                    .remove_where
-                    .iter()
-                    .any(|f| filter::matches(f, &item, &Rules))
-                {
-                    changes.remove.push(mid.to_string());
-                }
-            }
-        }
+        let (add, remove) = changes.split();
         state
             .roster
             .scim_change_group_members(
                 client.org_id,
                 &client.actor(),
                 gid,
-                &changes.add,
-                &changes.remove,
+                &add,
+                &remove,
                 changes.remove_all,
                 None,
             )

@@ -178,37 +178,63 @@ fn add_or_replace(
     };
     if let Some(f) = &path.filter {
         // attr[filter] or attr[filter].sub: change the matching values.
-        let Some(Value::Array(items)) = get_mut_ci(target, &attr.attr) else {
-            return Err(ScimError::no_target(format!(
-                "{} has no values to match",
-                attr.attr
-            )));
-        };
         let scoped = ScopedRules(attr.attr.clone());
         let mut matched = 0;
-        for item in items.iter_mut() {
-            if !filter::matches(f, item, &scoped) {
-                continue;
-            }
-            matched += 1;
-            match (&path.sub_after_filter, item) {
-                (Some(sub), Value::Object(o)) => set_ci(o, sub, value.clone()),
-                (None, item @ Value::Object(_)) => match (&value, item) {
-                    (Value::Object(v), Value::Object(o)) if !replace => {
-                        for (k, v) in v {
-                            set_ci(o, k, v.clone());
+        if let Some(Value::Array(items)) = get_mut_ci(target, &attr.attr) {
+            for item in items.iter_mut() {
+                if !filter::matches(f, item, &scoped) {
+                    continue;
+                }
+                matched += 1;
+                match (&path.sub_after_filter, item) {
+                    (Some(sub), Value::Object(o)) => set_ci(o, sub, value.clone()),
+                    (None, item @ Value::Object(_)) => match (&value, item) {
+                        (Value::Object(v), Value::Object(o)) if !replace => {
+                            for (k, v) in v {
+                                set_ci(o, k, v.clone());
+                            }
                         }
-                    }
-                    (v, item) => *item = v.clone(),
-                },
-                _ => {}
+                        (v, item) => *item = v.clone(),
+                    },
+                    _ => {}
+                }
             }
         }
         if matched == 0 {
-            return Err(ScimError::no_target(format!(
-                "no value of {} matches the filter",
-                attr.attr
-            )));
+            // Nothing matches a filter of plain equalities (`phoneNumbers[type eq "work"]`):
+            // the value is added as a new one carrying them (what Entra ID expects).
+            let Some(mut item) = equalities(f).map(|pairs| {
+                let mut o = Map::new();
+                for (k, v) in pairs {
+                    o.insert(k, v);
+                }
+                o
+            }) else {
+                return Err(ScimError::no_target(format!(
+                    "no value of {} matches the filter",
+                    attr.attr
+                )));
+            };
+            match (&path.sub_after_filter, value) {
+                (Some(sub), v) => set_ci(&mut item, sub, v),
+                (None, Value::Object(v)) => {
+                    for (k, v) in v {
+                        set_ci(&mut item, &k, v);
+                    }
+                }
+                (None, _) => {
+                    return Err(ScimError::invalid_value(format!(
+                        "{} takes objects",
+                        attr.attr
+                    )));
+                }
+            }
+            let item = Value::Object(item);
+            clear_other_primaries(target, &attr.attr, &item);
+            match get_mut_ci(target, &attr.attr) {
+                Some(Value::Array(items)) => items.push(item),
+                _ => set_ci(target, &attr.attr, Value::Array(vec![item])),
+            }
         }
         return Ok(());
     }
@@ -228,6 +254,15 @@ fn add_or_replace(
             }
         }
         None => {
+            if !replace {
+                for v in value
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or(std::slice::from_ref(&value))
+                {
+                    clear_other_primaries(target, &attr.attr, v);
+                }
+            }
             let existing = get_mut_ci(target, &attr.attr);
             let multi = is_multi(existing.as_deref(), &value);
             match (existing, value) {
@@ -318,6 +353,46 @@ fn remove(
         },
     }
     Ok(())
+}
+
+/// The `attr eq "value"` pairs of a filter made only of such equalities joined by `and`.
+fn equalities(f: &filter::Filter) -> Option<Vec<(String, Value)>> {
+    match f {
+        filter::Filter::Compare(p, filter::Op::Eq, v) if p.sub.is_none() && p.urn.is_none() => {
+            let v = match v {
+                filter::CompValue::Str(s) => Value::String(s.clone()),
+                filter::CompValue::Bool(b) => Value::Bool(*b),
+                filter::CompValue::Num(n) => json!(n),
+                filter::CompValue::Null => return None,
+            };
+            Some(vec![(p.attr.clone(), v)])
+        }
+        filter::Filter::And(a, b) => {
+            let mut x = equalities(a)?;
+            x.extend(equalities(b)?);
+            Some(x)
+        }
+        _ => None,
+    }
+}
+
+/// Adding a value marked primary takes the mark from the others (RFC 7643 §2.4: at most one).
+fn clear_other_primaries(target: &mut Map<String, Value>, attr: &str, new: &Value) {
+    let is_primary =
+        filter::get_ci(new, "primary").and_then(super::resource::as_bool) == Some(true);
+    if !is_primary {
+        return;
+    }
+    if let Some(Value::Array(items)) = get_mut_ci(target, attr) {
+        for item in items.iter_mut() {
+            if let Value::Object(o) = item
+                && !same_value(&Value::Object(o.clone()), new)
+                && o.keys().any(|k| k.eq_ignore_ascii_case("primary"))
+            {
+                set_ci(o, "primary", Value::Bool(false));
+            }
+        }
+    }
 }
 
 /// Two values of a multi-valued attribute are the same when their `value`s are (or, lacking
@@ -483,7 +558,7 @@ mod tests {
             assert!(parse(&body).is_err(), "{body}");
         }
         let mut doc = json!({"emails": [{"type": "work", "value": "a"}]});
-        let ops = parse(&json!({"Operations": [{"op": "replace", "path": "emails[type eq \"home\"].value", "value": "x"}]})).unwrap();
+        let ops = parse(&json!({"Operations": [{"op": "replace", "path": "emails[value co \"zzz\"].value", "value": "x"}]})).unwrap();
         assert_eq!(
             apply(&mut doc, &ops).unwrap_err().scim_type,
             Some("noTarget")

@@ -192,7 +192,9 @@ pub struct UserWrite {
     pub given_name: Option<String>,
     pub family_name: Option<String>,
     pub display_name: Option<String>,
-    pub active: bool,
+    /// `None` when the document does not say (a create then means active; a replace keeps the
+    /// current state).
+    pub active: Option<bool>,
     pub external_id: Option<String>,
     /// The cleaned document to keep.
     pub data: Value,
@@ -307,9 +309,9 @@ pub fn read_user(body: &Value) -> Result<UserWrite, ScimError> {
         return Err(ScimError::invalid_value("userName is too long"));
     }
     let active = match get_ci(&v, "active") {
-        None => true,
+        None => None,
         Some(a) => {
-            as_bool(a).ok_or_else(|| ScimError::invalid_value("active must be a boolean"))?
+            Some(as_bool(a).ok_or_else(|| ScimError::invalid_value("active must be a boolean"))?)
         }
     };
     remove_ci(&mut doc, "active");
@@ -644,7 +646,7 @@ pub(crate) mod tests {
             ENTERPRISE: {"manager": "abc"}
         }))
         .unwrap();
-        assert!(!u.active);
+        assert_eq!(u.active, Some(false));
         assert_eq!(
             u.email.as_str(),
             "w@x.io",

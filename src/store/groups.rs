@@ -160,3 +160,19 @@ pub async fn groups_of(tx: &mut Tx, member_ids: &[Uuid]) -> Result<Vec<(Uuid, Uu
     }
     Ok(out)
 }
+
+/// Takes a member out of every group.
+pub async fn remove_member_everywhere(tx: &mut Tx, member_id: Uuid) -> Result<u64> {
+    Ok(
+        on_tx!(tx, c => sqlx::query("DELETE FROM group_members WHERE member_id = $1")
+        .bind(member_id).execute(&mut *c).await.map(|r| r.rows_affected()))?,
+    )
+}
+
+/// Moves on the version of every member of a group (their `groups` attribute changes).
+pub async fn bump_member_versions(tx: &mut Tx, group_id: Uuid, at: DateTime<Utc>) -> Result<u64> {
+    Ok(on_tx!(tx, c => sqlx::query(
+        "UPDATE members SET version = version + 1, updated_at = $2
+         WHERE id IN (SELECT member_id FROM group_members WHERE group_id = $1)")
+        .bind(group_id).bind(at).execute(&mut *c).await.map(|r| r.rows_affected()))?)
+}

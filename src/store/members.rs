@@ -492,3 +492,18 @@ pub async fn scim_all(tx: &mut Tx, org_id: Uuid, cond: &ScimCondition) -> Result
         on_tx!(tx, c => bind_all!(sqlx::query_as::<_, Member>(sql), &binds).fetch_all(&mut *c).await)?,
     )
 }
+
+/// Moves on the version (SCIM ETag) of some members without other changes.
+pub async fn bump_versions(
+    tx: &mut Tx,
+    org_id: Uuid,
+    ids: &[Uuid],
+    at: DateTime<Utc>,
+) -> Result<()> {
+    for id in ids {
+        on_tx!(tx, c => sqlx::query(
+            "UPDATE members SET version = version + 1, updated_at = $3 WHERE org_id = $1 AND id = $2")
+            .bind(org_id).bind(*id).bind(at).execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    }
+    Ok(())
+}

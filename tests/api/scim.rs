@@ -551,7 +551,7 @@ async fn filters_sorting_paging_and_projection() {
         ),
         (
             r#"userType ne "Employee" and not (emails.value co "example.org")"#,
-            &["jsmith@example.com"],
+            &["owner@acme.example", "jsmith@example.com"], // `ne` holds where userType is absent
         ),
         (
             r#"(userType eq "Intern" or userType eq "Contractor") and name.givenName pr"#,
@@ -1092,7 +1092,7 @@ async fn malformed_requests_get_scim_errors() {
             "noTarget",
         ),
         (
-            json!({"schemas": [PATCH], "Operations": [{"op": "replace", "path": "emails[type eq \"pager\"].value", "value": "x"}]}),
+            json!({"schemas": [PATCH], "Operations": [{"op": "replace", "path": "emails[value co \"nowhere\"].value", "value": "x"}]}),
             "noTarget",
         ),
         (
@@ -1339,4 +1339,230 @@ fn json_strategy() -> impl proptest::strategy::Strategy<Value = Value> {
                 .prop_map(|kv| Value::Object(kv.into_iter().collect())),
         ]
     })
+}
+
+#[tokio::test]
+async fn a_post_never_takes_over_someone_else() {
+    let app = spawn_app().await;
+    let (admin, scim) = app.scim_org("acme").await;
+    // The owner (added by hand at org creation) cannot be captured or deactivated by email.
+    let mut grab = user("someone-else");
+    grab["emails"] = json!([{"value": "owner@acme.example", "primary": true}]);
+    grab["active"] = json!(false);
+    assert_scim_error(
+        &app.scim(Method::POST, "/Users", &scim, Some(grab)).await,
+        409,
+        None,
+    );
+    let owner = app
+        .get("/api/v1/orgs/acme/members?role=owner", &admin)
+        .await;
+    assert_eq!(owner.body["items"][0]["access"], "invited");
+    // A SCIM user cannot be captured through its email by another userName.
+    create_user(&app, &scim, user("alice@acme.example")).await;
+    let mut bob = user("bob");
+    bob["emails"] = json!([{"value": "alice@acme.example", "primary": true}]);
+    assert_scim_error(
+        &app.scim(Method::POST, "/Users", &scim, Some(bob)).await,
+        409,
+        Some("uniqueness"),
+    );
+    // A member added by hand before the identity provider was connected is adopted.
+    let hand = app.add("acme", &admin, &["hand@acme.example"]).await[0];
+    let u = create_user(&app, &scim, user("hand@acme.example")).await;
+    assert_eq!(u["id"], hand.to_string());
+}
+
+#[tokio::test]
+async fn patch_edge_cases_real_clients_hit() {
+    let app = spawn_app().await;
+    let (admin, scim) = app.scim_org("acme").await;
+    let id = create_user(&app, &scim, user("edge@acme.example")).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Entra ID: "Add" through a value filter on an attribute the user does not have yet.
+    let r = app.scim(Method::PATCH, &format!("/Users/{id}"), &scim, Some(json!({"schemas": [PATCH], "Operations": [
+        {"op": "Add", "path": "phoneNumbers[type eq \"work\"].value", "value": "+1 555 0100"}
+    ]}))).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.body["phoneNumbers"],
+        json!([{"type": "work", "value": "+1 555 0100"}])
+    );
+    // A new primary email takes the mark from the old one, and invitations follow it.
+    let r = app.scim(Method::PATCH, &format!("/Users/{id}"), &scim, Some(json!({"schemas": [PATCH], "Operations": [
+        {"op": "add", "path": "emails", "value": [{"value": "new@acme.example", "type": "work", "primary": true}]}
+    ]}))).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let primaries = r.body["emails"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["primary"] == true)
+        .count();
+    assert_eq!(primaries, 1, "{}", r.text);
+    assert_eq!(
+        app.get(&format!("/api/v1/orgs/acme/members/{id}"), &admin)
+            .await
+            .body["member_email"],
+        "new@acme.example"
+    );
+    // A PUT that does not mention `active` keeps the member's state.
+    app.scim(Method::PATCH, &format!("/Users/{id}"), &scim, Some(json!({"schemas": [PATCH], "Operations": [{"op": "replace", "path": "active", "value": false}]}))).await;
+    let mut put = user("edge@acme.example");
+    put.as_object_mut().unwrap().remove("active");
+    put["emails"] = json!([{"value": "new@acme.example", "primary": true}]);
+    let r = app
+        .scim(Method::PUT, &format!("/Users/{id}"), &scim, Some(put))
+        .await;
+    assert_eq!(r.body["active"], false, "{}", r.text);
+    // `ne` on an absent attribute matches, like `not (eq)`.
+    let r = app
+        .scim(
+            Method::GET,
+            &format!("/Users?{}", q(r#"title ne "Boss""#)),
+            &scim,
+            None,
+        )
+        .await;
+    let n = app
+        .scim(
+            Method::GET,
+            &format!("/Users?{}", q(r#"not (title eq "Boss")"#)),
+            &scim,
+            None,
+        )
+        .await;
+    assert_eq!(r.body["totalResults"], n.body["totalResults"]);
+    assert!(r.body["totalResults"].as_u64().unwrap() >= 2);
+}
+
+#[tokio::test]
+async fn deletion_and_groups() {
+    let app = spawn_app().await;
+    let (_, scim) = app.scim_org("acme").await;
+    let a = create_user(&app, &scim, user("a@acme.example")).await;
+    let aid = a["id"].as_str().unwrap().to_owned();
+    let v1 = a["meta"]["version"].as_str().unwrap().to_owned();
+    let g = app
+        .scim(
+            Method::POST,
+            "/Groups",
+            &scim,
+            Some(json!({"schemas": [GROUP], "displayName": "G"})),
+        )
+        .await;
+    let gid = g.body["id"].as_str().unwrap().to_owned();
+    // Joining a group changes the user's ETag (its `groups` changed).
+    let r = app.scim(Method::PATCH, &format!("/Groups/{gid}"), &scim, Some(json!({"schemas": [PATCH], "Operations": [{"op": "add", "path": "members", "value": [{"value": aid}]}]}))).await;
+    assert_eq!(r.status, 204);
+    let r = app
+        .scim_with(
+            Method::GET,
+            &format!("/Users/{aid}"),
+            &scim,
+            None,
+            &[("if-none-match", &v1)],
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["groups"][0]["value"], gid.as_str());
+    // Operations apply in order: add then remove leaves the member out.
+    let b = create_user(&app, &scim, user("b@acme.example")).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = app
+        .scim(
+            Method::PATCH,
+            &format!("/Groups/{gid}"),
+            &scim,
+            Some(json!({"schemas": [PATCH], "Operations": [
+                {"op": "add", "path": "members", "value": [{"value": b}]},
+                {"op": "remove", "path": format!("members[value eq \"{b}\"]")}
+            ]})),
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    let g = app
+        .scim(Method::GET, &format!("/Groups/{gid}"), &scim, None)
+        .await;
+    let members: Vec<&str> = g.body["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(members, [aid.as_str()]);
+    // A deleted user leaves its groups, and a re-create does not bring them back.
+    assert_eq!(
+        app.scim(Method::DELETE, &format!("/Users/{aid}"), &scim, None)
+            .await
+            .status,
+        204
+    );
+    let again = create_user(&app, &scim, user("a@acme.example")).await;
+    assert_eq!(again["id"], aid.as_str());
+    assert!(again.get("groups").is_none(), "{again}");
+    let g = app
+        .scim(Method::GET, &format!("/Groups/{gid}"), &scim, None)
+        .await;
+    assert_eq!(g.body["members"], json!([]));
+    // A deleted user's userName can be taken by a live one.
+    assert_eq!(
+        app.scim(Method::DELETE, &format!("/Users/{aid}"), &scim, None)
+            .await
+            .status,
+        204
+    );
+    let r = app.scim(Method::PATCH, &format!("/Users/{b}"), &scim, Some(json!({"schemas": [PATCH], "Operations": [{"op": "replace", "path": "userName", "value": "a@acme.example"}]}))).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["userName"], "a@acme.example");
+}
+
+#[tokio::test]
+async fn bulk_forward_references() {
+    let app = spawn_app().await;
+    let (_, scim) = app.scim_org("acme").await;
+    let r = app.scim(Method::POST, "/Bulk", &scim, Some(json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+        "Operations": [
+            {"method": "POST", "path": "/Groups", "bulkId": "g", "data": {"schemas": [GROUP], "displayName": "Early", "members": [{"value": "bulkId:later"}]}},
+            {"method": "POST", "path": "/Users", "bulkId": "later", "data": user("later@acme.example")},
+            {"method": "POST", "path": "/Groups", "bulkId": "c1", "data": {"schemas": [GROUP], "displayName": "C1", "members": [{"value": "bulkId:c2"}]}},
+            {"method": "POST", "path": "/Groups", "bulkId": "c2", "data": {"schemas": [GROUP], "displayName": "C2", "members": [{"value": "bulkId:c1"}]}}
+        ]
+    }))).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let status = |b: &str| {
+        r.body["Operations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["bulkId"] == b)
+            .unwrap()["status"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(status("later"), "201");
+    assert_eq!(status("g"), "201");
+    assert_eq!(status("c1"), "409", "circular references fail");
+    assert_eq!(status("c2"), "409");
+    let groups = app
+        .scim(
+            Method::GET,
+            &format!("/Groups?{}", q(r#"displayName eq "Early""#)),
+            &scim,
+            None,
+        )
+        .await;
+    assert_eq!(
+        groups.body["Resources"][0]["members"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 }
