@@ -124,7 +124,7 @@ impl Bench {
         let r = self
             .client
             .get(format!("{}{path}", self.base))
-            .bearer_auth(OPERATOR)
+            .bearer_auth(&self.token)
             .send()
             .await
             .unwrap();

@@ -100,13 +100,57 @@ macro_rules! bind_all {
     }};
 }
 
+/// How many rows, in list order, the first attempt at a filtered page looks through.
+const WINDOW: i64 = 2000;
+
+/// How a page is fetched.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Plan {
+    /// Walk the sort index and filter as rows come.
+    Ordered,
+    /// Look only at the next `WINDOW` rows in list order: enough when matches are common.
+    Window,
+    /// Start from the selective part (the search index, the role index) and sort what matches:
+    /// right when matches are rare. (PostgreSQL's planner has the statistics to choose itself;
+    /// SQLite's does not, so it is told.)
+    Driven,
+}
+
 /// One page of the members list.
+///
+/// Unfiltered pages walk the `(org_id, sort key, id)` index. Pages with a search, role, email
+/// or date filter first look through the next `WINDOW` rows in order: when matches are common
+/// that fills the page at once and is exact (the first matches in order lie within those
+/// rows). Only when it does not, the page is fetched starting from the selective index, so a
+/// rare match never costs a walk through the whole org.
 pub async fn list(tx: &mut Tx, q: &MemberQuery) -> Result<Vec<Member>> {
-    let mut sql = format!("SELECT {COLUMNS} FROM members WHERE org_id = $1");
+    let filtered = q.role.is_some()
+        || q.joined_from.is_some()
+        || q.joined_before.is_some()
+        || q.email.is_some()
+        || q.search.as_deref().is_some_and(|s| !s.is_empty());
+    if !filtered {
+        return fetch(tx, q, Plan::Ordered).await;
+    }
+    let rows = fetch(tx, q, Plan::Window).await?;
+    if rows.len() as i64 >= q.limit {
+        return Ok(rows);
+    }
+    fetch(tx, q, Plan::Driven).await
+}
+
+async fn fetch(tx: &mut Tx, q: &MemberQuery, plan: Plan) -> Result<Vec<Member>> {
+    let sqlite = tx.backend() == Backend::Sqlite;
     let mut binds = vec![Bind::Uuid(q.org_id)];
     let next = |binds: &mut Vec<Bind>, b: Bind| {
         binds.push(b);
         format!("${}", binds.len())
+    };
+    let col = q.sort.column();
+    let (cmp, dir) = if q.descending {
+        ("<", "DESC")
+    } else {
+        (">", "ASC")
     };
     let states: Vec<String> = q
         .view
@@ -114,45 +158,9 @@ pub async fn list(tx: &mut Tx, q: &MemberQuery) -> Result<Vec<Member>> {
         .iter()
         .map(|a| format!("'{}'", a.as_str()))
         .collect();
-    sql.push_str(&format!(" AND access IN ({})", states.join(", ")));
-    if let Some(role) = q.role {
-        let p = next(&mut binds, Bind::Text(role.as_str().to_owned()));
-        sql.push_str(&format!(" AND role = {p}"));
-    }
-    if let Some(from) = q.joined_from {
-        let p = next(&mut binds, Bind::Time(from));
-        sql.push_str(&format!(" AND added_at >= {p}"));
-    }
-    if let Some(before) = q.joined_before {
-        let p = next(&mut binds, Bind::Time(before));
-        sql.push_str(&format!(" AND added_at < {p}"));
-    }
-    if let Some(email) = &q.email {
-        let p = next(&mut binds, Bind::Text(email.to_lowercase()));
-        sql.push_str(&format!(" AND email_key = {p}"));
-    }
-    if let Some(search) = q.search.as_deref().filter(|s| !s.is_empty()) {
-        let term = search.to_lowercase();
-        let p = next(&mut binds, Bind::Text(like_contains(&term)));
-        // Terms of three characters or more use the trigram index (FTS5 on SQLite, pg_trgm on
-        // PostgreSQL); shorter ones scan.
-        // (FTS5 serves LIKE only without an ESCAPE clause, so terms holding `%`, `_` or `\`
-        // take the scan.)
-        let plain = !term.contains(['%', '_', '\\']);
-        if plain && term.chars().count() >= 3 && tx.backend() == Backend::Sqlite {
-            sql.push_str(&format!(
-                " AND rowid IN (SELECT rowid FROM members_search WHERE search_key LIKE {p})"
-            ));
-        } else {
-            sql.push_str(&format!(" AND search_key LIKE {p} ESCAPE '\\'"));
-        }
-    }
-    let col = q.sort.column();
-    let (cmp, dir) = if q.descending {
-        ("<", "DESC")
-    } else {
-        (">", "ASC")
-    };
+
+    // The part every plan applies where the rows come from: org, view, cursor.
+    let mut base = format!("m.org_id = $1 AND m.access IN ({})", states.join(", "));
     if let Some((value, id)) = &q.after {
         let v = next(
             &mut binds,
@@ -162,14 +170,86 @@ pub async fn list(tx: &mut Tx, q: &MemberQuery) -> Result<Vec<Member>> {
             },
         );
         let i = next(&mut binds, Bind::Uuid(*id));
-        sql.push_str(&format!(" AND ({col}, id) {cmp} ({v}, {i})"));
+        base.push_str(&format!(" AND (m.{col}, m.id) {cmp} ({v}, {i})"));
+    }
+    // The filters.
+    let mut filters = String::new();
+    let mut search_param = None;
+    if let Some(role) = q.role {
+        let p = next(&mut binds, Bind::Text(role.as_str().to_owned()));
+        filters.push_str(&format!(" AND m.role = {p}"));
+    }
+    if let Some(from) = q.joined_from {
+        let p = next(&mut binds, Bind::Time(from));
+        filters.push_str(&format!(" AND m.added_at >= {p}"));
+    }
+    if let Some(before) = q.joined_before {
+        let p = next(&mut binds, Bind::Time(before));
+        filters.push_str(&format!(" AND m.added_at < {p}"));
+    }
+    if let Some(email) = &q.email {
+        let p = next(&mut binds, Bind::Text(email.to_lowercase()));
+        filters.push_str(&format!(" AND m.email_key = {p}"));
+    }
+    if let Some(search) = q.search.as_deref().filter(|s| !s.is_empty()) {
+        let term = search.to_lowercase();
+        let p = next(&mut binds, Bind::Text(like_contains(&term)));
+        filters.push_str(&format!(" AND m.search_key LIKE {p} ESCAPE '\\'"));
+        // The trigram index (FTS5) serves terms of three characters or more, and only without
+        // an ESCAPE clause, so terms holding `%`, `_` or `\` cannot use it.
+        if term.chars().count() >= 3 && !term.contains(['%', '_', '\\']) {
+            search_param = Some(p);
+        }
     }
     let l = next(&mut binds, Bind::Int(q.limit));
-    sql.push_str(&format!(" ORDER BY {col} {dir}, id {dir} LIMIT {l}"));
+    let order = format!("ORDER BY m.{col} {dir}, m.id {dir}");
+    let sql = match plan {
+        Plan::Ordered => format!(
+            "SELECT {cols} FROM members m WHERE {base}{filters} {order} LIMIT {l}",
+            cols = prefixed("m")
+        ),
+        Plan::Window => {
+            let w = next(&mut binds, Bind::Int(WINDOW));
+            format!(
+                "SELECT {cols} FROM (SELECT * FROM members m WHERE {base} {order} LIMIT {w}) m
+                 WHERE TRUE{filters} {order} LIMIT {l}",
+                cols = prefixed("m")
+            )
+        }
+        Plan::Driven if sqlite => match (&search_param, q.role) {
+            (Some(p), _) => format!(
+                "SELECT {cols} FROM members_search s CROSS JOIN members m ON m.rowid = s.rowid
+                 WHERE s.search_key LIKE {p} AND {base}{filters} {order} LIMIT {l}",
+                cols = prefixed("m")
+            ),
+            (None, Some(_)) => format!(
+                "SELECT {cols} FROM members m INDEXED BY members_org_role_access
+                 WHERE {base}{filters} {order} LIMIT {l}",
+                cols = prefixed("m")
+            ),
+            (None, None) => format!(
+                "SELECT {cols} FROM members m WHERE {base}{filters} {order} LIMIT {l}",
+                cols = prefixed("m")
+            ),
+        },
+        Plan::Driven => format!(
+            "SELECT {cols} FROM members m WHERE {base}{filters} {order} LIMIT {l}",
+            cols = prefixed("m")
+        ),
+    };
     let sql = sqlx::AssertSqlSafe(sql);
     Ok(
         on_tx!(tx, c => bind_all!(sqlx::query_as::<_, Member>(sql), &binds).fetch_all(&mut *c).await)?,
     )
+}
+
+/// The member columns, qualified by a table alias.
+fn prefixed(alias: &str) -> String {
+    COLUMNS
+        .split(',')
+        .map(|c| format!("{alias}.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Every member of an org, current and past, in `(added_at, id)` order, a batch at a time.

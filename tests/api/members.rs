@@ -499,3 +499,80 @@ async fn token_use_is_recorded() {
     })
     .await;
 }
+
+/// Filtered pages over more members than the first look-ahead window: common matches come from
+/// the window, rare ones from the selective index; both page correctly by cursor.
+#[tokio::test]
+async fn filtered_paging_beyond_the_window() {
+    let app = spawn_with(Mail::Log, |c| {
+        c.invitations.reminders = 0;
+        c.server.max_body_bytes = 1024 * 1024;
+    })
+    .await;
+    let admin = app.org_with_admin("acme").await;
+    for chunk in 0..3 {
+        let members: Vec<Value> = (0..800)
+            .map(|i| {
+                let n = chunk * 800 + i;
+                let name = if n % 3 == 0 {
+                    format!("Common Person {n}")
+                } else {
+                    format!("Plain Person {n}")
+                };
+                let name = if n == 5 || n == 2100 {
+                    format!("Rarest Zebra {n}")
+                } else {
+                    name
+                };
+                let role = if n == 7 || n == 2200 {
+                    "admin"
+                } else {
+                    "member"
+                };
+                json!({"email": format!("p{n}@acme.example"), "display_name": name, "role": role})
+            })
+            .collect();
+        let r = app
+            .post(
+                "/api/v1/orgs/acme/members",
+                &admin,
+                json!({"members": members}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        app.clock.advance(Duration::minutes(1));
+    }
+    let walk = |query: &'static str| {
+        let app = &app;
+        let admin = admin.clone();
+        async move {
+            let mut out = Vec::new();
+            let mut path = format!("/api/v1/orgs/acme/members?limit=50&{query}");
+            loop {
+                let r = app.get(&path, &admin).await;
+                assert_eq!(r.status, 200, "{}", r.text);
+                out.extend(emails(&r));
+                match r.body["next_cursor"].as_str() {
+                    Some(c) => {
+                        path = format!("/api/v1/orgs/acme/members?limit=50&{query}&cursor={c}")
+                    }
+                    None => break,
+                }
+            }
+            out
+        }
+    };
+    let common = walk("q=common&sort=email&order=asc").await;
+    let mut want: Vec<String> = (0..2400)
+        .filter(|n| n % 3 == 0 && *n != 2100)
+        .map(|n| format!("p{n}@acme.example"))
+        .collect();
+    want.sort();
+    assert_eq!(common, want);
+    let rare = walk("q=zebra").await;
+    assert_eq!(rare, ["p2100@acme.example", "p5@acme.example"]);
+    let admins = walk("role=admin&sort=email&order=asc").await;
+    assert_eq!(admins, ["p2200@acme.example", "p7@acme.example"]);
+    let two_letters = walk("q=ze").await;
+    assert_eq!(two_letters.len(), 2);
+}
