@@ -232,6 +232,14 @@ async fn run(label: &str, url: String, n: usize) {
         n - tenth,
         t.elapsed().as_secs_f64()
     );
+    // Planner statistics as a running daemon has them (SQLite: `PRAGMA optimize` at start and
+    // every six hours; PostgreSQL: autovacuum's analyze, which a bulk load triggers shortly).
+    match &store {
+        Store::Sqlite { .. } => store.optimize().await.unwrap(),
+        Store::Postgres(pool) => {
+            sqlx::query("ANALYZE").execute(pool).await.unwrap();
+        }
+    }
     println!("\n| scenario | rows | time | memory |\n| --- | --- | --- | --- |");
     bench.export(&format!("({n} members)")).await;
 
@@ -437,9 +445,17 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let dir = std::env::temp_dir().join(format!("rosterd-bench-{}", Uuid::new_v4().simple()));
-        run("SQLite", format!("sqlite://{}/bench.db", dir.display()), n).await;
-        let _ = std::fs::remove_dir_all(&dir);
+        // ROSTERD_BENCH_BACKENDS=sqlite or =postgres runs only that one.
+        let only = std::env::var("ROSTERD_BENCH_BACKENDS").unwrap_or_default();
+        if only.is_empty() || only == "sqlite" {
+            let dir =
+                std::env::temp_dir().join(format!("rosterd-bench-{}", Uuid::new_v4().simple()));
+            run("SQLite", format!("sqlite://{}/bench.db", dir.display()), n).await;
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        if only == "sqlite" {
+            return;
+        }
 
         let admin = std::env::var("ROSTERD_TEST_POSTGRES_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
