@@ -142,6 +142,21 @@ pub(crate) async fn lock_org(tx: &mut Tx, org_id: Uuid) -> Result<Org> {
         .ok_or_else(|| RosterError::NotFound("organization".into()))
 }
 
+/// Takes a member's access away: removed now, open invitation links closed, emails not yet
+/// sent cancelled. Every removal (by hand, by SCIM) goes through here; the caller writes the
+/// row and the audit entry.
+pub(crate) async fn revoke_access(
+    tx: &mut Tx,
+    m: &mut Member,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<()> {
+    m.access = Access::Removed;
+    m.removed_at = Some(now);
+    store::invitations::close_for_member(tx, m.id, now).await?;
+    store::outbox::cancel_for_member(tx, m.id, now, "cancelled: member removed").await?;
+    Ok(())
+}
+
 fn lock_check(org: &Org) -> Result<()> {
     match &org.managed_by {
         Some(integration) => Err(RosterError::Locked {
@@ -452,12 +467,9 @@ impl Roster {
                 continue;
             }
             let mut after = before.clone();
-            after.access = Access::Removed;
-            after.removed_at = Some(now);
+            revoke_access(&mut tx, &mut after, now).await?;
             after.updated_at = now;
             store::members::update(&mut tx, &mut after).await?;
-            store::invitations::close_for_member(&mut tx, id, now).await?;
-            store::outbox::cancel_for_member(&mut tx, id, now, "cancelled: member removed").await?;
             record(
                 &mut tx,
                 now,

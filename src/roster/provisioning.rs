@@ -183,11 +183,7 @@ impl Roster {
                     "the org's owner cannot be deactivated; transfer ownership first",
                 ));
             }
-            m.access = Access::Removed;
-            m.removed_at = Some(now);
-            store::invitations::close_for_member(&mut tx, m.id, now).await?;
-            store::outbox::cancel_for_member(&mut tx, m.id, now, "cancelled: member removed")
-                .await?;
+            super::members::revoke_access(&mut tx, &mut m, now).await?;
         }
         match &before {
             Some(_) => store::members::update(&mut tx, &mut m).await?,
@@ -283,11 +279,7 @@ impl Roster {
                     "the org's owner cannot be deactivated; transfer ownership first",
                 ));
             }
-            m.access = Access::Removed;
-            m.removed_at = Some(now);
-            store::invitations::close_for_member(&mut tx, m.id, now).await?;
-            store::outbox::cancel_for_member(&mut tx, m.id, now, "cancelled: member removed")
-                .await?;
+            super::members::revoke_access(&mut tx, &mut m, now).await?;
             action = "member.removed";
         }
         if m == before {
@@ -339,16 +331,13 @@ impl Roster {
         }
         let mut m = before.clone();
         if m.access != Access::Removed {
-            m.access = Access::Removed;
-            m.removed_at = Some(now);
+            super::members::revoke_access(&mut tx, &mut m, now).await?;
         }
         m.scim_deleted = true;
         m.updated_at = now;
         store::members::update(&mut tx, &mut m).await?;
         // A deleted user leaves its groups: a later re-create must not bring them back.
         store::groups::remove_member_everywhere(&mut tx, id).await?;
-        store::invitations::close_for_member(&mut tx, id, now).await?;
-        store::outbox::cancel_for_member(&mut tx, id, now, "cancelled: member removed").await?;
         record(
             &mut tx,
             now,
