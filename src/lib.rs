@@ -10,6 +10,7 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod mail;
+pub mod reconcile;
 pub mod roster;
 pub mod scim;
 pub mod secret;
