@@ -337,7 +337,7 @@ impl Roster {
         m.updated_at = now;
         store::members::update(&mut tx, &mut m).await?;
         // A deleted user leaves its groups: a later re-create must not bring them back.
-        store::groups::remove_member_everywhere(&mut tx, id).await?;
+        store::groups::remove_member_everywhere(&mut tx, id, now).await?;
         record(
             &mut tx,
             now,

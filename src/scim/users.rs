@@ -225,9 +225,9 @@ async fn load(state: &AppState, client: &ScimClient, id: Uuid) -> Result<Member,
         .ok_or_else(|| ScimError::not_found(format!("no User with id `{id}`")))
 }
 
-fn projection(params: &HashMap<String, String>) -> (Vec<String>, Vec<String>) {
-    let q = ListQuery::from_query(params).unwrap_or_default();
-    (q.attributes, q.excluded)
+fn projection(params: &HashMap<String, String>) -> Result<(Vec<String>, Vec<String>), ScimError> {
+    let q = ListQuery::from_query(params)?;
+    Ok((q.attributes, q.excluded))
 }
 
 pub async fn get_one(
@@ -241,7 +241,7 @@ pub async fn get_one(
     if not_modified(&headers, m.version) {
         return Ok(StatusCode::NOT_MODIFIED.into_response());
     }
-    let (attrs, excluded) = projection(&params);
+    let (attrs, excluded) = projection(&params)?;
     let doc = render_one(&state, &m).await?;
     Ok(scim_response(
         StatusCode::OK,

@@ -161,8 +161,16 @@ pub async fn groups_of(tx: &mut Tx, member_ids: &[Uuid]) -> Result<Vec<(Uuid, Uu
     Ok(out)
 }
 
-/// Takes a member out of every group.
-pub async fn remove_member_everywhere(tx: &mut Tx, member_id: Uuid) -> Result<u64> {
+/// Takes a member out of every group; those groups' versions move on (their members changed).
+pub async fn remove_member_everywhere(
+    tx: &mut Tx,
+    member_id: Uuid,
+    at: DateTime<Utc>,
+) -> Result<u64> {
+    on_tx!(tx, c => sqlx::query(
+        "UPDATE groups SET version = version + 1, updated_at = $2
+         WHERE id IN (SELECT group_id FROM group_members WHERE member_id = $1)")
+        .bind(member_id).bind(at).execute(&mut *c).await.map(|r| r.rows_affected()))?;
     Ok(
         on_tx!(tx, c => sqlx::query("DELETE FROM group_members WHERE member_id = $1")
         .bind(member_id).execute(&mut *c).await.map(|r| r.rows_affected()))?,

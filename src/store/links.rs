@@ -28,17 +28,3 @@ pub async fn replace_for_member(
     }
     Ok(())
 }
-
-/// The member a source's external id is linked to.
-pub async fn member_for(
-    tx: &mut Tx,
-    org_id: Uuid,
-    source: &str,
-    external_id: &str,
-) -> Result<Option<Uuid>> {
-    let row: Option<(Uuid,)> = on_tx!(tx, c => sqlx::query_as(
-        "SELECT member_id FROM member_links WHERE org_id = $1 AND source = $2 AND external_id = $3")
-        .bind(org_id).bind(source).bind(external_id)
-        .fetch_optional(&mut *c).await)?;
-    Ok(row.map(|r| r.0))
-}

@@ -487,7 +487,6 @@ pub enum ScimCondition {
     UserNameLike(String),
     ExternalIdEq(String),
     IdEq(Uuid),
-    EmailEq(String),
     And(Box<ScimCondition>, Box<ScimCondition>),
     Or(Box<ScimCondition>, Box<ScimCondition>),
 }
@@ -509,7 +508,6 @@ fn scim_where(cond: &ScimCondition, binds: &mut Vec<Bind>) -> String {
         ),
         ScimCondition::ExternalIdEq(v) => format!("external_id = {}", push(Bind::Text(v.clone()))),
         ScimCondition::IdEq(id) => format!("id = {}", push(Bind::Uuid(*id))),
-        ScimCondition::EmailEq(v) => format!("email_key = {}", push(Bind::Text(v.to_lowercase()))),
         ScimCondition::And(a, b) => {
             let a = scim_where(a, binds);
             let b = scim_where(b, binds);

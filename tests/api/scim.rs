@@ -1566,3 +1566,56 @@ async fn bulk_forward_references() {
         1
     );
 }
+
+#[tokio::test]
+async fn a_deleted_member_moves_its_groups_version_and_bad_projection_params_are_refused() {
+    let app = spawn_app().await;
+    let (_, scim) = app.scim_org("acme").await;
+    let uid = create_user(&app, &scim, user("x@acme.example")).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let g = app
+        .scim(
+            Method::POST,
+            "/Groups",
+            &scim,
+            Some(json!({"schemas": [GROUP], "displayName": "G", "members": [{"value": uid}]})),
+        )
+        .await;
+    let gid = g.body["id"].as_str().unwrap().to_owned();
+    let v = g.body["meta"]["version"].as_str().unwrap().to_owned();
+    assert_eq!(
+        app.scim(Method::DELETE, &format!("/Users/{uid}"), &scim, None)
+            .await
+            .status,
+        204
+    );
+    let r = app
+        .scim_with(
+            Method::GET,
+            &format!("/Groups/{gid}"),
+            &scim,
+            None,
+            &[("if-none-match", &v)],
+        )
+        .await;
+    assert_eq!(
+        r.status, 200,
+        "the group's members changed, so its version did"
+    );
+    assert_eq!(r.body["members"], json!([]));
+    let other = create_user(&app, &scim, user("y@acme.example")).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = app
+        .scim(
+            Method::GET,
+            &format!("/Users/{other}?sortOrder=sideways"),
+            &scim,
+            None,
+        )
+        .await;
+    assert_scim_error(&r, 400, Some("invalidValue"));
+}
