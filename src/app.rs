@@ -101,11 +101,19 @@ impl App {
             max_attempts: config.mail.max_attempts,
         };
         let config_auth_failures = config.server.auth_failures_per_minute;
+        let delivery_wake = Arc::new(Notify::new());
+        let sync = crate::sync::Engine::new(&config, roster.clone())
+            .map_err(|e| AppError::Config(e.to_string()))?
+            .with_wake(delivery_wake.clone());
+        sync.prepare()
+            .await
+            .map_err(|e| AppError::Config(e.to_string()))?;
         let state = AppState {
             roster,
+            sync,
             config: Arc::new(config),
             operator_token: operator_token.map(Arc::new),
-            delivery_wake: Arc::new(Notify::new()),
+            delivery_wake,
             auth_failures: crate::api::ratelimit::AuthFailures::per_minute(config_auth_failures),
         };
         Ok(App {
@@ -136,6 +144,11 @@ impl App {
     ) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let workers = spawn_workers(&self.state, &self.delivery, stop_rx.clone());
+        let schedulers = if self.state.config.sync.scheduler {
+            crate::sync::scheduler::spawn(&self.state.sync, stop_rx.clone())
+        } else {
+            Vec::new()
+        };
         let grace = Duration::from_secs(self.state.config.server.shutdown_grace_secs);
         let store = self.state.roster.store.clone();
         let router = api::router(self.state);
@@ -163,6 +176,11 @@ impl App {
             }
         };
         let _ = stop_tx.send(true);
+        // A sync run cut short here is marked interrupted at the next start (or by another
+        // replica once its lease expires); its applied batches are whole, the next run converges.
+        for s in schedulers {
+            s.abort();
+        }
         for w in workers {
             let _ = w.await;
         }

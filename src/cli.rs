@@ -17,7 +17,9 @@ use crate::config::Config;
 use crate::domain::AccessView;
 use crate::roster::{Actor, InviteSettings, Roster, TokenKind, export};
 use crate::store::members::{MemberQuery, MemberSort};
+use crate::store::sync::RunRow;
 use crate::store::{self, Store, redact_url};
+use crate::sync::{Engine, Progress, ProgressFn, Trigger};
 
 const DEFAULT_CONFIG: &str = "config/rosterd.toml";
 
@@ -67,6 +69,46 @@ enum Command {
         /// Write here instead of standard output.
         #[arg(long)]
         output: Option<PathBuf>,
+    },
+    /// Run a configured source now (fetch, plan, check, apply), or show its plan.
+    Sync {
+        source: String,
+        /// Print the plan and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the source's normalized records (JSON lines) and change nothing.
+        #[arg(long, conflicts_with = "dry_run")]
+        dump: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List sync runs and import jobs, newest first.
+    Runs {
+        #[arg(long)]
+        source: Option<String>,
+        #[arg(long)]
+        org: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a held run (or confirm an import preview) and apply its plan.
+    Approve {
+        run_id: Uuid,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Import a roster CSV (or a .zip holding one) into an org: validate every row, then apply.
+    Import {
+        #[arg(long)]
+        org: String,
+        file: PathBuf,
+        /// Validate and show what would change; apply nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -187,6 +229,88 @@ async fn roster(config: &Config) -> anyhow::Result<Roster> {
     ))
 }
 
+async fn engine(config: &Config) -> anyhow::Result<Engine> {
+    let roster = roster(config).await?;
+    roster.ensure_orgs(&config.orgs).await?;
+    let engine = Engine::new(config, roster)?;
+    engine.prepare().await?;
+    Ok(engine)
+}
+
+fn progress_bar() -> (indicatif::ProgressBar, ProgressFn) {
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    let style = indicatif::ProgressStyle::with_template(
+        "{spinner} {msg} [{elapsed_precise}] {wide_bar} {pos}/{len}",
+    )
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    bar.set_style(style);
+    let b = bar.clone();
+    let f: ProgressFn = std::sync::Arc::new(move |p| match p {
+        Progress::Fetched(n) => {
+            b.set_message(format!("fetched {n} records"));
+            b.tick();
+        }
+        Progress::Planned { items } => {
+            b.set_message("applying".to_owned());
+            b.set_length(items);
+            b.set_position(0);
+        }
+        Progress::Applied { done, total } => {
+            b.set_length(total.max(done));
+            b.set_position(done);
+        }
+    });
+    (bar, f)
+}
+
+fn print_run(r: &RunRow, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(&crate::api::sync::RunView::from(r))?
+        );
+        return Ok(());
+    }
+    println!("run {} of {} ({}): {}", r.id, r.source, r.kind, r.status);
+    println!(
+        "  fetched {}  created {}  updated {}  removed {}  reactivated {}  unchanged {}  errors {}",
+        r.fetched, r.created, r.updated, r.removed, r.reactivated, r.unchanged, r.errors
+    );
+    if r.status == "held" || r.status == "preview" {
+        println!(
+            "  plan: {} to create, {} to update, {} to remove, {} to reactivate",
+            r.planned_creates, r.planned_updates, r.planned_removals, r.planned_reactivations
+        );
+    }
+    if let Some(m) = &r.message {
+        println!("  {m}");
+    }
+    for w in r.warnings() {
+        println!("  warning: {w}");
+    }
+    if r.status == "held" {
+        println!("  approve with: rosterd approve {}", r.id);
+    }
+    Ok(())
+}
+
+async fn print_run_errors(engine: &Engine, id: Uuid, limit: i64) -> anyhow::Result<()> {
+    let mut tx = engine.roster().store.read().await?;
+    let errors = store::sync::errors(&mut tx, id, 0, limit).await?;
+    tx.rollback().await?;
+    for e in errors {
+        println!(
+            "  line {}{}{}: {}",
+            e.line,
+            e.field.map(|f| format!(", {f}")).unwrap_or_default(),
+            e.value.map(|v| format!(" {v:?}")).unwrap_or_default(),
+            e.message
+        );
+    }
+    Ok(())
+}
+
 async fn org_id(roster: &Roster, slug: &str) -> anyhow::Result<Uuid> {
     roster
         .org_by_slug(slug)
@@ -247,7 +371,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         if json {
                             println!("{}", serde_json::to_string(&org)?);
                         } else {
-                            let managed = org.managed_by.as_deref().unwrap_or("manual");
+                            let managed = org.integration().unwrap_or_else(|| "manual".into());
                             println!("{}\t{}\t{}", org.slug, org.name, managed);
                         }
                     }
@@ -295,6 +419,210 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 out.write_all(&chunk?)?;
             }
             out.flush()?;
+        }
+        Command::Sync {
+            source,
+            dry_run,
+            dump,
+            json,
+        } => {
+            let engine = engine(&config).await?;
+            if dump {
+                let mut snap = engine.open_snapshot(&source).await?;
+                let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+                while let Some(row) = snap.next().await {
+                    let (line, row) = row.map_err(|e| anyhow!("the fetch failed: {e}"))?;
+                    let v = match row {
+                        Ok(r) => serde_json::json!({"line": line, "record": {
+                            "external_id": r.external_id, "member_email": r.member_email,
+                            "login_email": r.login_email, "given_name": r.given_name,
+                            "family_name": r.family_name, "display_name": r.display_name,
+                            "active": r.active, "role": r.role, "groups": r.groups, "raw": r.raw}}),
+                        Err(e) => serde_json::json!({"line": line, "error": e.to_string()}),
+                    };
+                    writeln!(out, "{v}")?;
+                }
+                out.flush()?;
+                return Ok(());
+            }
+            if dry_run {
+                let plan = engine.dry_run(&source).await?;
+                if json {
+                    let v = serde_json::json!({
+                        "source": source,
+                        "failed": plan.failed,
+                        "held": plan.held,
+                        "counts": {
+                            "fetched": plan.counts.fetched, "create": plan.counts.creates,
+                            "update": plan.counts.updates, "remove": plan.counts.removals,
+                            "reactivate": plan.counts.reactivations,
+                            "unchanged": plan.counts.unchanged, "errors": plan.counts.errors,
+                        },
+                        "items": plan.items,
+                        "warnings": plan.warnings,
+                        "errors": plan.errors,
+                    });
+                    println!("{v}");
+                } else {
+                    println!("dry run of {source}: nothing is changed");
+                    for item in &plan.items {
+                        println!("  {}", item.describe());
+                    }
+                    for w in &plan.warnings {
+                        println!("  warning: {w}");
+                    }
+                    for e in &plan.errors {
+                        println!(
+                            "  error: line {}{}: {}",
+                            e.line,
+                            e.field
+                                .as_ref()
+                                .map(|f| format!(", {f}"))
+                                .unwrap_or_default(),
+                            e.message
+                        );
+                    }
+                    let c = &plan.counts;
+                    println!(
+                        "fetched {}: {} to create, {} to update, {} to remove, {} to reactivate, {} unchanged, {} errors",
+                        c.fetched,
+                        c.creates,
+                        c.updates,
+                        c.removals,
+                        c.reactivations,
+                        c.unchanged,
+                        c.errors
+                    );
+                    if let Some(h) = &plan.held {
+                        println!("a real run would be held: {h}");
+                    }
+                }
+                if let Some(f) = plan.failed {
+                    return Err(anyhow!("the fetch failed: {f}"));
+                }
+                return Ok(());
+            }
+            let (bar, progress) = progress_bar();
+            let run = engine
+                .run(&source, Trigger::Cli, "command line", Some(progress))
+                .await;
+            bar.finish_and_clear();
+            let run = run?;
+            print_run(&run, json)?;
+            if !json && run.errors > 0 {
+                print_run_errors(&engine, run.id, 20).await?;
+            }
+            if run.status == "failed" || run.status == "interrupted" {
+                return Err(anyhow!(
+                    "run {} {}: {}",
+                    run.id,
+                    run.status,
+                    run.message.unwrap_or_default()
+                ));
+            }
+        }
+        Command::Runs {
+            source,
+            org,
+            limit,
+            json,
+        } => {
+            let roster = roster(&config).await?;
+            let org_id = match &org {
+                Some(slug) => Some(org_id(&roster, slug).await?),
+                None => None,
+            };
+            let q = store::sync::RunQuery {
+                org_id,
+                source,
+                kind: None,
+                before: None,
+                limit: limit.clamp(1, 1000),
+            };
+            let mut tx = roster.store.read().await?;
+            let runs = store::sync::runs(&mut tx, &q).await?;
+            tx.rollback().await?;
+            if !json {
+                println!(
+                    "RUN	SOURCE	STATUS	STARTED	SECONDS	FETCHED	CREATED	UPDATED	REMOVED	REACTIVATED	ERRORS"
+                );
+            }
+            for r in &runs {
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::to_string(&crate::api::sync::RunView::from(r))?
+                    );
+                } else {
+                    let secs = r
+                        .finished_at
+                        .map(|f| {
+                            format!(
+                                "{:.1}",
+                                (f - r.started_at).num_milliseconds() as f64 / 1000.0
+                            )
+                        })
+                        .unwrap_or_else(|| "-".into());
+                    println!(
+                        "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                        r.id,
+                        r.source,
+                        r.status,
+                        r.started_at.format("%Y-%m-%d %H:%M:%S"),
+                        secs,
+                        r.fetched,
+                        r.created,
+                        r.updated,
+                        r.removed,
+                        r.reactivated,
+                        r.errors
+                    );
+                }
+            }
+        }
+        Command::Approve { run_id, json } => {
+            let engine = engine(&config).await?;
+            let run = engine.approve(run_id, "command line", false).await?;
+            print_run(&run, json)?;
+            if run.status != "succeeded" {
+                return Err(anyhow!("run {} {}", run.id, run.status));
+            }
+        }
+        Command::Import {
+            org,
+            file,
+            dry_run,
+            json,
+        } => {
+            let engine = engine(&config).await?;
+            let org_id = org_id(engine.roster(), &org).await?;
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let name = file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let job = engine.import(org_id, &name, &bytes, "command line").await?;
+            if job.status == "invalid" {
+                print_run(&job, json)?;
+                if !json {
+                    print_run_errors(&engine, job.id, 50).await?;
+                }
+                return Err(anyhow!(
+                    "{} row(s) have errors; nothing was imported",
+                    job.errors
+                ));
+            }
+            if dry_run {
+                print_run(&job, json)?;
+                engine.cancel_import(job.id).await?;
+                return Ok(());
+            }
+            let done = engine.approve(job.id, "command line", false).await?;
+            print_run(&done, json)?;
+            if done.status != "succeeded" {
+                return Err(anyhow!("import {} {}", done.id, done.status));
+            }
         }
     }
     Ok(())

@@ -35,6 +35,193 @@ pub struct Config {
     /// Organizations that must exist; created at start when missing, never deleted.
     #[serde(default)]
     pub orgs: Vec<OrgSeed>,
+    /// How sync runs behave on every source.
+    #[serde(default)]
+    pub sync: SyncConfig,
+    /// Outside systems polled on schedules, one entry per source (see `SourceConfig`).
+    #[serde(default)]
+    pub sources: Vec<SourceConfig>,
+}
+
+/// Settings shared by every sync run.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncConfig {
+    /// Whether this replica runs scheduled syncs (every replica may; each tick runs once).
+    #[serde(default = "default_true")]
+    pub scheduler: bool,
+    /// A replica holds a source for this long and renews it while running; a replica that dies
+    /// loses it after this long, and another takes over.
+    #[serde(default = "default_lease_secs")]
+    pub lease_secs: u64,
+    /// Members changed per transaction when applying a plan.
+    #[serde(default = "default_apply_batch")]
+    pub apply_batch: usize,
+    /// Retries of one request on a transient failure (network, 5xx, 429) within a run.
+    #[serde(default = "default_fetch_retries")]
+    pub fetch_retries: usize,
+    /// The first retry of a request waits this long (then exponential backoff with jitter).
+    #[serde(default = "default_retry_base_ms")]
+    pub retry_base_ms: u64,
+    /// Most time one request to a source may take.
+    #[serde(default = "default_fetch_timeout_secs")]
+    pub request_timeout_secs: u64,
+    /// After a failed run, the source waits at least this long before its next scheduled run,
+    /// doubling with each further failure.
+    #[serde(default = "default_failure_backoff_secs")]
+    pub failure_backoff_secs: u64,
+    /// The longest wait between runs of a failing source.
+    #[serde(default = "default_max_failure_backoff_secs")]
+    pub max_failure_backoff_secs: u64,
+}
+
+/// Most removals a run may make before it is held for approval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaxRemovals {
+    Count(u64),
+    Percent(u8),
+}
+
+impl MaxRemovals {
+    /// The limit for a source that currently claims `members` people.
+    pub fn limit(self, members: u64) -> u64 {
+        match self {
+            MaxRemovals::Count(n) => n,
+            MaxRemovals::Percent(p) => members * u64::from(p) / 100,
+        }
+    }
+}
+
+impl std::fmt::Display for MaxRemovals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MaxRemovals::Count(n) => write!(f, "{n}"),
+            MaxRemovals::Percent(p) => write!(f, "{p}%"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for MaxRemovals {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Count(i64),
+            Text(String),
+        }
+        let bad = || {
+            serde::de::Error::custom(
+                "expected a count such as 50 or a percentage such as \"10%\" (0 to 100%)",
+            )
+        };
+        match Raw::deserialize(d)? {
+            Raw::Count(n) => u64::try_from(n).map(MaxRemovals::Count).map_err(|_| bad()),
+            Raw::Text(t) => {
+                let t = t.trim();
+                match t.strip_suffix('%') {
+                    Some(p) => match p.trim().parse::<u8>() {
+                        Ok(p) if p <= 100 => Ok(MaxRemovals::Percent(p)),
+                        _ => Err(bad()),
+                    },
+                    None => t.parse::<u64>().map(MaxRemovals::Count).map_err(|_| bad()),
+                }
+            }
+        }
+    }
+}
+
+/// One source: an outside system polled for one org.
+///
+/// ```toml
+/// [[sources]]
+/// name = "hr-roster"          # unique; used in the CLI, the API and run history
+/// org = "acme"                # the org it feeds
+/// kind = "csv"                # which connector; its own keys sit beside these
+/// path = "rosters/hr.csv"
+/// schedule = "*/15 * * * *"   # cron, 5 fields (or 6 with seconds); absent: on demand only
+/// timezone = "Europe/Paris"   # the schedule's time zone; default UTC
+/// authoritative = true        # may remove members absent from a complete snapshot
+/// priority = 10               # lower wins when several sources describe one member
+/// max_removals = "10%"        # or a count; a run removing more is held for approval
+/// [sources.mapping]
+/// external_id = "ID"
+/// member_email = "Email"
+/// ```
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    pub name: String,
+    pub org: String,
+    pub schedule: Option<String>,
+    pub timezone: Option<String>,
+    pub authoritative: bool,
+    pub priority: i32,
+    pub max_removals: MaxRemovals,
+    pub mapping: rosterd_connectors::Mapping,
+    pub kind: rosterd_connectors::SourceKind,
+}
+
+/// The keys every source has; everything else belongs to its kind.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SourceCommon {
+    name: String,
+    org: String,
+    #[serde(default)]
+    schedule: Option<String>,
+    #[serde(default)]
+    timezone: Option<String>,
+    #[serde(default)]
+    authoritative: bool,
+    #[serde(default = "default_priority")]
+    priority: i32,
+    #[serde(default = "default_max_removals")]
+    max_removals: MaxRemovals,
+    mapping: rosterd_connectors::Mapping,
+}
+
+const COMMON_KEYS: [&str; 8] = [
+    "name",
+    "org",
+    "schedule",
+    "timezone",
+    "authoritative",
+    "priority",
+    "max_removals",
+    "mapping",
+];
+
+impl<'de> Deserialize<'de> for SourceConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let table = toml::Table::deserialize(d)?;
+        let label = match table.get("name").and_then(|v| v.as_str()) {
+            Some(n) => format!("source `{n}`"),
+            None => "a source".to_owned(),
+        };
+        let (common, kind): (toml::Table, toml::Table) = table
+            .into_iter()
+            .partition(|(k, _)| COMMON_KEYS.contains(&k.as_str()));
+        if !kind.contains_key("kind") {
+            return Err(D::Error::custom(format!(
+                "{label}: missing key `kind` (one of: csv)"
+            )));
+        }
+        let c = SourceCommon::deserialize(toml::Value::Table(common))
+            .map_err(|e| D::Error::custom(format!("{label}: {}", e.message())))?;
+        let kind = rosterd_connectors::SourceKind::deserialize(toml::Value::Table(kind))
+            .map_err(|e| D::Error::custom(format!("{label}: {}", e.message())))?;
+        Ok(SourceConfig {
+            name: c.name,
+            org: c.org,
+            schedule: c.schedule,
+            timezone: c.timezone,
+            authoritative: c.authoritative,
+            priority: c.priority,
+            max_removals: c.max_removals,
+            mapping: c.mapping,
+            kind,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -49,6 +236,9 @@ pub struct ServerConfig {
     /// Largest accepted request body, in bytes.
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
+    /// Largest CSV (or .zip) an admin may upload as an import job.
+    #[serde(default = "default_max_import_bytes")]
+    pub max_import_bytes: usize,
     /// A request that takes longer than this many seconds is answered 408.
     #[serde(default = "default_request_timeout_secs")]
     pub request_timeout_secs: u64,
@@ -196,6 +386,39 @@ pub struct OrgSeed {
     pub owner_email: Option<String>,
 }
 
+const fn default_true() -> bool {
+    true
+}
+const fn default_lease_secs() -> u64 {
+    30
+}
+const fn default_apply_batch() -> usize {
+    500
+}
+const fn default_fetch_retries() -> usize {
+    4
+}
+const fn default_retry_base_ms() -> u64 {
+    500
+}
+const fn default_fetch_timeout_secs() -> u64 {
+    60
+}
+const fn default_failure_backoff_secs() -> u64 {
+    60
+}
+const fn default_max_failure_backoff_secs() -> u64 {
+    3600
+}
+const fn default_priority() -> i32 {
+    100
+}
+/// On by default: a run that would remove more than a tenth of a source's members waits for an
+/// admin.
+const fn default_max_removals() -> MaxRemovals {
+    MaxRemovals::Percent(10)
+}
+
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
 }
@@ -204,6 +427,9 @@ fn default_public_url() -> String {
 }
 const fn default_max_body_bytes() -> usize {
     1024 * 1024
+}
+const fn default_max_import_bytes() -> usize {
+    32 * 1024 * 1024
 }
 const fn default_request_timeout_secs() -> u64 {
     30
@@ -269,6 +495,7 @@ impl Default for ServerConfig {
             listen: default_listen(),
             public_url: default_public_url(),
             max_body_bytes: default_max_body_bytes(),
+            max_import_bytes: default_max_import_bytes(),
             request_timeout_secs: default_request_timeout_secs(),
             shutdown_grace_secs: default_shutdown_grace_secs(),
             auth_failures_per_minute: default_auth_failures_per_minute(),
@@ -303,6 +530,20 @@ impl Default for InvitationConfig {
             reminders: default_reminders(),
             expiry_days: default_expiry_days(),
             poll_interval_ms: default_reminder_poll_ms(),
+        }
+    }
+}
+impl Default for SyncConfig {
+    fn default() -> Self {
+        Self {
+            scheduler: true,
+            lease_secs: default_lease_secs(),
+            apply_batch: default_apply_batch(),
+            fetch_retries: default_fetch_retries(),
+            retry_base_ms: default_retry_base_ms(),
+            request_timeout_secs: default_fetch_timeout_secs(),
+            failure_backoff_secs: default_failure_backoff_secs(),
+            max_failure_backoff_secs: default_max_failure_backoff_secs(),
         }
     }
 }
@@ -373,6 +614,33 @@ impl Config {
         if !(self.database.url.starts_with("sqlite:") || self.database.url.starts_with("postgres"))
         {
             return Err("database.url must be a sqlite:// or postgres:// URL".into());
+        }
+        let s = &self.sync;
+        if s.lease_secs < 2 || s.apply_batch == 0 || s.request_timeout_secs == 0 {
+            return Err(
+                "sync: lease_secs must be at least 2, apply_batch and request_timeout_secs at least 1"
+                    .into(),
+            );
+        }
+        let mut names = std::collections::HashSet::new();
+        for src in &self.sources {
+            let at = |key: &str, msg: String| format!("source `{}`: {key}: {msg}", src.name);
+            crate::domain::Slug::parse(&src.name).map_err(|e| at("name", e.to_string()))?;
+            if !names.insert(src.name.as_str()) {
+                return Err(at("name", "two sources have this name".into()));
+            }
+            if src.name == crate::sync::IMPORT_SOURCE || src.name == crate::roster::SCIM_SOURCE {
+                return Err(at("name", "this name is reserved".into()));
+            }
+            Slug::parse(&src.org).map_err(|e| at("org", e.to_string()))?;
+            crate::sync::Schedule::parse(src.schedule.as_deref(), src.timezone.as_deref())
+                .map_err(|(key, e)| at(key, e))?;
+            src.mapping
+                .check()
+                .map_err(|e| format!("source `{}`: {e}", src.name))?;
+            src.kind
+                .check()
+                .map_err(|e| format!("source `{}`: {e}", src.name))?;
         }
         for (i, org) in self.orgs.iter().enumerate() {
             Slug::parse(&org.slug).map_err(|e| format!("orgs[{i}].slug: {e}"))?;

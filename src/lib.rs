@@ -15,6 +15,7 @@ pub mod roster;
 pub mod scim;
 pub mod secret;
 pub mod store;
+pub mod sync;
 pub mod telemetry;
 pub mod token;
 

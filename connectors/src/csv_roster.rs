@@ -36,6 +36,8 @@ pub struct CsvRoster<R: Read> {
     headers: Vec<String>,
     mapping: Mapping,
     record: csv::StringRecord,
+    last_line: u64,
+    truncated: bool,
 }
 
 /// Opens a roster: reads and checks the header against the mapping.
@@ -79,12 +81,24 @@ pub fn read<R: Read>(input: R, mapping: &Mapping) -> Result<CsvRoster<R>, CsvErr
         headers,
         mapping: mapping.clone(),
         record: csv::StringRecord::new(),
+        last_line: 1,
+        truncated: false,
     })
 }
 
 impl<R: Read> CsvRoster<R> {
     pub fn headers(&self) -> &[String] {
         &self.headers
+    }
+
+    /// The line the last row returned starts on.
+    pub fn last_line(&self) -> u64 {
+        self.last_line
+    }
+
+    /// Whether reading stopped at an unreadable row, leaving the rest of the file unread.
+    pub fn truncated(&self) -> bool {
+        self.truncated
     }
 }
 
@@ -95,11 +109,16 @@ impl<R: Read> Iterator for CsvRoster<R> {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
+            if self.truncated {
+                return None;
+            }
             match self.reader.read_record(&mut self.record) {
                 Ok(false) => return None,
                 Ok(true) => {}
                 Err(e) => {
                     let line = e.position().map_or(0, |p| p.line());
+                    self.last_line = line;
+                    self.truncated = true;
                     return Some(Err(RecordError {
                         line,
                         column: None,
@@ -113,6 +132,7 @@ impl<R: Read> Iterator for CsvRoster<R> {
                 continue;
             }
             let line = self.record.position().map_or(0, |p| p.line());
+            self.last_line = line;
             if self.record.len() > self.headers.len() {
                 return Some(Err(RecordError {
                     line,

@@ -4,12 +4,56 @@
 //! This crate must never depend on the store (sqlx) or the HTTP server (axum): a connector only
 //! reads the outside world; the sync engine in the daemon decides what to do with it.
 //!
-//! So far: the normalized record, the field mapping (with transforms) shared by every
-//! connector, and the CSV roster reader.
+//! A connector is one module plus one line in [`SourceKind`]: its settings struct and a
+//! [`Source`] implementation. Every source reads through the same [`Mapping`] and reports a
+//! [`Snapshot`] that is complete only when it read everything.
 
 pub mod csv_roster;
+pub mod csv_source;
+pub mod http;
 pub mod mapping;
 pub mod record;
+pub mod source;
 
 pub use mapping::{FieldSpec, Mapping, MappingError, Transform};
 pub use record::{Record, RecordError};
+pub use source::{Context, Coverage, FetchError, Row, Snapshot, Source};
+
+use serde::Deserialize;
+
+/// The kind-specific settings of a source: the only registry of connectors.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SourceKind {
+    /// A CSV roster file or URL.
+    Csv(csv_source::CsvConfig),
+}
+
+impl SourceKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            SourceKind::Csv(_) => "csv",
+        }
+    }
+
+    /// Checks the kind's settings; the message names the key.
+    pub fn check(&self) -> Result<(), String> {
+        match self {
+            SourceKind::Csv(c) => c.check(),
+        }
+    }
+
+    /// Opens a snapshot of the source through `mapping`.
+    pub async fn open(&self, mapping: &Mapping, ctx: &Context) -> Result<Snapshot, FetchError> {
+        match self {
+            SourceKind::Csv(c) => {
+                csv_source::CsvSource {
+                    config: c.clone(),
+                    mapping: mapping.clone(),
+                }
+                .open(ctx)
+                .await
+            }
+        }
+    }
+}

@@ -13,6 +13,7 @@ pub mod members;
 mod orgs;
 pub mod problem;
 pub mod ratelimit;
+pub mod sync;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +40,8 @@ use crate::roster::Roster;
 #[derive(Clone)]
 pub struct AppState {
     pub roster: Roster,
+    /// The sync engine (sources, runs, imports).
+    pub sync: crate::sync::Engine,
     pub config: Arc<Config>,
     pub operator_token: Option<Arc<SecretString>>,
     /// Pokes the delivery worker so a new email leaves without waiting for the next poll.
@@ -57,6 +60,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub fn router(state: AppState) -> Router {
     let max_body = state.config.server.max_body_bytes;
+    let max_import = state.config.server.max_import_bytes;
     let timeout = Duration::from_secs(state.config.server.request_timeout_secs);
     let org = Router::new()
         .route("/", get(orgs::get_one).patch(orgs::patch))
@@ -75,7 +79,27 @@ pub fn router(state: AppState) -> Router {
         .route("/ownership", post(members::transfer_ownership))
         .route("/audit", get(audit::list))
         .route("/tokens", get(orgs::list_tokens).post(orgs::create_token))
-        .route("/tokens/{id}", axum::routing::delete(orgs::revoke_token));
+        .route("/tokens/{id}", axum::routing::delete(orgs::revoke_token))
+        .route("/sources", get(sync::list_sources))
+        .route("/sources/{name}", get(sync::get_source))
+        .route("/sources/{name}/runs", post(sync::run_now))
+        .route("/runs", get(sync::list_runs))
+        .route("/runs/{id}", get(sync::get_run))
+        .route("/runs/{id}/plan", get(sync::run_plan))
+        .route("/runs/{id}/errors.csv", get(sync::run_errors_csv))
+        .route("/runs/{id}/approve", post(sync::approve_run))
+        .route(
+            "/imports",
+            get(sync::list_imports)
+                .post(sync::upload)
+                .layer(DefaultBodyLimit::max(max_import)),
+        )
+        .route("/imports/template.csv", get(sync::template))
+        .route("/imports/{id}", get(sync::get_import))
+        .route("/imports/{id}/plan", get(sync::import_plan))
+        .route("/imports/{id}/errors.csv", get(sync::import_errors_csv))
+        .route("/imports/{id}/confirm", post(sync::confirm_import))
+        .route("/imports/{id}/cancel", post(sync::cancel_import));
     let api = Router::new()
         .route("/orgs", get(orgs::list).post(orgs::create))
         .nest("/orgs/{org}", org)

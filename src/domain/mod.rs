@@ -6,5 +6,7 @@ mod member;
 mod slug;
 
 pub use email::{Email, EmailError};
-pub use member::{Access, AccessView, Activity, ActivityKind, Member, Role, display_name_of};
+pub use member::{
+    Access, AccessView, Activity, ActivityKind, Member, Role, UnknownVariant, display_name_of,
+};
 pub use slug::{Slug, SlugError};

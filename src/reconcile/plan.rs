@@ -1,23 +1,32 @@
 //! The reconciliation plan: a pure function of the store's members, the source's snapshot and
 //! the source's policy. No I/O, no clock; tested with tables of cases.
 //!
+//! The [`Planner`] takes the snapshot one record at a time (a million-record source never sits in
+//! memory) and emits plan [`Item`]s as it goes; absences are known only at [`Planner::finish`].
+//!
 //! Rules (DESIGN §2 "Reconciliation"):
 //! - a record matches a member by this source's link `(source, external_id)`, else by email
 //!   (case-insensitively), which adopts and links the member;
-//! - updates carry only the fields that differ;
+//! - updates carry only the fields that differ, and only when no source of higher priority
+//!   claims the member;
 //! - a linked member is removed when the record says inactive, or — for an authoritative source
-//!   with a complete snapshot — when it is absent; never when another source still claims them,
-//!   and never the owner (a warning instead);
+//!   with a complete snapshot — when it is absent; never when another source still claims them
+//!   (this source's claim is released instead), and never the owner (a warning instead);
 //! - a removed member present and active again is reactivated;
-//! - a record with no usable email or a duplicate id or email is a row error, and changes
-//!   nothing for that person.
+//! - a record with an unusable email, a bad name, or a duplicate id or email is a row error, and
+//!   changes nothing for that person.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasher;
 
 use rosterd_connectors::{Record, RecordError};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::domain::{Access, Role};
+use crate::domain::{Access, Email, Role};
+
+/// Longest name a source may set.
+const MAX_NAME: usize = 200;
 
 /// What the plan needs to know about one member of the org.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,8 +41,12 @@ pub struct Current {
     pub role: Role,
     /// This source's external id for the member, if linked.
     pub link: Option<String>,
+    /// Whether this source's link still claims the member.
+    pub claiming: bool,
     /// Whether another source (or SCIM) also claims the member.
     pub claimed_elsewhere: bool,
+    /// Whether a source of higher priority claims the member (its attributes win).
+    pub outranked: bool,
 }
 
 /// How a source may act.
@@ -45,220 +58,570 @@ pub struct Policy {
     pub complete: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Field {
     MemberEmail,
     LoginEmail,
     GivenName,
     FamilyName,
     DisplayName,
+    Role,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl Field {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Field::MemberEmail => "member_email",
+            Field::LoginEmail => "login_email",
+            Field::GivenName => "given_name",
+            Field::FamilyName => "family_name",
+            Field::DisplayName => "display_name",
+            Field::Role => "role",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FieldChange {
     pub field: Field,
     pub from: Option<String>,
     pub to: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Update {
-    pub member_id: Uuid,
+/// A person as the source describes them, checked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Person {
     pub external_id: String,
-    pub changes: Vec<FieldChange>,
+    pub member_email: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub given_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Removal {
-    pub member_id: Uuid,
-    pub external_id: Option<String>,
-    /// `absent` or `inactive`.
-    pub reason: &'static str,
+/// Why a member is removed or released.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// Not in a complete snapshot of an authoritative source.
+    Absent,
+    /// The source says inactive.
+    Inactive,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Plan {
-    pub creates: Vec<Record>,
-    pub updates: Vec<Update>,
-    pub removals: Vec<Removal>,
-    /// Removed members to bring back, with the record that does.
-    pub reactivations: Vec<(Uuid, Record)>,
-    /// Members matched by email, to be linked under this external id.
-    pub links: Vec<(Uuid, String)>,
-    pub unchanged: usize,
-    pub warnings: Vec<String>,
-    pub errors: Vec<RecordError>,
-}
-
-fn diff(field: Field, from: &Option<String>, to: &Option<String>, out: &mut Vec<FieldChange>) {
-    // A source that says nothing about a field leaves it alone.
-    if to.is_some() && from != to {
-        out.push(FieldChange {
-            field,
-            from: from.clone(),
-            to: to.clone(),
-        });
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Absent => "absent",
+            Reason::Inactive => "inactive",
+        }
     }
 }
 
-/// Plans the changes that make the store agree with `snapshot` (rows already mapped; `line` of
-/// each is its position for error reports).
-pub fn plan(current: &[Current], snapshot: &[(u64, Record)], policy: &Policy) -> Plan {
-    let mut p = Plan::default();
-    let by_link: HashMap<&str, &Current> = current
-        .iter()
-        .filter_map(|c| c.link.as_deref().map(|l| (l, c)))
-        .collect();
-    let by_email: HashMap<String, &Current> = current
-        .iter()
-        .map(|c| (c.member_email.to_lowercase(), c))
-        .collect();
-    let mut seen_ids = HashSet::new();
-    let mut seen_emails = HashSet::new();
-    let mut matched: HashSet<Uuid> = HashSet::new();
-    let err = |line: u64, column: &str, value: &str, message: &str| RecordError {
+/// One step of a plan. Stored as JSON with the run, so a held plan can be shown and approved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Item {
+    /// A new member (invited, or enrolled per the org's setting), linked to this source.
+    Create { person: Person },
+    /// Changed fields of a member.
+    Update {
+        member_id: Uuid,
+        email: String,
+        external_id: String,
+        changes: Vec<FieldChange>,
+    },
+    /// Adopts a member matched by email (or claims one again) under this source's id.
+    Link {
+        member_id: Uuid,
+        email: String,
+        external_id: String,
+    },
+    /// Takes a member's access away.
+    Remove {
+        member_id: Uuid,
+        email: String,
+        external_id: Option<String>,
+        reason: Reason,
+    },
+    /// Brings a removed member back (same state machine as a re-add).
+    Reactivate { member_id: Uuid, person: Person },
+    /// This source stops claiming a member another source still claims: kept.
+    Release {
+        member_id: Uuid,
+        email: String,
+        external_id: String,
+        reason: Reason,
+    },
+}
+
+impl Item {
+    pub fn action(&self) -> &'static str {
+        match self {
+            Item::Create { .. } => "create",
+            Item::Update { .. } => "update",
+            Item::Link { .. } => "link",
+            Item::Remove { .. } => "remove",
+            Item::Reactivate { .. } => "reactivate",
+            Item::Release { .. } => "release",
+        }
+    }
+
+    pub fn member_id(&self) -> Option<Uuid> {
+        match self {
+            Item::Create { .. } => None,
+            Item::Update { member_id, .. }
+            | Item::Link { member_id, .. }
+            | Item::Remove { member_id, .. }
+            | Item::Reactivate { member_id, .. }
+            | Item::Release { member_id, .. } => Some(*member_id),
+        }
+    }
+
+    pub fn email(&self) -> &str {
+        match self {
+            Item::Create { person } | Item::Reactivate { person, .. } => &person.member_email,
+            Item::Update { email, .. }
+            | Item::Link { email, .. }
+            | Item::Remove { email, .. }
+            | Item::Release { email, .. } => email,
+        }
+    }
+
+    pub fn external_id(&self) -> Option<&str> {
+        match self {
+            Item::Create { person } | Item::Reactivate { person, .. } => Some(&person.external_id),
+            Item::Update { external_id, .. }
+            | Item::Link { external_id, .. }
+            | Item::Release { external_id, .. } => Some(external_id),
+            Item::Remove { external_id, .. } => external_id.as_deref(),
+        }
+    }
+
+    /// The plan line a person reads in a dry run.
+    pub fn describe(&self) -> String {
+        match self {
+            Item::Create { person } => format!(
+                "create      {} (id {}){}",
+                person.member_email,
+                person.external_id,
+                person
+                    .role
+                    .map(|r| format!(", role {}", r.as_str()))
+                    .unwrap_or_default()
+            ),
+            Item::Update { email, changes, .. } => {
+                let parts: Vec<String> = changes
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "{}: {} -> {}",
+                            c.field.as_str(),
+                            c.from.as_deref().unwrap_or("(none)"),
+                            c.to.as_deref().unwrap_or("(none)")
+                        )
+                    })
+                    .collect();
+                format!("update      {email}: {}", parts.join("; "))
+            }
+            Item::Link {
+                email, external_id, ..
+            } => format!("link        {email} to id {external_id}"),
+            Item::Remove { email, reason, .. } => {
+                format!("remove      {email} ({})", reason.as_str())
+            }
+            Item::Reactivate { person, .. } => format!("reactivate  {}", person.member_email),
+            Item::Release { email, reason, .. } => format!(
+                "release     {email} ({}; another source still claims them: kept)",
+                reason.as_str()
+            ),
+        }
+    }
+}
+
+/// A 128-bit fingerprint for duplicate detection without keeping every id and email.
+struct Fingerprints {
+    a: std::hash::RandomState,
+    b: std::hash::RandomState,
+    seen: HashSet<u128>,
+}
+
+impl Fingerprints {
+    fn new() -> Self {
+        Self {
+            a: std::hash::RandomState::new(),
+            b: std::hash::RandomState::new(),
+            seen: HashSet::new(),
+        }
+    }
+    /// Whether `key` is new.
+    fn insert(&mut self, key: &str) -> bool {
+        let h = (u128::from(self.a.hash_one(key)) << 64) | u128::from(self.b.hash_one(key));
+        self.seen.insert(h)
+    }
+}
+
+/// Counts of what a plan does (the rest is in its items).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub creates: u64,
+    pub updates: u64,
+    pub removals: u64,
+    pub reactivations: u64,
+    pub unchanged: u64,
+}
+
+/// Plans one snapshot against the store, record by record.
+pub struct Planner {
+    current: Vec<Current>,
+    by_link: HashMap<String, usize>,
+    by_email: HashMap<String, usize>,
+    matched: Vec<bool>,
+    ids: Fingerprints,
+    emails: Fingerprints,
+    pub policy: Policy,
+    pub tally: Tally,
+    pub warnings: Vec<String>,
+}
+
+fn err(line: u64, column: &str, value: &str, message: &str) -> RecordError {
+    RecordError {
         line,
         column: Some(column.to_owned()),
         value: Some(value.to_owned()),
         message: message.to_owned(),
+    }
+}
+
+fn diff(field: Field, from: Option<&str>, to: Option<&str>, out: &mut Vec<FieldChange>) {
+    // A source that says nothing about a field leaves it alone.
+    let Some(to) = to else { return };
+    let same = match field {
+        // Emails compare case-insensitively: a change of case alone is no change.
+        Field::MemberEmail | Field::LoginEmail => from
+            .is_some_and(|f| f.eq_ignore_ascii_case(to) || f.to_lowercase() == to.to_lowercase()),
+        _ => from == Some(to),
     };
-    for (line, r) in snapshot {
-        if !seen_ids.insert(r.external_id.clone()) {
-            p.errors.push(err(
-                *line,
+    if !same {
+        out.push(FieldChange {
+            field,
+            from: from.map(str::to_owned),
+            to: Some(to.to_owned()),
+        });
+    }
+}
+
+/// Checks a record into a [`Person`], or says what is wrong with it.
+fn person(line: u64, r: &Record) -> Result<Person, RecordError> {
+    let email = |col: &str, v: &Option<String>| -> Result<Option<String>, RecordError> {
+        match v {
+            None => Ok(None),
+            Some(v) => Email::parse(v)
+                .map(|e| Some(e.as_str().to_owned()))
+                .map_err(|e| err(line, col, v, &e.to_string())),
+        }
+    };
+    let member_email = email("member_email", &r.member_email)?;
+    let login_email = email("login_email", &r.login_email)?;
+    let name = |col: &str, v: &Option<String>| -> Result<Option<String>, RecordError> {
+        let Some(v) = v.as_deref().map(str::trim).filter(|v| !v.is_empty()) else {
+            return Ok(None);
+        };
+        if v.chars().count() > MAX_NAME {
+            return Err(err(line, col, v, &format!("at most {MAX_NAME} characters")));
+        }
+        if v.chars().any(char::is_control) {
+            return Err(err(line, col, v, "must not contain control characters"));
+        }
+        Ok(Some(v.to_owned()))
+    };
+    let role = match r.role.as_deref() {
+        None => None,
+        Some("admin") => Some(Role::Admin),
+        Some("member") => Some(Role::Member),
+        Some(other) => {
+            return Err(err(
+                line,
+                "role",
+                other,
+                "the role must be `admin` or `member`",
+            ));
+        }
+    };
+    Ok(Person {
+        external_id: r.external_id.clone(),
+        member_email: member_email.unwrap_or_default(),
+        login_email,
+        given_name: name("given_name", &r.given_name)?,
+        family_name: name("family_name", &r.family_name)?,
+        display_name: name("display_name", &r.display_name)?,
+        role,
+    })
+}
+
+impl Planner {
+    pub fn new(current: Vec<Current>, policy: Policy) -> Self {
+        let mut by_link = HashMap::with_capacity(current.len());
+        let mut by_email = HashMap::with_capacity(current.len());
+        for (i, c) in current.iter().enumerate() {
+            if let Some(l) = &c.link {
+                by_link.insert(l.clone(), i);
+            }
+            by_email.insert(c.member_email.to_lowercase(), i);
+        }
+        Self {
+            matched: vec![false; current.len()],
+            current,
+            by_link,
+            by_email,
+            ids: Fingerprints::new(),
+            emails: Fingerprints::new(),
+            policy,
+            tally: Tally::default(),
+            warnings: Vec::new(),
+        }
+    }
+
+    /// Members the source claimed before this run (the base of a percentage limit).
+    pub fn claimed_before(&self) -> u64 {
+        self.current
+            .iter()
+            .filter(|c| c.link.is_some() && c.claiming && c.access != Access::Removed)
+            .count() as u64
+    }
+
+    /// Plans one record; `out` receives its items. A row error changes nothing.
+    pub fn push(&mut self, line: u64, r: &Record, out: &mut Vec<Item>) -> Result<(), RecordError> {
+        if !self.ids.insert(&r.external_id) {
+            return Err(err(
+                line,
                 "external_id",
                 &r.external_id,
                 "this id appears more than once",
             ));
-            continue;
         }
-        let email_key = r.member_email.as_ref().map(|e| e.to_lowercase());
+        let p = person(line, r)?;
+        let email_key = r
+            .member_email
+            .as_ref()
+            .map(|_| p.member_email.to_lowercase());
         if let Some(k) = &email_key
-            && !seen_emails.insert(k.clone())
+            && !self.emails.insert(k)
         {
-            p.errors.push(err(
-                *line,
+            return Err(err(
+                line,
                 "member_email",
                 k,
                 "this email appears more than once",
             ));
-            continue;
         }
-        let found = by_link
+        let found = self
+            .by_link
             .get(r.external_id.as_str())
-            .copied()
-            .or_else(|| email_key.as_ref().and_then(|k| by_email.get(k).copied()));
-        let Some(c) = found else {
+            .or_else(|| email_key.as_ref().and_then(|k| self.by_email.get(k)))
+            .copied();
+        let Some(i) = found else {
             if !r.active {
-                p.unchanged += 1; // an inactive person we never had: nothing to do
-                continue;
+                self.tally.unchanged += 1; // an inactive person we never had: nothing to do
+                return Ok(());
             }
-            if r.member_email.is_none() {
-                p.errors.push(err(
-                    *line,
+            if email_key.is_none() {
+                return Err(err(
+                    line,
                     "member_email",
                     "",
                     "a new member needs an email address",
                 ));
-                continue;
             }
-            p.creates.push(r.clone());
-            continue;
+            self.tally.creates += 1;
+            out.push(Item::Create { person: p });
+            return Ok(());
         };
-        matched.insert(c.member_id);
-        if c.link.as_deref() != Some(r.external_id.as_str()) {
-            p.links.push((c.member_id, r.external_id.clone()));
+        if self.matched[i] {
+            // Matched by link to one record and by email to another.
+            return Err(err(
+                line,
+                "member_email",
+                &p.member_email,
+                "another record already matched the member with this email",
+            ));
         }
+        self.matched[i] = true;
+        let c = &self.current[i];
+        let linked_here = c.link.as_deref() == Some(r.external_id.as_str());
         if !r.active {
-            if c.access != Access::Removed {
-                if c.role == Role::Owner {
-                    p.warnings.push(format!(
-                        "{} is the owner: not removed although inactive in the source",
-                        c.member_email
-                    ));
-                } else {
-                    p.removals.push(Removal {
-                        member_id: c.member_id,
-                        external_id: Some(r.external_id.clone()),
-                        reason: "inactive",
-                    });
-                }
+            if c.access == Access::Removed || (linked_here && !c.claiming) {
+                self.tally.unchanged += 1;
+            } else if c.role == Role::Owner {
+                self.tally.unchanged += 1;
+                self.warnings.push(format!(
+                    "{} is the owner: not removed although inactive in the source",
+                    c.member_email
+                ));
+            } else if c.claimed_elsewhere {
+                self.tally.unchanged += 1;
+                out.push(Item::Release {
+                    member_id: c.member_id,
+                    email: c.member_email.clone(),
+                    external_id: r.external_id.clone(),
+                    reason: Reason::Inactive,
+                });
             } else {
-                p.unchanged += 1;
+                self.tally.removals += 1;
+                out.push(Item::Remove {
+                    member_id: c.member_id,
+                    email: c.member_email.clone(),
+                    external_id: Some(r.external_id.clone()),
+                    reason: Reason::Inactive,
+                });
             }
-            continue;
+            return Ok(());
         }
         if c.access == Access::Removed {
-            p.reactivations.push((c.member_id, r.clone()));
-            continue;
+            self.tally.reactivations += 1;
+            out.push(Item::Reactivate {
+                member_id: c.member_id,
+                person: p,
+            });
+            return Ok(());
+        }
+        if !linked_here || !c.claiming {
+            out.push(Item::Link {
+                member_id: c.member_id,
+                email: c.member_email.clone(),
+                external_id: r.external_id.clone(),
+            });
         }
         let mut changes = Vec::new();
-        diff(
-            Field::MemberEmail,
-            &Some(c.member_email.clone()),
-            &r.member_email,
-            &mut changes,
-        );
-        diff(
-            Field::LoginEmail,
-            &c.login_email,
-            &r.login_email,
-            &mut changes,
-        );
-        diff(Field::GivenName, &c.given_name, &r.given_name, &mut changes);
-        diff(
-            Field::FamilyName,
-            &c.family_name,
-            &r.family_name,
-            &mut changes,
-        );
-        diff(
-            Field::DisplayName,
-            &c.display_name,
-            &r.display_name,
-            &mut changes,
-        );
-        // Emails compare case-insensitively: a change of case alone is no change.
-        changes.retain(|ch| {
-            !(matches!(ch.field, Field::MemberEmail | Field::LoginEmail)
-                && ch.from.as_deref().map(str::to_lowercase)
-                    == ch.to.as_deref().map(str::to_lowercase))
-        });
+        if !c.outranked {
+            let member_email = email_key.as_ref().map(|_| p.member_email.as_str());
+            diff(
+                Field::MemberEmail,
+                Some(&c.member_email),
+                member_email,
+                &mut changes,
+            );
+            diff(
+                Field::LoginEmail,
+                c.login_email.as_deref(),
+                p.login_email.as_deref(),
+                &mut changes,
+            );
+            diff(
+                Field::GivenName,
+                c.given_name.as_deref(),
+                p.given_name.as_deref(),
+                &mut changes,
+            );
+            diff(
+                Field::FamilyName,
+                c.family_name.as_deref(),
+                p.family_name.as_deref(),
+                &mut changes,
+            );
+            diff(
+                Field::DisplayName,
+                c.display_name.as_deref(),
+                p.display_name.as_deref(),
+                &mut changes,
+            );
+            // The owner's role changes only by an ownership transfer.
+            if c.role != Role::Owner {
+                diff(
+                    Field::Role,
+                    Some(c.role.as_str()),
+                    p.role.map(Role::as_str),
+                    &mut changes,
+                );
+            }
+        }
         if changes.is_empty() {
-            p.unchanged += 1;
+            self.tally.unchanged += 1;
         } else {
-            p.updates.push(Update {
+            self.tally.updates += 1;
+            out.push(Item::Update {
                 member_id: c.member_id,
+                email: c.member_email.clone(),
                 external_id: r.external_id.clone(),
                 changes,
             });
         }
+        Ok(())
     }
-    if policy.authoritative && policy.complete {
-        for c in current {
-            let linked_here = c.link.is_some();
-            if !linked_here || matched.contains(&c.member_id) || c.access == Access::Removed {
+
+    /// Plans the absences (authoritative source, complete snapshot only) after the last record.
+    pub fn finish(&mut self, out: &mut Vec<Item>) {
+        if !(self.policy.authoritative && self.policy.complete) {
+            return;
+        }
+        for (i, c) in self.current.iter().enumerate() {
+            let Some(link) = &c.link else { continue };
+            if self.matched[i] || c.access == Access::Removed || !c.claiming {
                 continue;
             }
-            if c.claimed_elsewhere {
-                p.warnings.push(format!(
-                    "{} is gone from this source but another still claims them: kept",
-                    c.member_email
-                ));
-            } else if c.role == Role::Owner {
-                p.warnings.push(format!(
+            if c.role == Role::Owner {
+                self.warnings.push(format!(
                     "{} is the owner: not removed although absent from the source",
                     c.member_email
                 ));
-            } else {
-                p.removals.push(Removal {
+            } else if c.claimed_elsewhere {
+                self.warnings.push(format!(
+                    "{} is gone from this source but another still claims them: kept",
+                    c.member_email
+                ));
+                out.push(Item::Release {
                     member_id: c.member_id,
-                    external_id: c.link.clone(),
-                    reason: "absent",
+                    email: c.member_email.clone(),
+                    external_id: link.clone(),
+                    reason: Reason::Absent,
+                });
+            } else {
+                self.tally.removals += 1;
+                out.push(Item::Remove {
+                    member_id: c.member_id,
+                    email: c.member_email.clone(),
+                    external_id: Some(link.clone()),
+                    reason: Reason::Absent,
                 });
             }
         }
     }
+}
+
+/// A whole plan in memory (tests and small snapshots).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Plan {
+    pub items: Vec<Item>,
+    pub tally: Tally,
+    pub warnings: Vec<String>,
+    pub errors: Vec<RecordError>,
+}
+
+impl Plan {
+    pub fn of(&self, action: &str) -> Vec<&Item> {
+        self.items.iter().filter(|i| i.action() == action).collect()
+    }
+}
+
+/// Plans a whole snapshot (rows already mapped; `line` of each is its position for errors).
+pub fn plan(current: &[Current], snapshot: &[(u64, Record)], policy: &Policy) -> Plan {
+    let mut planner = Planner::new(current.to_vec(), policy.clone());
+    let mut p = Plan::default();
+    for (line, r) in snapshot {
+        if let Err(e) = planner.push(*line, r, &mut p.items) {
+            p.errors.push(e);
+        }
+    }
+    planner.finish(&mut p.items);
+    p.tally = planner.tally;
+    p.warnings = planner.warnings;
     p
 }
 
@@ -277,7 +640,9 @@ mod tests {
             access,
             role: Role::Member,
             link: link.map(str::to_owned),
+            claiming: true,
             claimed_elsewhere: false,
+            outranked: false,
         }
     }
 
@@ -307,26 +672,39 @@ mod tests {
             (4, rec("C", "c@x.io", true)),
         ];
         let p = plan(&current, &snap, &FULL);
-        assert_eq!(p.links, [(Uuid::from_u128(2), "B".to_owned())]);
-        assert_eq!(p.creates.len(), 1);
-        assert_eq!(p.creates[0].external_id, "C");
-        assert!(p.updates.is_empty(), "{:?}", p.updates);
-        assert_eq!(p.unchanged, 2);
+        assert_eq!(
+            p.of("link"),
+            [&Item::Link {
+                member_id: Uuid::from_u128(2),
+                email: "B@x.io".into(),
+                external_id: "B".into()
+            }]
+        );
+        let creates = p.of("create");
+        assert_eq!(creates.len(), 1);
+        assert_eq!(creates[0].external_id(), Some("C"));
+        assert!(p.of("update").is_empty(), "{:?}", p.items);
+        assert_eq!(p.tally.unchanged, 2);
     }
 
     #[test]
-    fn updates_carry_only_changed_fields() {
+    fn updates_carry_only_changed_fields_unless_outranked() {
         let current = [member(1, "a@x.io", Some("A"), Access::Enrolled)];
-        let mut r = rec("A", "a@x.io", true);
+        let mut r = rec("A", "A@x.io", true);
         r.given_name = Some("New".into());
         r.family_name = Some("Fam".into());
-        let p = plan(&current, &[(2, r)], &FULL);
-        let fields: Vec<_> = p.updates[0]
-            .changes
-            .iter()
-            .map(|c| c.field.clone())
-            .collect();
-        assert_eq!(fields, [Field::GivenName, Field::FamilyName]);
+        r.role = Some("admin".into());
+        let p = plan(&current, &[(2, r.clone())], &FULL);
+        let Item::Update { changes, .. } = &p.items[0] else {
+            panic!("{:?}", p.items)
+        };
+        let fields: Vec<_> = changes.iter().map(|c| c.field).collect();
+        assert_eq!(fields, [Field::GivenName, Field::FamilyName, Field::Role]);
+        let mut outranked = current[0].clone();
+        outranked.outranked = true;
+        let p = plan(&[outranked], &[(2, r)], &FULL);
+        assert!(p.items.is_empty(), "{:?}", p.items);
+        assert_eq!(p.tally.unchanged, 1);
     }
 
     #[test]
@@ -344,12 +722,13 @@ mod tests {
         ];
         let snap = [(2, rec("F", "off@x.io", false))];
         let p = plan(&current, &snap, &FULL);
-        let removed: Vec<(u128, &str)> = p
-            .removals
+        let acts: Vec<(&str, u128)> = p
+            .items
             .iter()
-            .map(|r| (r.member_id.as_u128(), r.reason))
+            .map(|i| (i.action(), i.member_id().unwrap().as_u128()))
             .collect();
-        assert_eq!(removed, [(2, "inactive"), (1, "absent")]);
+        assert_eq!(acts, [("remove", 2), ("remove", 1), ("release", 4)]);
+        assert_eq!(p.tally.removals, 2);
         assert_eq!(p.warnings.len(), 2, "{:?}", p.warnings);
         // A partial snapshot, or a source that may not remove, removes nobody by absence.
         for policy in [
@@ -363,16 +742,22 @@ mod tests {
             },
         ] {
             let p = plan(&current, &snap, &policy);
-            let removed: Vec<&str> = p.removals.iter().map(|r| r.reason).collect();
-            assert_eq!(removed, ["inactive"]);
+            let acts: Vec<&str> = p.items.iter().map(Item::action).collect();
+            assert_eq!(acts, ["remove"]);
         }
+        // A released claim is not counted again.
+        let mut released = member(4, "s@x.io", Some("S"), Access::Enrolled);
+        released.claiming = false;
+        released.claimed_elsewhere = true;
+        assert!(plan(&[released], &[], &FULL).items.is_empty());
     }
 
     #[test]
     fn removed_members_come_back_and_the_same_snapshot_twice_is_idempotent() {
         let current = [member(1, "a@x.io", Some("A"), Access::Removed)];
         let p = plan(&current, &[(2, rec("A", "a@x.io", true))], &FULL);
-        assert_eq!(p.reactivations.len(), 1);
+        assert_eq!(p.tally.reactivations, 1);
+        assert_eq!(p.of("reactivate").len(), 1);
         // After applying, the store agrees: nothing more to do.
         let mut after = member(1, "a@x.io", Some("A"), Access::Enrolled);
         after.given_name = None;
@@ -380,7 +765,10 @@ mod tests {
         assert_eq!(
             p,
             Plan {
-                unchanged: 1,
+                tally: Tally {
+                    unchanged: 1,
+                    ..Tally::default()
+                },
                 ..Plan::default()
             }
         );
@@ -388,6 +776,8 @@ mod tests {
 
     #[test]
     fn bad_rows_are_errors_and_change_nothing() {
+        let mut bad_name = rec("E", "e@x.io", true);
+        bad_name.given_name = Some("a\u{7}b".into());
         let snap = [
             (2, rec("A", "a@x.io", true)),
             (3, rec("A", "other@x.io", true)),
@@ -400,14 +790,29 @@ mod tests {
                     ..Default::default()
                 },
             ),
+            (6, rec("D", "not an email", true)),
+            (7, bad_name),
         ];
         let p = plan(&[], &snap, &FULL);
-        assert_eq!(p.creates.len(), 1);
-        let lines: Vec<u64> = p.errors.iter().map(|e| e.line).collect();
-        assert_eq!(lines, [3, 4, 5]);
+        assert_eq!(p.of("create").len(), 1);
+        let lines: Vec<(u64, Option<&str>)> = p
+            .errors
+            .iter()
+            .map(|e| (e.line, e.column.as_deref()))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                (3, Some("external_id")),
+                (4, Some("member_email")),
+                (5, Some("member_email")),
+                (6, Some("member_email")),
+                (7, Some("given_name"))
+            ]
+        );
         // An empty snapshot plans the removal of every linked member: the safety check (which
         // holds such runs) is the engine's job, not the planner's.
         let current = [member(1, "a@x.io", Some("A"), Access::Enrolled)];
-        assert_eq!(plan(&current, &[], &FULL).removals.len(), 1);
+        assert_eq!(plan(&current, &[], &FULL).tally.removals, 1);
     }
 }

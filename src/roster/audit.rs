@@ -22,6 +22,8 @@ pub enum Actor {
     Invitee { member_id: Uuid },
     /// An identity provider over SCIM, by its token.
     ScimClient { id: Uuid, name: String },
+    /// A sync run of a configured source (or an import job), by run id.
+    Sync { source: String, run_id: Uuid },
 }
 
 impl Actor {
@@ -39,6 +41,11 @@ impl Actor {
                 "scim_client",
                 Some(id.to_string()),
                 format!("SCIM client {name}"),
+            ),
+            Actor::Sync { source, run_id } => (
+                "sync",
+                Some(run_id.to_string()),
+                format!("sync of {source}"),
             ),
             Actor::Invitee { member_id } => (
                 "invitee",

@@ -157,11 +157,9 @@ pub(crate) async fn revoke_access(
     Ok(())
 }
 
-fn lock_check(org: &Org) -> Result<()> {
-    match &org.managed_by {
-        Some(integration) => Err(RosterError::Locked {
-            integration: integration.clone(),
-        }),
+pub(crate) fn lock_check(org: &Org) -> Result<()> {
+    match org.integration() {
+        Some(integration) => Err(RosterError::Locked { integration }),
         None => Ok(()),
     }
 }

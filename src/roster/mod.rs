@@ -12,6 +12,7 @@ mod invites;
 mod members;
 mod orgs;
 mod provisioning;
+mod syncing;
 mod tokens;
 
 use std::sync::Arc;

@@ -32,6 +32,7 @@ impl Roster {
             slug: slug.as_str().to_owned(),
             name,
             managed_by: None,
+            managed_by_source: None,
             scim_new_members: "invite".into(),
             created_at: now,
             updated_at: now,

@@ -62,7 +62,7 @@ async fn upsert_link(
 
 impl Roster {
     /// Applies `active` and the org's provisioning setting to a member being (re)activated.
-    async fn activate(
+    pub(crate) async fn activate(
         &self,
         tx: &mut Tx,
         org: &store::orgs::Org,

@@ -15,6 +15,7 @@ pub mod links;
 pub mod members;
 pub mod orgs;
 pub mod outbox;
+pub mod sync;
 pub mod tokens;
 
 use std::str::FromStr;

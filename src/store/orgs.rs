@@ -16,11 +16,39 @@ pub struct Org {
     /// What a member created over SCIM starts as: `invite` (invited, with an email),
     /// `invite_silently` (invited, no email) or `enroll` (enrolled at once, for SSO orgs).
     pub scim_new_members: String,
+    /// The authoritative source (from config) that manages membership, if any.
+    pub managed_by_source: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
-const COLUMNS: &str = "id, slug, name, managed_by, scim_new_members, created_at, updated_at";
+const COLUMNS: &str =
+    "id, slug, name, managed_by, scim_new_members, managed_by_source, created_at, updated_at";
+
+impl Org {
+    /// What manages the org's membership, in words for the 409: an authoritative source, else
+    /// the SCIM integration.
+    pub fn integration(&self) -> Option<String> {
+        match (&self.managed_by_source, &self.managed_by) {
+            (Some(s), _) => Some(format!("source `{s}`")),
+            (None, Some(m)) => Some(m.clone()),
+            (None, None) => None,
+        }
+    }
+}
+
+/// Records which orgs an authoritative source manages (from config): every org named gets
+/// its source, every other org none.
+pub async fn set_managing_sources(tx: &mut Tx, managed: &[(Uuid, String)]) -> Result<()> {
+    on_tx!(tx, c => sqlx::query("UPDATE orgs SET managed_by_source = NULL WHERE managed_by_source IS NOT NULL")
+        .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    for (id, source) in managed {
+        on_tx!(tx, c => sqlx::query("UPDATE orgs SET managed_by_source = $2 WHERE id = $1")
+            .bind(id).bind(source)
+            .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    }
+    Ok(())
+}
 
 pub async fn insert(tx: &mut Tx, org: &Org) -> Result<()> {
     on_tx!(tx, c => sqlx::query(

@@ -1,0 +1,238 @@
+//! The source contract: what every connector gives the sync engine.
+//!
+//! A source opens a [`Snapshot`]: a bounded stream of rows (a mapped record, or what is wrong
+//! with one row) that ends with an explicit verdict. Only a stream that ends with
+//! [`Snapshot::next`] returning `None` after the source said it read everything is complete; a
+//! source that fails, or a producer that stops without saying so, yields an error instead, so the
+//! engine can never mistake a truncated read for "these people are gone".
+//!
+//! Sources never touch the store: this crate does not depend on sqlx or axum.
+
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
+
+use futures_util::Stream;
+use tokio::sync::mpsc;
+
+use crate::record::{Record, RecordError};
+
+/// Rows in flight between a connector and the engine; the producer waits when the engine is
+/// behind, so a snapshot of any size never sits in memory whole.
+pub const CHANNEL_ROWS: usize = 1024;
+
+/// Everything a source may use: no global state.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// The one HTTP client (rustls, certificate verification on).
+    pub http: reqwest::Client,
+    /// Relative file paths in source settings are read from here (the config file's folder).
+    pub base_dir: PathBuf,
+    /// Retries of one request on a transient failure (5xx, 429, network) before the fetch fails.
+    pub retries: usize,
+    /// The first retry waits this long; later ones back off exponentially with jitter.
+    pub retry_base: Duration,
+    /// Most time one request may take.
+    pub request_timeout: Duration,
+}
+
+impl Context {
+    pub fn new(http: reqwest::Client, base_dir: PathBuf) -> Self {
+        Self {
+            http,
+            base_dir,
+            retries: 4,
+            retry_base: Duration::from_millis(500),
+            request_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What a finished snapshot covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Coverage {
+    /// Everyone the source knows: someone absent is gone.
+    Full,
+    /// Only changes (delta queries): absence means nothing.
+    Changes,
+}
+
+/// Why a fetch failed. `transient` failures (network, 5xx, throttling) are worth retrying later.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct FetchError {
+    pub message: String,
+    pub transient: bool,
+}
+
+impl FetchError {
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            transient: false,
+        }
+    }
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            transient: true,
+        }
+    }
+}
+
+/// One row of a snapshot: its position (CSV line, or record number) and the mapped record or
+/// what is wrong with it.
+pub type Row = (u64, Result<Record, RecordError>);
+
+/// What a producer sends: rows, then exactly one verdict.
+#[derive(Debug)]
+pub enum Item {
+    Row(Row),
+    /// Every row was sent.
+    Done,
+    /// The fetch failed; rows sent so far are not the whole snapshot.
+    Failed(FetchError),
+}
+
+/// A snapshot being read.
+pub struct Snapshot {
+    pub coverage: Coverage,
+    rx: mpsc::Receiver<Item>,
+    finished: bool,
+}
+
+/// The sending side, for connectors.
+pub struct Sender(mpsc::Sender<Item>);
+
+impl Sender {
+    /// Sends a row; `false` when the engine stopped reading (the producer should stop).
+    pub async fn row(&self, row: Row) -> bool {
+        self.0.send(Item::Row(row)).await.is_ok()
+    }
+    /// The same, from a blocking thread.
+    pub fn blocking_row(&self, row: Row) -> bool {
+        self.0.blocking_send(Item::Row(row)).is_ok()
+    }
+    pub async fn done(self) {
+        let _ = self.0.send(Item::Done).await;
+    }
+    pub fn blocking_done(self) {
+        let _ = self.0.blocking_send(Item::Done);
+    }
+    pub async fn fail(self, e: FetchError) {
+        let _ = self.0.send(Item::Failed(e)).await;
+    }
+    pub fn blocking_fail(self, e: FetchError) {
+        let _ = self.0.blocking_send(Item::Failed(e));
+    }
+}
+
+impl Snapshot {
+    /// A snapshot and the sender its producer writes to.
+    pub fn channel(coverage: Coverage) -> (Sender, Snapshot) {
+        let (tx, rx) = mpsc::channel(CHANNEL_ROWS);
+        (
+            Sender(tx),
+            Snapshot {
+                coverage,
+                rx,
+                finished: false,
+            },
+        )
+    }
+
+    /// A snapshot of the given rows (tests, import jobs).
+    pub fn from_rows(coverage: Coverage, rows: Vec<Row>) -> Snapshot {
+        let (tx, rx) = mpsc::channel(rows.len() + 1);
+        for r in rows {
+            let _ = tx.try_send(Item::Row(r));
+        }
+        let _ = tx.try_send(Item::Done);
+        Snapshot {
+            coverage,
+            rx,
+            finished: false,
+        }
+    }
+
+    /// The next row; `None` once the source said it sent everything; an error if it failed or
+    /// stopped without saying it was done.
+    pub async fn next(&mut self) -> Option<Result<Row, FetchError>> {
+        if self.finished {
+            return None;
+        }
+        std::future::poll_fn(|cx| self.poll_item(cx)).await
+    }
+
+    fn poll_item(&mut self, cx: &mut TaskContext<'_>) -> Poll<Option<Result<Row, FetchError>>> {
+        if self.finished {
+            return Poll::Ready(None);
+        }
+        match self.rx.poll_recv(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(Item::Row(r))) => Poll::Ready(Some(Ok(r))),
+            Poll::Ready(Some(Item::Done)) => {
+                self.finished = true;
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Item::Failed(e))) => {
+                self.finished = true;
+                Poll::Ready(Some(Err(e)))
+            }
+            Poll::Ready(None) => {
+                self.finished = true;
+                Poll::Ready(Some(Err(FetchError::permanent(
+                    "the source stopped before reading everything",
+                ))))
+            }
+        }
+    }
+}
+
+impl Stream for Snapshot {
+    type Item = Result<Row, FetchError>;
+    fn poll_next(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().poll_item(cx)
+    }
+}
+
+/// A connector: opens a snapshot of the outside system, mapped through the source's mapping.
+pub trait Source: Send + Sync {
+    fn open(
+        &self,
+        ctx: &Context,
+    ) -> impl std::future::Future<Output = Result<Snapshot, FetchError>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_producer_that_stops_without_a_verdict_is_a_failure() {
+        let (tx, mut snap) = Snapshot::channel(Coverage::Full);
+        let rec = Record {
+            external_id: "1".into(),
+            active: true,
+            ..Default::default()
+        };
+        assert!(tx.row((2, Ok(rec))).await);
+        drop(tx);
+        assert!(matches!(snap.next().await, Some(Ok((2, Ok(_))))));
+        let e = snap.next().await.unwrap().unwrap_err();
+        assert!(e.message.contains("stopped"), "{e}");
+        assert!(snap.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn done_ends_the_stream_and_failed_reports_the_error() {
+        let (tx, mut snap) = Snapshot::channel(Coverage::Full);
+        tx.done().await;
+        assert!(snap.next().await.is_none());
+        let (tx, mut snap) = Snapshot::channel(Coverage::Full);
+        tx.fail(FetchError::transient("HTTP 503")).await;
+        let e = snap.next().await.unwrap().unwrap_err();
+        assert!(e.transient);
+    }
+}

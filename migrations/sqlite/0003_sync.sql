@@ -1,0 +1,82 @@
+-- Sync: per-source state (leases, failure backoff), runs (one row per scheduled tick, manual
+-- run or import job), their error rows and their stored plans; link claims; and the source
+-- that makes an org integration-managed.
+
+CREATE TABLE sync_sources (
+    name                  TEXT PRIMARY KEY,
+    org_id                BLOB NOT NULL REFERENCES orgs(id),
+    lease_owner           TEXT,
+    lease_expires_at      TEXT,
+    consecutive_failures  INTEGER NOT NULL DEFAULT 0,
+    retry_after           TEXT,
+    last_error            TEXT,
+    updated_at            TEXT NOT NULL
+);
+
+CREATE TABLE sync_runs (
+    id                BLOB PRIMARY KEY,
+    source            TEXT NOT NULL,
+    org_id            BLOB NOT NULL REFERENCES orgs(id),
+    kind              TEXT NOT NULL CHECK (kind IN ('sync', 'import')),
+    trigger           TEXT NOT NULL,
+    -- The scheduled tick this run is; unique per source, so each tick runs once.
+    fire_time         TEXT,
+    status            TEXT NOT NULL CHECK (status IN ('running', 'succeeded', 'failed', 'held',
+                          'interrupted', 'superseded', 'invalid', 'preview', 'cancelled')),
+    phase             TEXT NOT NULL,
+    started_at        TEXT NOT NULL,
+    finished_at       TEXT,
+    lease_owner       TEXT,
+    fetched           INTEGER NOT NULL DEFAULT 0,
+    created           INTEGER NOT NULL DEFAULT 0,
+    updated           INTEGER NOT NULL DEFAULT 0,
+    removed           INTEGER NOT NULL DEFAULT 0,
+    reactivated       INTEGER NOT NULL DEFAULT 0,
+    unchanged         INTEGER NOT NULL DEFAULT 0,
+    errors            INTEGER NOT NULL DEFAULT 0,
+    planned_creates       INTEGER NOT NULL DEFAULT 0,
+    planned_updates       INTEGER NOT NULL DEFAULT 0,
+    planned_removals      INTEGER NOT NULL DEFAULT 0,
+    planned_reactivations INTEGER NOT NULL DEFAULT 0,
+    message           TEXT,
+    warnings          TEXT NOT NULL DEFAULT '[]',
+    approved_by       TEXT,
+    approved_at       TEXT,
+    filename          TEXT,
+    created_by        TEXT NOT NULL,
+    UNIQUE (source, fire_time)
+);
+CREATE INDEX sync_runs_source ON sync_runs (source, id);
+CREATE INDEX sync_runs_org ON sync_runs (org_id, kind, id);
+CREATE INDEX sync_runs_status ON sync_runs (status);
+
+CREATE TABLE sync_run_errors (
+    run_id       BLOB NOT NULL REFERENCES sync_runs(id),
+    seq          INTEGER NOT NULL,
+    line         INTEGER NOT NULL,
+    external_id  TEXT,
+    field        TEXT,
+    value        TEXT,
+    message      TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq)
+);
+
+CREATE TABLE sync_plan_items (
+    run_id       BLOB NOT NULL REFERENCES sync_runs(id),
+    seq          INTEGER NOT NULL,
+    action       TEXT NOT NULL,
+    member_id    BLOB,
+    external_id  TEXT,
+    email        TEXT,
+    detail       TEXT NOT NULL,
+    applied      BOOLEAN NOT NULL DEFAULT FALSE,
+    PRIMARY KEY (run_id, seq)
+);
+
+-- A link whose source no longer lists the person (or lists them inactive) stays for matching
+-- but no longer claims them.
+ALTER TABLE member_links ADD COLUMN claiming BOOLEAN NOT NULL DEFAULT TRUE;
+CREATE INDEX member_links_member_source ON member_links (member_id, source);
+
+-- The authoritative source that manages the org, set from config at start.
+ALTER TABLE orgs ADD COLUMN managed_by_source TEXT;

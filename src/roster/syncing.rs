@@ -1,0 +1,433 @@
+//! Applying a sync plan to the store: each item goes through the same state machine, invitation
+//! flow and audit log as a manual change, with the sync run as the actor.
+//!
+//! Items are applied in batches, one transaction each (the engine's job); within a batch every
+//! item is re-checked against the store as it is now, so applying a plan twice, or applying an
+//! approved plan after the store moved on, changes only what still needs changing.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::audit::{Actor, record};
+use super::invites::InviteKind;
+use super::members::{lock_org, revoke_access};
+use super::{Result, Roster};
+use crate::domain::{Access, Member, Role};
+use crate::reconcile::plan::{Field, FieldChange, Item, Person};
+use crate::store::sync::{Applied, RunError};
+use crate::store::{self, Tx};
+
+/// What one item did.
+enum Outcome {
+    Created,
+    Updated,
+    Removed,
+    Reactivated,
+    Unchanged,
+    Error(String),
+}
+
+impl Roster {
+    /// Applies a batch of plan items for `source` in `tx` (the caller commits). Items that can
+    /// no longer apply (an email taken meanwhile) become error rows; the rest go through.
+    pub async fn apply_sync_items(
+        &self,
+        tx: &mut Tx,
+        org_id: Uuid,
+        source: &str,
+        actor: &Actor,
+        items: &[(i64, Item)],
+        claiming: bool,
+    ) -> Result<(Applied, Vec<RunError>)> {
+        let now = self.clock.now();
+        let org = lock_org(tx, org_id).await?;
+        let mut applied = Applied::default();
+        let mut errors = Vec::new();
+        // Removals by import obey the integration lock (checked again here: the org may have
+        // become managed between the preview and the confirmation).
+        let locked_import = if source == crate::sync::IMPORT_SOURCE {
+            org.integration()
+        } else {
+            None
+        };
+        for (seq, item) in items {
+            let outcome = match item {
+                Item::Create { person } => {
+                    self.sync_create(tx, &org, source, actor, person, claiming, now)
+                        .await?
+                }
+                Item::Update {
+                    member_id,
+                    external_id,
+                    changes,
+                    ..
+                } => {
+                    let linked = store::sync::link(
+                        tx,
+                        org_id,
+                        source,
+                        external_id,
+                        *member_id,
+                        claiming,
+                        now,
+                    );
+                    linked.await?;
+                    self.sync_update(tx, org_id, actor, *member_id, changes, now)
+                        .await?
+                }
+                Item::Link {
+                    member_id,
+                    external_id,
+                    ..
+                } => {
+                    if store::members::by_id(tx, org_id, *member_id, false)
+                        .await?
+                        .is_some()
+                    {
+                        store::sync::link(
+                            tx,
+                            org_id,
+                            source,
+                            external_id,
+                            *member_id,
+                            claiming,
+                            now,
+                        )
+                        .await?;
+                    }
+                    Outcome::Unchanged
+                }
+                Item::Release {
+                    member_id,
+                    external_id,
+                    ..
+                } => {
+                    store::sync::link(tx, org_id, source, external_id, *member_id, false, now)
+                        .await?;
+                    Outcome::Unchanged
+                }
+                Item::Remove { .. } if locked_import.is_some() => {
+                    let integration = locked_import.clone().unwrap_or_default();
+                    Outcome::Error(format!(
+                        "membership of this organization is managed by {integration}; remove the person in {integration}"
+                    ))
+                }
+                Item::Remove {
+                    member_id,
+                    external_id,
+                    reason,
+                    ..
+                } => {
+                    if let Some(x) = external_id {
+                        store::sync::link(tx, org_id, source, x, *member_id, false, now).await?;
+                    }
+                    self.sync_remove(tx, org_id, source, actor, *member_id, *reason, now)
+                        .await?
+                }
+                Item::Reactivate { member_id, person } => {
+                    self.sync_reactivate(tx, &org, source, actor, *member_id, person, claiming, now)
+                        .await?
+                }
+            };
+            match outcome {
+                Outcome::Created => applied.created += 1,
+                Outcome::Updated => applied.updated += 1,
+                Outcome::Removed => applied.removed += 1,
+                Outcome::Reactivated => applied.reactivated += 1,
+                Outcome::Unchanged => {}
+                Outcome::Error(message) => {
+                    applied.errors += 1;
+                    errors.push(RunError {
+                        seq: *seq,
+                        line: 0,
+                        external_id: item.external_id().map(str::to_owned),
+                        field: None,
+                        value: Some(item.email().to_owned()),
+                        message,
+                    });
+                }
+            }
+        }
+        Ok((applied, errors))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn sync_create(
+        &self,
+        tx: &mut Tx,
+        org: &store::orgs::Org,
+        source: &str,
+        actor: &Actor,
+        p: &Person,
+        claiming: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome> {
+        // Someone with this email may have arrived since the plan was made: adopt them.
+        if let Some(m) = store::members::by_email(tx, org.id, &p.member_email, true).await? {
+            store::sync::link(tx, org.id, source, &p.external_id, m.id, claiming, now).await?;
+            if m.access == Access::Removed {
+                return self
+                    .sync_reactivate(tx, org, source, actor, m.id, p, claiming, now)
+                    .await;
+            }
+            let changes = person_changes(&m, p);
+            return self
+                .sync_update(tx, org.id, actor, m.id, &changes, now)
+                .await;
+        }
+        if store::members::by_user_name(tx, org.id, &p.member_email)
+            .await?
+            .is_some()
+        {
+            return Ok(Outcome::Error(format!(
+                "`{}` is already another member's sign-in name",
+                p.member_email
+            )));
+        }
+        let mut m = Member {
+            id: Uuid::now_v7(),
+            org_id: org.id,
+            given_name: p.given_name.clone(),
+            family_name: p.family_name.clone(),
+            display_name: p.display_name.clone(),
+            member_email: p.member_email.clone(),
+            login_email: p.login_email.clone(),
+            role: p.role.unwrap_or(Role::Member),
+            access: Access::Invited,
+            added_at: now,
+            invited_at: None,
+            invite_count: 0,
+            reminders_sent: 0,
+            enrolled_at: None,
+            last_active_at: None,
+            removed_at: None,
+            activity_at: now,
+            ever_enrolled: false,
+            updated_at: now,
+            user_name: p.member_email.clone(),
+            external_id: None,
+            scim_data: None,
+            version: 1,
+            scim_deleted: false,
+        };
+        let invite = self.activate(tx, org, &mut m, now).await?;
+        store::members::insert(tx, &mut m).await?;
+        if invite {
+            self.queue_invitation(tx, org, &m, InviteKind::Invite)
+                .await?;
+        }
+        store::sync::link(tx, org.id, source, &p.external_id, m.id, claiming, now).await?;
+        record(
+            tx,
+            now,
+            Some(org.id),
+            actor,
+            "member.added",
+            ("member", Some(m.id.to_string())),
+            None::<&Member>,
+            Some(&m),
+        )
+        .await?;
+        Ok(Outcome::Created)
+    }
+
+    async fn sync_update(
+        &self,
+        tx: &mut Tx,
+        org_id: Uuid,
+        actor: &Actor,
+        member_id: Uuid,
+        changes: &[FieldChange],
+        now: DateTime<Utc>,
+    ) -> Result<Outcome> {
+        let Some(before) = store::members::by_id(tx, org_id, member_id, true).await? else {
+            return Ok(Outcome::Error("the member no longer exists".into()));
+        };
+        let mut after = before.clone();
+        for ch in changes {
+            let to = ch.to.clone();
+            match ch.field {
+                Field::MemberEmail => {
+                    let Some(email) = to else { continue };
+                    if email.eq_ignore_ascii_case(&after.member_email) {
+                        continue;
+                    }
+                    if store::members::by_email(tx, org_id, &email, false)
+                        .await?
+                        .is_some_and(|o| o.id != member_id)
+                    {
+                        return Ok(Outcome::Error(format!(
+                            "cannot change the email to `{email}`: another member has it"
+                        )));
+                    }
+                    after.member_email = email;
+                }
+                Field::LoginEmail => after.login_email = to,
+                Field::GivenName => after.given_name = to,
+                Field::FamilyName => after.family_name = to,
+                Field::DisplayName => after.display_name = to,
+                Field::Role => {
+                    let role = match to.as_deref() {
+                        Some("admin") => Role::Admin,
+                        Some("member") => Role::Member,
+                        _ => continue,
+                    };
+                    // The owner's role changes only by an ownership transfer.
+                    if after.role != Role::Owner {
+                        after.role = role;
+                    }
+                }
+            }
+        }
+        if after == before {
+            return Ok(Outcome::Unchanged);
+        }
+        after.updated_at = now;
+        store::members::update(tx, &mut after).await?;
+        record(
+            tx,
+            now,
+            Some(org_id),
+            actor,
+            "member.updated",
+            ("member", Some(member_id.to_string())),
+            Some(&before),
+            Some(&after),
+        )
+        .await?;
+        Ok(Outcome::Updated)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn sync_remove(
+        &self,
+        tx: &mut Tx,
+        org_id: Uuid,
+        source: &str,
+        actor: &Actor,
+        member_id: Uuid,
+        reason: crate::reconcile::plan::Reason,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome> {
+        let Some(before) = store::members::by_id(tx, org_id, member_id, true).await? else {
+            return Ok(Outcome::Unchanged);
+        };
+        if before.access == Access::Removed || before.role == Role::Owner {
+            return Ok(Outcome::Unchanged);
+        }
+        // Another source may have claimed the member since the plan was made: keep them.
+        if store::sync::claimed_elsewhere(tx, member_id, source).await? {
+            return Ok(Outcome::Unchanged);
+        }
+        let mut after = before.clone();
+        revoke_access(tx, &mut after, now).await?;
+        after.updated_at = now;
+        store::members::update(tx, &mut after).await?;
+        tracing::debug!(member = %member_id, reason = reason.as_str(), "removed by sync");
+        record(
+            tx,
+            now,
+            Some(org_id),
+            actor,
+            "member.removed",
+            ("member", Some(member_id.to_string())),
+            Some(&before),
+            Some(&after),
+        )
+        .await?;
+        Ok(Outcome::Removed)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn sync_reactivate(
+        &self,
+        tx: &mut Tx,
+        org: &store::orgs::Org,
+        source: &str,
+        actor: &Actor,
+        member_id: Uuid,
+        p: &Person,
+        claiming: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome> {
+        let Some(before) = store::members::by_id(tx, org.id, member_id, true).await? else {
+            return Ok(Outcome::Error("the member no longer exists".into()));
+        };
+        store::sync::link(tx, org.id, source, &p.external_id, member_id, claiming, now).await?;
+        if before.access != Access::Removed {
+            let changes = person_changes(&before, p);
+            return self
+                .sync_update(tx, org.id, actor, member_id, &changes, now)
+                .await;
+        }
+        let mut after = before.clone();
+        after.given_name = p.given_name.clone().or(after.given_name);
+        after.family_name = p.family_name.clone().or(after.family_name);
+        after.display_name = p.display_name.clone().or(after.display_name);
+        after.login_email = p.login_email.clone().or(after.login_email);
+        if let Some(role) = p.role
+            && after.role != Role::Owner
+        {
+            after.role = role;
+        }
+        // Same state machine as a re-add: enrolled again if they ever enrolled, else invited.
+        let invite = self.activate(tx, org, &mut after, now).await?;
+        after.removed_at = None;
+        after.updated_at = now;
+        store::members::update(tx, &mut after).await?;
+        if invite {
+            self.queue_invitation(tx, org, &after, InviteKind::Invite)
+                .await?;
+        }
+        record(
+            tx,
+            now,
+            Some(org.id),
+            actor,
+            "member.readded",
+            ("member", Some(member_id.to_string())),
+            Some(&before),
+            Some(&after),
+        )
+        .await?;
+        Ok(Outcome::Reactivated)
+    }
+}
+
+/// The changes that make `m` agree with `p` (fields `p` states only).
+fn person_changes(m: &Member, p: &Person) -> Vec<FieldChange> {
+    let mut out = Vec::new();
+    let mut push = |field, from: Option<&str>, to: Option<&str>| {
+        if let Some(to) = to
+            && from != Some(to)
+        {
+            out.push(FieldChange {
+                field,
+                from: from.map(str::to_owned),
+                to: Some(to.to_owned()),
+            });
+        }
+    };
+    push(
+        Field::LoginEmail,
+        m.login_email.as_deref(),
+        p.login_email.as_deref(),
+    );
+    push(
+        Field::GivenName,
+        m.given_name.as_deref(),
+        p.given_name.as_deref(),
+    );
+    push(
+        Field::FamilyName,
+        m.family_name.as_deref(),
+        p.family_name.as_deref(),
+    );
+    push(
+        Field::DisplayName,
+        m.display_name.as_deref(),
+        p.display_name.as_deref(),
+    );
+    push(Field::Role, Some(m.role.as_str()), p.role.map(Role::as_str));
+    out
+}

@@ -1,0 +1,525 @@
+//! Sync rows: per-source state and leases, runs with their error rows and stored plans, link
+//! claims, and the member index a plan is computed against.
+
+use chrono::{DateTime, Utc};
+use futures_util::TryStreamExt;
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::{Result, StoreError, Tx, on_tx};
+use crate::domain::{Access, Role};
+use crate::reconcile::plan::{Current, Item};
+
+/// A configured source's state in the store.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SourceRow {
+    pub name: String,
+    pub org_id: Uuid,
+    pub lease_owner: Option<String>,
+    pub lease_expires_at: Option<DateTime<Utc>>,
+    pub consecutive_failures: i64,
+    pub retry_after: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Creates the row for a configured source (or moves it to its configured org).
+pub async fn ensure_source(
+    tx: &mut Tx,
+    name: &str,
+    org_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    on_tx!(tx, c => sqlx::query(
+        "INSERT INTO sync_sources (name, org_id, updated_at) VALUES ($1, $2, $3)
+         ON CONFLICT (name) DO UPDATE SET org_id = excluded.org_id")
+        .bind(name).bind(org_id).bind(now)
+        .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+pub async fn source(tx: &mut Tx, name: &str) -> Result<Option<SourceRow>> {
+    Ok(on_tx!(tx, c => sqlx::query_as::<_, SourceRow>(
+        "SELECT name, org_id, lease_owner, lease_expires_at, consecutive_failures, retry_after,
+                last_error, updated_at
+         FROM sync_sources WHERE name = $1")
+        .bind(name).fetch_optional(&mut *c).await)?)
+}
+
+/// Takes the source's lease for `owner` until `until` if it is free, expired or already ours.
+pub async fn acquire(
+    tx: &mut Tx,
+    name: &str,
+    owner: &str,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<bool> {
+    let n = on_tx!(tx, c => sqlx::query(
+        "UPDATE sync_sources SET lease_owner = $2, lease_expires_at = $4
+         WHERE name = $1 AND (lease_owner IS NULL OR lease_owner = $2 OR lease_expires_at < $3)")
+        .bind(name).bind(owner).bind(now).bind(until)
+        .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    Ok(n == 1)
+}
+
+/// Extends a lease we hold; `false` when it is no longer ours.
+pub async fn renew(tx: &mut Tx, name: &str, owner: &str, until: DateTime<Utc>) -> Result<bool> {
+    let n = on_tx!(tx, c => sqlx::query(
+        "UPDATE sync_sources SET lease_expires_at = $3 WHERE name = $1 AND lease_owner = $2")
+        .bind(name).bind(owner).bind(until)
+        .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    Ok(n == 1)
+}
+
+pub async fn release(tx: &mut Tx, name: &str, owner: &str) -> Result<()> {
+    on_tx!(tx, c => sqlx::query(
+        "UPDATE sync_sources SET lease_owner = NULL, lease_expires_at = NULL
+         WHERE name = $1 AND lease_owner = $2")
+        .bind(name).bind(owner)
+        .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Records how the source's last run went: failures count up (with the earliest time the
+/// scheduler may try again), a success resets them.
+pub async fn record_outcome(
+    tx: &mut Tx,
+    name: &str,
+    failed: Option<(&str, DateTime<Utc>)>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    match failed {
+        Some((error, retry_after)) => on_tx!(tx, c => sqlx::query(
+            "UPDATE sync_sources SET consecutive_failures = consecutive_failures + 1,
+                 retry_after = $2, last_error = $3, updated_at = $4 WHERE name = $1")
+            .bind(name).bind(retry_after).bind(error).bind(now)
+            .execute(&mut *c).await.map(|r| r.rows_affected()))?,
+        None => on_tx!(tx, c => sqlx::query(
+            "UPDATE sync_sources SET consecutive_failures = 0, retry_after = NULL,
+                 last_error = NULL, updated_at = $2 WHERE name = $1")
+            .bind(name).bind(now)
+            .execute(&mut *c).await.map(|r| r.rows_affected()))?,
+    };
+    Ok(())
+}
+
+/// One run: a scheduled or manual sync of a source, or an import job.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct RunRow {
+    pub id: Uuid,
+    pub source: String,
+    pub org_id: Uuid,
+    pub kind: String,
+    pub trigger: String,
+    pub fire_time: Option<DateTime<Utc>>,
+    pub status: String,
+    pub phase: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    #[serde(skip)]
+    pub lease_owner: Option<String>,
+    pub fetched: i64,
+    pub created: i64,
+    pub updated: i64,
+    pub removed: i64,
+    pub reactivated: i64,
+    pub unchanged: i64,
+    pub errors: i64,
+    pub planned_creates: i64,
+    pub planned_updates: i64,
+    pub planned_removals: i64,
+    pub planned_reactivations: i64,
+    pub message: Option<String>,
+    #[serde(skip)]
+    pub warnings: String,
+    pub approved_by: Option<String>,
+    pub approved_at: Option<DateTime<Utc>>,
+    pub filename: Option<String>,
+    pub created_by: String,
+}
+
+const RUN_COLUMNS: &str = "id, source, org_id, kind, trigger, fire_time, status, phase, started_at,
+    finished_at, lease_owner, fetched, created, updated, removed, reactivated, unchanged, errors,
+    planned_creates, planned_updates, planned_removals, planned_reactivations, message, warnings,
+    approved_by, approved_at, filename, created_by";
+
+impl RunRow {
+    pub fn warnings(&self) -> Vec<String> {
+        serde_json::from_str(&self.warnings).unwrap_or_default()
+    }
+}
+
+/// Inserts a run; `false` when its scheduled tick already has one (another replica ran it).
+pub async fn insert_run(tx: &mut Tx, r: &RunRow) -> Result<bool> {
+    let res = on_tx!(tx, c => sqlx::query(
+        "INSERT INTO sync_runs (id, source, org_id, kind, trigger, fire_time, status, phase,
+             started_at, lease_owner, filename, created_by, warnings)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, '[]')
+         ON CONFLICT (source, fire_time) DO NOTHING")
+        .bind(r.id).bind(&r.source).bind(r.org_id).bind(&r.kind).bind(&r.trigger)
+        .bind(r.fire_time).bind(&r.status).bind(&r.phase).bind(r.started_at)
+        .bind(&r.lease_owner).bind(&r.filename).bind(&r.created_by)
+        .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    Ok(res == 1)
+}
+
+pub async fn run(tx: &mut Tx, id: Uuid) -> Result<Option<RunRow>> {
+    let sql = sqlx::AssertSqlSafe(format!("SELECT {RUN_COLUMNS} FROM sync_runs WHERE id = $1"));
+    Ok(on_tx!(tx, c => sqlx::query_as::<_, RunRow>(sql).bind(id).fetch_optional(&mut *c).await)?)
+}
+
+/// Which runs to list, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct RunQuery {
+    pub org_id: Option<Uuid>,
+    pub source: Option<String>,
+    pub kind: Option<&'static str>,
+    /// Runs older than this one (a cursor).
+    pub before: Option<Uuid>,
+    pub limit: i64,
+}
+
+pub async fn runs(tx: &mut Tx, q: &RunQuery) -> Result<Vec<RunRow>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {RUN_COLUMNS} FROM sync_runs
+         WHERE ($1 IS NULL OR org_id = $1) AND ($2 IS NULL OR source = $2)
+           AND ($3 IS NULL OR kind = $3) AND ($4 IS NULL OR id < $4)
+         ORDER BY id DESC LIMIT $5"
+    ));
+    Ok(on_tx!(tx, c => sqlx::query_as::<_, RunRow>(sql)
+        .bind(q.org_id).bind(&q.source).bind(q.kind).bind(q.before).bind(q.limit)
+        .fetch_all(&mut *c).await)?)
+}
+
+/// The newest run of a source, optionally only finished ones.
+pub async fn last_run(tx: &mut Tx, source: &str) -> Result<Option<RunRow>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {RUN_COLUMNS} FROM sync_runs WHERE source = $1 AND kind = 'sync'
+         ORDER BY id DESC LIMIT 1"
+    ));
+    Ok(
+        on_tx!(tx, c => sqlx::query_as::<_, RunRow>(sql).bind(source).fetch_optional(&mut *c).await)?,
+    )
+}
+
+/// Sets a run's status, phase, message and finish time.
+pub async fn set_status(
+    tx: &mut Tx,
+    id: Uuid,
+    status: &str,
+    phase: &str,
+    message: Option<&str>,
+    finished_at: Option<DateTime<Utc>>,
+) -> Result<()> {
+    on_tx!(tx, c => sqlx::query(
+        "UPDATE sync_runs SET status = $2, phase = $3, message = COALESCE($4, message),
+             finished_at = COALESCE($5, finished_at)
+         WHERE id = $1")
+        .bind(id).bind(status).bind(phase).bind(message).bind(finished_at)
+        .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// What the plan of a run holds, and what planning counted.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PlanCounts {
+    pub fetched: i64,
+    pub unchanged: i64,
+    pub errors: i64,
+    pub creates: i64,
+    pub updates: i64,
+    pub removals: i64,
+    pub reactivations: i64,
+}
+
+pub async fn set_planned(tx: &mut Tx, id: Uuid, c: &PlanCounts, warnings: &[String]) -> Result<()> {
+    let warnings =
+        serde_json::to_string(warnings).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    on_tx!(tx, conn => sqlx::query(
+        "UPDATE sync_runs SET fetched = $2, unchanged = $3, errors = $4, planned_creates = $5,
+             planned_updates = $6, planned_removals = $7, planned_reactivations = $8,
+             warnings = $9
+         WHERE id = $1")
+        .bind(id).bind(c.fetched).bind(c.unchanged).bind(c.errors).bind(c.creates)
+        .bind(c.updates).bind(c.removals).bind(c.reactivations).bind(warnings)
+        .execute(&mut *conn).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Adds what one applied batch did to the run's counts.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Applied {
+    pub created: i64,
+    pub updated: i64,
+    pub removed: i64,
+    pub reactivated: i64,
+    pub unchanged: i64,
+    pub errors: i64,
+}
+
+pub async fn add_applied(tx: &mut Tx, id: Uuid, a: &Applied) -> Result<()> {
+    on_tx!(tx, c => sqlx::query(
+        "UPDATE sync_runs SET created = created + $2, updated = updated + $3,
+             removed = removed + $4, reactivated = reactivated + $5,
+             unchanged = unchanged + $6, errors = errors + $7
+         WHERE id = $1")
+        .bind(id).bind(a.created).bind(a.updated).bind(a.removed).bind(a.reactivated)
+        .bind(a.unchanged).bind(a.errors)
+        .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+pub async fn approve(
+    tx: &mut Tx,
+    id: Uuid,
+    by: &str,
+    now: DateTime<Utc>,
+    owner: &str,
+) -> Result<bool> {
+    let n = on_tx!(tx, c => sqlx::query(
+        "UPDATE sync_runs SET status = 'running', phase = 'applying', approved_by = $2,
+             approved_at = $3, lease_owner = $4
+         WHERE id = $1 AND status IN ('held', 'preview')")
+        .bind(id).bind(by).bind(now).bind(owner)
+        .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    Ok(n == 1)
+}
+
+/// Held runs of a source become superseded (a newer run replaces their plan).
+pub async fn supersede_held(tx: &mut Tx, source: &str, now: DateTime<Utc>) -> Result<u64> {
+    Ok(on_tx!(tx, c => sqlx::query(
+        "UPDATE sync_runs SET status = 'superseded', finished_at = COALESCE(finished_at, $2),
+             message = 'a newer run of this source replaced this plan'
+         WHERE source = $1 AND status = 'held'")
+        .bind(source).bind(now)
+        .execute(&mut *c).await.map(|r| r.rows_affected()))?)
+}
+
+/// Runs of a source still marked running: their replica died (we hold the lease now).
+pub async fn interrupt_running(tx: &mut Tx, source: &str, now: DateTime<Utc>) -> Result<u64> {
+    Ok(on_tx!(tx, c => sqlx::query(
+        "UPDATE sync_runs SET status = 'interrupted', finished_at = $2,
+             message = 'the replica running this stopped before it finished; the next run converges'
+         WHERE source = $1 AND status = 'running'")
+        .bind(source).bind(now)
+        .execute(&mut *c).await.map(|r| r.rows_affected()))?)
+}
+
+/// Marks interrupted every running run whose source lease has expired (or is gone).
+pub async fn interrupt_orphans(tx: &mut Tx, now: DateTime<Utc>) -> Result<u64> {
+    Ok(on_tx!(tx, c => sqlx::query(
+        "UPDATE sync_runs SET status = 'interrupted', finished_at = $1,
+             message = 'the replica running this stopped before it finished; the next run converges'
+         WHERE status = 'running' AND NOT EXISTS (
+             SELECT 1 FROM sync_sources s WHERE s.name = sync_runs.source
+               AND s.lease_owner = sync_runs.lease_owner AND s.lease_expires_at >= $1)
+           AND kind = 'sync'")
+        .bind(now)
+        .execute(&mut *c).await.map(|r| r.rows_affected()))?)
+}
+
+/// A row error of a run.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct RunError {
+    pub seq: i64,
+    pub line: i64,
+    pub external_id: Option<String>,
+    pub field: Option<String>,
+    pub value: Option<String>,
+    pub message: String,
+}
+
+pub async fn insert_errors(tx: &mut Tx, run_id: Uuid, errors: &[RunError]) -> Result<()> {
+    for e in errors {
+        on_tx!(tx, c => sqlx::query(
+            "INSERT INTO sync_run_errors (run_id, seq, line, external_id, field, value, message)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)")
+            .bind(run_id).bind(e.seq).bind(e.line).bind(&e.external_id).bind(&e.field)
+            .bind(&e.value).bind(&e.message)
+            .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    }
+    Ok(())
+}
+
+pub async fn errors(tx: &mut Tx, run_id: Uuid, after: i64, limit: i64) -> Result<Vec<RunError>> {
+    Ok(on_tx!(tx, c => sqlx::query_as::<_, RunError>(
+        "SELECT seq, line, external_id, field, value, message FROM sync_run_errors
+         WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3")
+        .bind(run_id).bind(after).bind(limit).fetch_all(&mut *c).await)?)
+}
+
+pub async fn insert_items(tx: &mut Tx, run_id: Uuid, first_seq: i64, items: &[Item]) -> Result<()> {
+    for (i, item) in items.iter().enumerate() {
+        let detail = serde_json::to_string(item).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        on_tx!(tx, c => sqlx::query(
+            "INSERT INTO sync_plan_items (run_id, seq, action, member_id, external_id, email, detail)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)")
+            .bind(run_id).bind(first_seq + i as i64).bind(item.action()).bind(item.member_id())
+            .bind(item.external_id()).bind(item.email()).bind(detail)
+            .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    }
+    Ok(())
+}
+
+/// A stored plan item.
+#[derive(Debug, Clone)]
+pub struct PlanItemRow {
+    pub seq: i64,
+    pub applied: bool,
+    pub item: Item,
+}
+
+#[derive(sqlx::FromRow)]
+struct RawItem {
+    seq: i64,
+    applied: bool,
+    detail: String,
+}
+
+/// Plan items after `after` in order; `pending_only` skips applied ones.
+pub async fn items(
+    tx: &mut Tx,
+    run_id: Uuid,
+    after: i64,
+    limit: i64,
+    pending_only: bool,
+) -> Result<Vec<PlanItemRow>> {
+    let rows = on_tx!(tx, c => sqlx::query_as::<_, RawItem>(
+        "SELECT seq, applied, detail FROM sync_plan_items
+         WHERE run_id = $1 AND seq > $2 AND ($3 = FALSE OR applied = FALSE)
+         ORDER BY seq LIMIT $4")
+        .bind(run_id).bind(after).bind(pending_only).bind(limit).fetch_all(&mut *c).await)?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(PlanItemRow {
+                seq: r.seq,
+                applied: r.applied,
+                item: serde_json::from_str(&r.detail)
+                    .map_err(|e| StoreError::Corrupt(format!("plan item {}: {e}", r.seq)))?,
+            })
+        })
+        .collect()
+}
+
+pub async fn mark_applied(tx: &mut Tx, run_id: Uuid, first: i64, last: i64) -> Result<()> {
+    on_tx!(tx, c => sqlx::query(
+        "UPDATE sync_plan_items SET applied = TRUE WHERE run_id = $1 AND seq >= $2 AND seq <= $3")
+        .bind(run_id).bind(first).bind(last)
+        .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+#[derive(sqlx::FromRow)]
+struct CurrentRow {
+    id: Uuid,
+    member_email: String,
+    login_email: Option<String>,
+    given_name: Option<String>,
+    family_name: Option<String>,
+    display_name: Option<String>,
+    access: String,
+    role: String,
+    link: Option<String>,
+    claiming: Option<bool>,
+    claimed_elsewhere: bool,
+}
+
+/// What the planner compares a snapshot with: every member of the org, with this source's
+/// link and whether another source (a claiming link, or SCIM) also claims them. `outranking`
+/// names the sources of higher priority.
+pub async fn current(
+    tx: &mut Tx,
+    org_id: Uuid,
+    source: &str,
+    outranking: &[String],
+) -> Result<Vec<Current>> {
+    let mut out = Vec::new();
+    {
+        let sql = "SELECT m.id, m.member_email, m.login_email, m.given_name, m.family_name,
+                m.display_name, m.access, m.role, l.external_id AS link, l.claiming,
+                (EXISTS (SELECT 1 FROM member_links o WHERE o.member_id = m.id
+                    AND o.source <> $2 AND o.claiming)
+                 OR (m.scim_data IS NOT NULL AND NOT m.scim_deleted)) AS claimed_elsewhere
+             FROM members m
+             LEFT JOIN member_links l ON l.member_id = m.id AND l.source = $2 AND l.org_id = $1
+             WHERE m.org_id = $1";
+        let mut rows = on_tx!(tx, c => {
+            let mut v = Vec::new();
+            let mut s = sqlx::query_as::<_, CurrentRow>(sql).bind(org_id).bind(source).fetch(&mut *c);
+            while let Some(r) = s.try_next().await? {
+                v.push(r);
+            }
+            Ok::<_, sqlx::Error>(v)
+        })?;
+        for r in rows.drain(..) {
+            let access: Access = r
+                .access
+                .parse()
+                .map_err(|e: crate::domain::UnknownVariant| StoreError::Corrupt(e.to_string()))?;
+            let role: Role = r
+                .role
+                .parse()
+                .map_err(|e: crate::domain::UnknownVariant| StoreError::Corrupt(e.to_string()))?;
+            out.push(Current {
+                member_id: r.id,
+                member_email: r.member_email,
+                login_email: r.login_email,
+                given_name: r.given_name,
+                family_name: r.family_name,
+                display_name: r.display_name,
+                access,
+                role,
+                claiming: r.claiming.unwrap_or(false),
+                link: r.link,
+                claimed_elsewhere: r.claimed_elsewhere,
+                outranked: false,
+            });
+        }
+    }
+    if !outranking.is_empty() {
+        let mut higher = std::collections::HashSet::new();
+        for s in outranking {
+            let ids: Vec<Uuid> = on_tx!(tx, c => sqlx::query_scalar(
+                "SELECT member_id FROM member_links WHERE org_id = $1 AND source = $2 AND claiming")
+                .bind(org_id).bind(s).fetch_all(&mut *c).await)?;
+            higher.extend(ids);
+        }
+        for c in &mut out {
+            c.outranked = higher.contains(&c.member_id);
+        }
+    }
+    Ok(out)
+}
+
+/// Makes `external_id` the member's link for `source`, claiming or not.
+pub async fn link(
+    tx: &mut Tx,
+    org_id: Uuid,
+    source: &str,
+    external_id: &str,
+    member_id: Uuid,
+    claiming: bool,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    on_tx!(tx, c => sqlx::query(
+        "DELETE FROM member_links WHERE org_id = $1 AND source = $2 AND member_id = $3
+             AND external_id <> $4")
+        .bind(org_id).bind(source).bind(member_id).bind(external_id)
+        .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    on_tx!(tx, c => sqlx::query(
+        "INSERT INTO member_links (org_id, source, external_id, member_id, created_at, claiming)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (org_id, source, external_id)
+         DO UPDATE SET member_id = excluded.member_id, claiming = excluded.claiming")
+        .bind(org_id).bind(source).bind(external_id).bind(member_id).bind(now).bind(claiming)
+        .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Whether a source other than `source` (or SCIM) claims the member now.
+pub async fn claimed_elsewhere(tx: &mut Tx, member_id: Uuid, source: &str) -> Result<bool> {
+    Ok(on_tx!(tx, c => sqlx::query_scalar::<_, bool>(
+        "SELECT EXISTS (SELECT 1 FROM member_links WHERE member_id = $1 AND source <> $2 AND claiming)
+             OR EXISTS (SELECT 1 FROM members WHERE id = $1 AND scim_data IS NOT NULL AND NOT scim_deleted)")
+        .bind(member_id).bind(source).fetch_one(&mut *c).await)?)
+}

@@ -1,0 +1,861 @@
+//! The sync engine: one run of a source is fetch -> plan -> check -> apply -> record.
+//!
+//! - **Fetch** streams the connector's snapshot; nothing is applied until the whole snapshot
+//!   has been read, so a source that fails or stops halfway changes nothing.
+//! - **Plan** feeds each record to the pure [`Planner`]; plan items and row errors are stored
+//!   with the run as they are produced (memory stays bounded by the org's member index).
+//! - **Check**: a run removing more than `max_removals`, or an empty snapshot from a source that
+//!   had members, is `held`: nothing applied, the plan kept for an admin to approve (or for the
+//!   next run to supersede).
+//! - **Apply** in batches, one transaction each, every item re-checked against the store; each
+//!   batch marks its items applied, so a crash leaves whole batches and the next run converges.
+//! - **Record**: status, counts, error rows, and the source's failure backoff.
+//!
+//! Only one run of a source at a time, across replicas: a run holds the source's lease (a row
+//! with an owner and an expiry, renewed while running); a scheduled tick is a unique
+//! `(source, fire_time)` run row, so each tick runs on exactly one replica.
+
+pub mod import;
+mod schedule;
+pub mod scheduler;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rosterd_connectors::{Context, Coverage, Snapshot};
+use uuid::Uuid;
+
+pub use schedule::Schedule;
+
+use crate::clock::SharedClock;
+use crate::config::{Config, MaxRemovals, SourceConfig, SyncConfig};
+use crate::reconcile::plan::{Item, Planner, Policy};
+use crate::roster::{Actor, Roster, RosterError};
+use crate::store::sync::{Applied, PlanCounts, RunError, RunRow};
+use crate::store::{self, Store, StoreError};
+
+/// The link source (and run source) name of admin CSV imports.
+pub const IMPORT_SOURCE: &str = "import";
+
+/// Error rows found while applying are numbered from here plus their plan item's number.
+const APPLY_ERROR_SEQ: i64 = 1_000_000_000;
+
+/// Plan items and error rows written per transaction while planning.
+const PLAN_FLUSH: usize = 1000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("no source named `{0}`")]
+    UnknownSource(String),
+    #[error("a run of `{0}` is already in progress")]
+    Busy(String),
+    #[error("this scheduled tick already ran on another replica")]
+    AlreadyRan,
+    #[error("run {0} not found")]
+    RunNotFound(Uuid),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Roster(#[from] RosterError),
+}
+
+pub type Result<T, E = SyncError> = std::result::Result<T, E>;
+
+/// A configured source, with its parsed schedule and org.
+#[derive(Debug, Clone)]
+pub struct SourceDef {
+    pub config: SourceConfig,
+    pub schedule: Schedule,
+}
+
+/// Why a run started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// A scheduled tick.
+    Schedule(DateTime<Utc>),
+    /// Run now, from the API.
+    Api,
+    /// `rosterd sync`.
+    Cli,
+}
+
+impl Trigger {
+    fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Schedule(_) => "schedule",
+            Trigger::Api => "api",
+            Trigger::Cli => "cli",
+        }
+    }
+}
+
+/// Progress of a run, for the CLI's progress bar.
+#[derive(Debug, Clone, Copy)]
+pub enum Progress {
+    Fetched(u64),
+    Planned { items: u64 },
+    Applied { done: u64, total: u64 },
+}
+
+pub type ProgressFn = Arc<dyn Fn(Progress) + Send + Sync>;
+
+/// A plan computed without a run (dry run).
+#[derive(Debug, Clone, Default)]
+pub struct DryRun {
+    pub items: Vec<Item>,
+    pub counts: PlanCounts,
+    pub warnings: Vec<String>,
+    pub errors: Vec<RunError>,
+    /// Why a real run would be held, if it would.
+    pub held: Option<String>,
+    /// Why the fetch failed, if it did.
+    pub failed: Option<String>,
+}
+
+/// The sync engine, shared by the scheduler, the API and the CLI.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    roster: Roster,
+    sources: Vec<SourceDef>,
+    settings: SyncConfig,
+    ctx: Context,
+    /// This process's lease owner id.
+    replica: String,
+    /// Pokes email delivery after a batch queued invitations.
+    wake: Option<Arc<tokio::sync::Notify>>,
+}
+
+/// A held lease on a source, renewed in the background until dropped.
+struct Lease {
+    lost: Arc<AtomicBool>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+fn chrono_secs(s: u64) -> chrono::Duration {
+    chrono::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1000))
+}
+
+impl Engine {
+    /// Builds the engine from config (schedules were checked when the config loaded).
+    pub fn new(config: &Config, roster: Roster) -> Result<Engine> {
+        let mut sources = Vec::new();
+        for s in &config.sources {
+            let schedule = Schedule::parse(s.schedule.as_deref(), s.timezone.as_deref())
+                .map_err(|(k, e)| SyncError::Invalid(format!("source `{}`: {k}: {e}", s.name)))?;
+            sources.push(SourceDef {
+                config: s.clone(),
+                schedule,
+            });
+        }
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("rosterd/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| SyncError::Invalid(format!("HTTP client: {e}")))?;
+        let mut ctx = Context::new(http, std::path::PathBuf::from("."));
+        ctx.retries = config.sync.fetch_retries;
+        ctx.retry_base = Duration::from_millis(config.sync.retry_base_ms);
+        ctx.request_timeout = Duration::from_secs(config.sync.request_timeout_secs);
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                roster,
+                sources,
+                settings: config.sync.clone(),
+                ctx,
+                replica: Uuid::now_v7().to_string(),
+                wake: None,
+            }),
+        })
+    }
+
+    /// Wakes `notify` whenever applied changes may have queued emails.
+    pub fn with_wake(self, notify: Arc<tokio::sync::Notify>) -> Engine {
+        let mut inner = Arc::try_unwrap(self.inner).unwrap_or_else(|arc| Inner {
+            roster: arc.roster.clone(),
+            sources: arc.sources.clone(),
+            settings: arc.settings.clone(),
+            ctx: arc.ctx.clone(),
+            replica: arc.replica.clone(),
+            wake: arc.wake.clone(),
+        });
+        inner.wake = Some(notify);
+        Engine {
+            inner: Arc::new(inner),
+        }
+    }
+
+    pub fn roster(&self) -> &Roster {
+        &self.inner.roster
+    }
+    fn store(&self) -> &Store {
+        &self.inner.roster.store
+    }
+    fn clock(&self) -> &SharedClock {
+        &self.inner.roster.clock
+    }
+    pub fn sources(&self) -> &[SourceDef] {
+        &self.inner.sources
+    }
+    pub fn source(&self, name: &str) -> Result<&SourceDef> {
+        self.inner
+            .sources
+            .iter()
+            .find(|s| s.config.name == name)
+            .ok_or_else(|| SyncError::UnknownSource(name.to_owned()))
+    }
+    pub fn settings(&self) -> &SyncConfig {
+        &self.inner.settings
+    }
+
+    /// Makes the store agree with the configured sources: each source's org must exist; each
+    /// gets its state row; orgs with an authoritative source become integration-managed (the
+    /// source of highest priority names the lock); runs orphaned by a dead replica are marked.
+    pub async fn prepare(&self) -> Result<()> {
+        let now = self.clock().now();
+        let mut tx = self.store().write().await?;
+        let mut managed: Vec<(Uuid, String, i32)> = Vec::new();
+        for s in &self.inner.sources {
+            let org = store::orgs::by_slug(&mut tx, &s.config.org)
+                .await?
+                .ok_or_else(|| {
+                    SyncError::Invalid(format!(
+                        "source `{}`: org `{}` does not exist (list it under [[orgs]] or run `rosterd org create`)",
+                        s.config.name, s.config.org
+                    ))
+                })?;
+            store::sync::ensure_source(&mut tx, &s.config.name, org.id, now).await?;
+            if s.config.authoritative {
+                match managed.iter_mut().find(|(id, _, _)| *id == org.id) {
+                    Some(m) if s.config.priority < m.2 => {
+                        *m = (org.id, s.config.name.clone(), s.config.priority)
+                    }
+                    Some(_) => {}
+                    None => managed.push((org.id, s.config.name.clone(), s.config.priority)),
+                }
+            }
+        }
+        let managed: Vec<(Uuid, String)> = managed.into_iter().map(|(i, n, _)| (i, n)).collect();
+        store::orgs::set_managing_sources(&mut tx, &managed).await?;
+        store::sync::interrupt_orphans(&mut tx, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn acquire(&self, name: &str) -> Result<Option<Lease>> {
+        let lease = chrono_secs(self.inner.settings.lease_secs);
+        let now = self.clock().now();
+        let mut tx = self.store().write().await?;
+        let ok = store::sync::acquire(&mut tx, name, &self.inner.replica, now, now + lease).await?;
+        tx.commit().await?;
+        if !ok {
+            return Ok(None);
+        }
+        let lost = Arc::new(AtomicBool::new(false));
+        let (stop, mut stopped) = tokio::sync::oneshot::channel();
+        let engine = self.clone();
+        let name = name.to_owned();
+        let lost2 = lost.clone();
+        let every = Duration::from_millis(self.inner.settings.lease_secs * 1000 / 3);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = &mut stopped => break,
+                    _ = tokio::time::sleep(every) => {}
+                }
+                let until = engine.clock().now() + lease;
+                let renewed = async {
+                    let mut tx = engine.store().write().await?;
+                    let ok =
+                        store::sync::renew(&mut tx, &name, &engine.inner.replica, until).await?;
+                    tx.commit().await?;
+                    Ok::<_, StoreError>(ok)
+                };
+                match renewed.await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(source = %name, "lost the source's lease; stopping the run");
+                        lost2.store(true, Ordering::SeqCst);
+                        break;
+                    }
+                    Err(e) => tracing::warn!(source = %name, error = %e, "cannot renew the lease"),
+                }
+            }
+            // Released when the run ends (or the process stops); a kill leaves it to expire.
+            if !lost2.load(Ordering::SeqCst)
+                && let Ok(mut tx) = engine.store().write().await
+                && store::sync::release(&mut tx, &name, &engine.inner.replica)
+                    .await
+                    .is_ok()
+            {
+                let _ = tx.commit().await;
+            }
+        });
+        Ok(Some(Lease {
+            lost,
+            stop: Some(stop),
+        }))
+    }
+
+    /// Starts a run: takes the source's lease and records the run row. The caller then calls
+    /// [`Engine::execute`] (in the background for the API).
+    async fn begin(&self, name: &str, trigger: Trigger, by: &str) -> Result<(RunRow, Lease)> {
+        let def = self.source(name)?;
+        let Some(lease) = self.acquire(name).await? else {
+            return Err(SyncError::Busy(name.to_owned()));
+        };
+        let now = self.clock().now();
+        let mut tx = self.store().write().await?;
+        let org = store::orgs::by_slug(&mut tx, &def.config.org)
+            .await?
+            .ok_or_else(|| SyncError::Invalid(format!("org `{}` is gone", def.config.org)))?;
+        // We hold the lease: any run still marked running belongs to a replica that died.
+        store::sync::interrupt_running(&mut tx, name, now).await?;
+        let run = RunRow {
+            id: Uuid::now_v7(),
+            source: name.to_owned(),
+            org_id: org.id,
+            kind: "sync".into(),
+            trigger: trigger.as_str().into(),
+            fire_time: match trigger {
+                Trigger::Schedule(t) => Some(t),
+                _ => None,
+            },
+            status: "running".into(),
+            phase: "fetching".into(),
+            started_at: now,
+            finished_at: None,
+            lease_owner: Some(self.inner.replica.clone()),
+            fetched: 0,
+            created: 0,
+            updated: 0,
+            removed: 0,
+            reactivated: 0,
+            unchanged: 0,
+            errors: 0,
+            planned_creates: 0,
+            planned_updates: 0,
+            planned_removals: 0,
+            planned_reactivations: 0,
+            message: None,
+            warnings: "[]".into(),
+            approved_by: None,
+            approved_at: None,
+            filename: None,
+            created_by: by.to_owned(),
+        };
+        if !store::sync::insert_run(&mut tx, &run).await? {
+            tx.rollback().await?;
+            return Err(SyncError::AlreadyRan);
+        }
+        store::sync::supersede_held(&mut tx, name, now).await?;
+        tx.commit().await?;
+        Ok((run, lease))
+    }
+
+    /// Runs a source to the end (scheduler, CLI).
+    pub async fn run(
+        &self,
+        name: &str,
+        trigger: Trigger,
+        by: &str,
+        progress: Option<ProgressFn>,
+    ) -> Result<RunRow> {
+        let (run, lease) = self.begin(name, trigger, by).await?;
+        self.execute(run, lease, progress).await
+    }
+
+    /// Starts a run and finishes it in the background (the API's run now); returns the run as
+    /// started.
+    pub async fn start(&self, name: &str, by: &str) -> Result<RunRow> {
+        let (run, lease) = self.begin(name, Trigger::Api, by).await?;
+        let engine = self.clone();
+        let started = run.clone();
+        tokio::spawn(async move {
+            if let Err(e) = engine.execute(run, lease, None).await {
+                tracing::error!(error = %e, "sync run failed");
+            }
+        });
+        Ok(started)
+    }
+
+    fn outranking(&self, def: &SourceDef) -> Vec<String> {
+        self.inner
+            .sources
+            .iter()
+            .filter(|s| s.config.org == def.config.org && s.config.priority < def.config.priority)
+            .map(|s| s.config.name.clone())
+            .collect()
+    }
+
+    /// Fetches and plans. Returns the planner and what planning produced; with `run`, items and
+    /// errors are stored with it as they come, else kept in `dry`.
+    async fn plan(
+        &self,
+        def: &SourceDef,
+        org_id: Uuid,
+        run: Option<(&RunRow, &Lease)>,
+        dry: &mut DryRun,
+        progress: &Option<ProgressFn>,
+    ) -> Result<(Planner, std::result::Result<Coverage, String>)> {
+        let current = {
+            let mut tx = self.store().read().await?;
+            let c = store::sync::current(&mut tx, org_id, &def.config.name, &self.outranking(def))
+                .await?;
+            tx.rollback().await?;
+            c
+        };
+        let policy = Policy {
+            authoritative: def.config.authoritative,
+            complete: false,
+        };
+        let mut planner = Planner::new(current, policy);
+        let snapshot = def
+            .config
+            .kind
+            .open(&def.config.mapping, &self.inner.ctx)
+            .await;
+        let fetched = match snapshot {
+            Ok(s) => self.consume(s, &mut planner, run, dry, progress).await?,
+            Err(e) => Err(e.message),
+        };
+        Ok((planner, fetched))
+    }
+
+    /// Reads a snapshot into the planner.
+    async fn consume(
+        &self,
+        mut snapshot: Snapshot,
+        planner: &mut Planner,
+        run: Option<(&RunRow, &Lease)>,
+        dry: &mut DryRun,
+        progress: &Option<ProgressFn>,
+    ) -> Result<std::result::Result<Coverage, String>> {
+        let coverage = snapshot.coverage;
+        let mut items = Vec::new();
+        let mut errors = Vec::new();
+        let mut item_seq = 0i64;
+        let mut error_seq = 0i64;
+        let outcome = loop {
+            let next = snapshot.next().await;
+            match next {
+                None => break Ok(coverage),
+                Some(Err(e)) => break Err(e.message),
+                Some(Ok((line, row))) => {
+                    dry.counts.fetched += 1;
+                    let res = match &row {
+                        Ok(rec) => planner.push(line, rec, &mut items),
+                        Err(e) => Err(e.clone()),
+                    };
+                    if let Err(e) = res {
+                        error_seq += 1;
+                        errors.push(RunError {
+                            seq: error_seq,
+                            line: i64::try_from(e.line).unwrap_or(i64::MAX),
+                            external_id: row.as_ref().ok().map(|r| r.external_id.clone()),
+                            field: e.column,
+                            value: e.value,
+                            message: e.message,
+                        });
+                    }
+                    if dry.counts.fetched % 10_000 == 0
+                        && let Some(p) = progress
+                    {
+                        p(Progress::Fetched(dry.counts.fetched as u64));
+                    }
+                }
+            }
+            if let Some((run, lease)) = run {
+                if lease.lost.load(Ordering::SeqCst) {
+                    break Err("the run lost its lease (this replica stalled)".into());
+                }
+                if items.len() >= PLAN_FLUSH || errors.len() >= PLAN_FLUSH {
+                    self.flush(run.id, &mut item_seq, &mut items, &mut errors)
+                        .await?;
+                }
+            }
+        };
+        if outcome.is_ok() {
+            planner.policy.complete = coverage == Coverage::Full;
+            planner.finish(&mut items);
+        }
+        dry.counts.errors = error_seq;
+        match run {
+            Some((run, _)) => {
+                self.flush(run.id, &mut item_seq, &mut items, &mut errors)
+                    .await?
+            }
+            None => {
+                dry.items.append(&mut items);
+                dry.errors.append(&mut errors);
+            }
+        }
+        Ok(outcome)
+    }
+
+    async fn flush(
+        &self,
+        run_id: Uuid,
+        item_seq: &mut i64,
+        items: &mut Vec<Item>,
+        errors: &mut Vec<RunError>,
+    ) -> Result<()> {
+        if items.is_empty() && errors.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.store().write().await?;
+        store::sync::insert_items(&mut tx, run_id, *item_seq + 1, items).await?;
+        store::sync::insert_errors(&mut tx, run_id, errors).await?;
+        tx.commit().await?;
+        *item_seq += items.len() as i64;
+        items.clear();
+        errors.clear();
+        Ok(())
+    }
+
+    /// Why a plan must wait for an admin, if it must.
+    fn held_reason(
+        max: MaxRemovals,
+        claimed_before: u64,
+        fetched: i64,
+        removals: u64,
+    ) -> Option<String> {
+        if fetched == 0 && claimed_before > 0 {
+            return Some(format!(
+                "the source returned nobody, but {claimed_before} member(s) came from it; \
+                 approve the run to remove them"
+            ));
+        }
+        let limit = max.limit(claimed_before);
+        (removals > limit).then(|| {
+            format!(
+                "this run would remove {removals} member(s), more than max_removals ({max}, \
+                 here {limit}); approve it, or fix the source and the next run replaces it"
+            )
+        })
+    }
+
+    /// Plans a source without changing anything: the dry run.
+    pub async fn dry_run(&self, name: &str) -> Result<DryRun> {
+        let def = self.source(name)?;
+        let org_id = {
+            let mut tx = self.store().read().await?;
+            let org = store::orgs::by_slug(&mut tx, &def.config.org).await?;
+            tx.rollback().await?;
+            org.ok_or_else(|| SyncError::Invalid(format!("org `{}` is gone", def.config.org)))?
+                .id
+        };
+        let mut dry = DryRun::default();
+        let (planner, fetched) = self.plan(def, org_id, None, &mut dry, &None).await?;
+        self.fill_counts(&planner, &mut dry.counts);
+        dry.warnings = planner.warnings.clone();
+        match fetched {
+            Err(e) => dry.failed = Some(e),
+            Ok(_) => {
+                dry.held = Self::held_reason(
+                    def.config.max_removals,
+                    planner.claimed_before(),
+                    dry.counts.fetched,
+                    planner.tally.removals,
+                )
+            }
+        }
+        Ok(dry)
+    }
+
+    fn fill_counts(&self, planner: &Planner, c: &mut PlanCounts) {
+        c.unchanged = planner.tally.unchanged as i64;
+        c.creates = planner.tally.creates as i64;
+        c.updates = planner.tally.updates as i64;
+        c.removals = planner.tally.removals as i64;
+        c.reactivations = planner.tally.reactivations as i64;
+    }
+
+    /// Fetch, plan, check, apply, record — for a run that has begun.
+    async fn execute(
+        &self,
+        run: RunRow,
+        lease: Lease,
+        progress: Option<ProgressFn>,
+    ) -> Result<RunRow> {
+        let def = self.source(&run.source)?.clone();
+        let span = tracing::info_span!("sync", source = %run.source, run = %run.id);
+        let _enter = span.enter();
+        drop(_enter);
+        let mut dry = DryRun::default();
+        let planned = self
+            .plan(&def, run.org_id, Some((&run, &lease)), &mut dry, &progress)
+            .await;
+        let (planner, fetched) = match planned {
+            Ok(p) => p,
+            Err(e) => {
+                self.fail(&run, &e.to_string()).await?;
+                return Err(e);
+            }
+        };
+        let mut counts = dry.counts;
+        self.fill_counts(&planner, &mut counts);
+        {
+            let mut tx = self.store().write().await?;
+            store::sync::set_planned(&mut tx, run.id, &counts, &planner.warnings).await?;
+            tx.commit().await?;
+        }
+        if let Some(p) = &progress {
+            p(Progress::Planned {
+                items: (counts.creates + counts.updates + counts.removals + counts.reactivations)
+                    as u64,
+            });
+        }
+        if let Err(message) = fetched {
+            tracing::warn!(source = %run.source, error = %message, "fetch failed; nothing applied");
+            return self.fail(&run, &message).await;
+        }
+        if let Some(reason) = Self::held_reason(
+            def.config.max_removals,
+            planner.claimed_before(),
+            counts.fetched,
+            planner.tally.removals,
+        ) {
+            tracing::warn!(source = %run.source, %reason, "run held for approval");
+            let now = self.clock().now();
+            let mut tx = self.store().write().await?;
+            store::sync::set_status(&mut tx, run.id, "held", "held", Some(&reason), Some(now))
+                .await?;
+            store::sync::record_outcome(&mut tx, &run.source, None, now).await?;
+            tx.commit().await?;
+            drop(lease);
+            return self.run_row(run.id).await;
+        }
+        self.apply(&run, &lease, &progress, true).await
+    }
+
+    /// Applies a run's pending plan items in batches and records the outcome.
+    async fn apply(
+        &self,
+        run: &RunRow,
+        lease: &Lease,
+        progress: &Option<ProgressFn>,
+        claiming: bool,
+    ) -> Result<RunRow> {
+        {
+            let mut tx = self.store().write().await?;
+            store::sync::set_status(&mut tx, run.id, "running", "applying", None, None).await?;
+            tx.commit().await?;
+        }
+        let actor = Actor::Sync {
+            source: run.source.clone(),
+            run_id: run.id,
+        };
+        let batch = i64::try_from(self.inner.settings.apply_batch).unwrap_or(500);
+        let total = {
+            let r = self.run_row(run.id).await?;
+            (r.planned_creates + r.planned_updates + r.planned_removals + r.planned_reactivations)
+                as u64
+        };
+        let mut done = 0u64;
+        let mut after = 0i64;
+        loop {
+            if lease.lost.load(Ordering::SeqCst) {
+                let msg = "the run lost its lease (this replica stalled); the next run converges";
+                let mut tx = self.store().write().await?;
+                let now = self.clock().now();
+                store::sync::set_status(
+                    &mut tx,
+                    run.id,
+                    "interrupted",
+                    "applying",
+                    Some(msg),
+                    Some(now),
+                )
+                .await?;
+                tx.commit().await?;
+                return self.run_row(run.id).await;
+            }
+            let mut tx = self.store().write().await?;
+            let rows = store::sync::items(&mut tx, run.id, after, batch, true).await?;
+            let Some(last) = rows.last().map(|r| r.seq) else {
+                tx.rollback().await?;
+                break;
+            };
+            let first = rows[0].seq;
+            let items: Vec<(i64, Item)> = rows.into_iter().map(|r| (r.seq, r.item)).collect();
+            let applying = self
+                .inner
+                .roster
+                .apply_sync_items(&mut tx, run.org_id, &run.source, &actor, &items, claiming)
+                .await;
+            let (applied, errors) = match applying {
+                Ok(x) => x,
+                Err(e) => {
+                    tx.rollback().await?;
+                    let msg = format!("applying failed: {e}; the next run converges");
+                    return self.fail(run, &msg).await;
+                }
+            };
+            store::sync::mark_applied(&mut tx, run.id, first, last).await?;
+            store::sync::add_applied(&mut tx, run.id, &applied).await?;
+            let mut errors = errors;
+            for e in &mut errors {
+                e.seq += APPLY_ERROR_SEQ; // after the planning errors, in plan order
+            }
+            store::sync::insert_errors(&mut tx, run.id, &errors).await?;
+            tx.commit().await?;
+            done += applied_count(&applied);
+            after = last;
+            if let Some(w) = &self.inner.wake {
+                w.notify_one();
+            }
+            if let Some(p) = progress {
+                p(Progress::Applied { done, total });
+            }
+        }
+        let now = self.clock().now();
+        let mut tx = self.store().write().await?;
+        store::sync::set_status(&mut tx, run.id, "succeeded", "done", None, Some(now)).await?;
+        store::sync::record_outcome(&mut tx, &run.source, None, now).await?;
+        tx.commit().await?;
+        tracing::info!(source = %run.source, run = %run.id, "sync run succeeded");
+        self.run_row(run.id).await
+    }
+
+    /// Marks a run failed and backs its source off.
+    async fn fail(&self, run: &RunRow, message: &str) -> Result<RunRow> {
+        let now = self.clock().now();
+        let mut tx = self.store().write().await?;
+        store::sync::set_status(&mut tx, run.id, "failed", "done", Some(message), Some(now))
+            .await?;
+        if run.kind == "sync" {
+            let failures = store::sync::source(&mut tx, &run.source)
+                .await?
+                .map_or(0, |s| s.consecutive_failures);
+            let wait = self.backoff(failures + 1);
+            store::sync::record_outcome(&mut tx, &run.source, Some((message, now + wait)), now)
+                .await?;
+        }
+        tx.commit().await?;
+        self.run_row(run.id).await
+    }
+
+    /// How long a source that failed `failures` times in a row waits: exponential, capped,
+    /// with jitter so replicas and sources spread out.
+    fn backoff(&self, failures: i64) -> chrono::Duration {
+        let s = &self.inner.settings;
+        let exp = u32::try_from(failures.clamp(1, 30) - 1).unwrap_or(0);
+        let secs = s
+            .failure_backoff_secs
+            .saturating_mul(2u64.saturating_pow(exp))
+            .min(s.max_failure_backoff_secs);
+        let jitter = rand::random_range(0..=secs / 4);
+        chrono_secs(secs + jitter)
+    }
+
+    pub async fn run_row(&self, id: Uuid) -> Result<RunRow> {
+        let mut tx = self.store().read().await?;
+        let r = store::sync::run(&mut tx, id).await?;
+        tx.rollback().await?;
+        r.ok_or(SyncError::RunNotFound(id))
+    }
+
+    /// Approves a held run (or confirms an import preview) and applies its stored plan.
+    /// `background`: return once approved and apply in a task.
+    pub async fn approve(&self, id: Uuid, by: &str, background: bool) -> Result<RunRow> {
+        let run = self.run_row(id).await?;
+        if !(run.status == "held" || run.status == "preview") {
+            return Err(SyncError::Conflict(format!(
+                "run {id} is {}; only a held run (or an import preview) can be approved",
+                run.status
+            )));
+        }
+        if run.kind == "import" {
+            // An import has no lease of its own: the org lock serializes its batches.
+            let mut tx = self.store().write().await?;
+            let now = self.clock().now();
+            if !store::sync::approve(&mut tx, id, by, now, &self.inner.replica).await? {
+                return Err(SyncError::Conflict(format!(
+                    "run {id} was approved meanwhile"
+                )));
+            }
+            tx.commit().await?;
+            return self.apply_detached(run, None, background).await;
+        }
+        let Some(lease) = self.acquire(&run.source).await? else {
+            return Err(SyncError::Busy(run.source.clone()));
+        };
+        let now = self.clock().now();
+        let mut tx = self.store().write().await?;
+        if !store::sync::approve(&mut tx, id, by, now, &self.inner.replica).await? {
+            return Err(SyncError::Conflict(format!(
+                "run {id} is no longer held (a newer run superseded it, or it was approved)"
+            )));
+        }
+        tx.commit().await?;
+        self.apply_detached(run, Some(lease), background).await
+    }
+
+    async fn apply_detached(
+        &self,
+        run: RunRow,
+        lease: Option<Lease>,
+        background: bool,
+    ) -> Result<RunRow> {
+        let lease = lease.unwrap_or(Lease {
+            lost: Arc::new(AtomicBool::new(false)),
+            stop: None,
+        });
+        let claiming = run.kind != "import";
+        if background {
+            let engine = self.clone();
+            let r = run.clone();
+            tokio::spawn(async move {
+                if let Err(e) = engine.apply(&r, &lease, &None, claiming).await {
+                    tracing::error!(error = %e, "applying an approved run failed");
+                }
+            });
+            return self.run_row(run.id).await;
+        }
+        self.apply(&run, &lease, &None, claiming).await
+    }
+
+    /// The earliest time a failing source may run again by schedule.
+    pub async fn retry_after(&self, name: &str) -> Result<Option<DateTime<Utc>>> {
+        let mut tx = self.store().read().await?;
+        let s = store::sync::source(&mut tx, name).await?;
+        tx.rollback().await?;
+        Ok(s.and_then(|s| s.retry_after))
+    }
+
+    /// Opens a source's snapshot without planning (to inspect a mapping).
+    pub async fn open_snapshot(&self, name: &str) -> Result<Snapshot> {
+        let def = self.source(name)?;
+        def.config
+            .kind
+            .open(&def.config.mapping, &self.inner.ctx)
+            .await
+            .map_err(|e| SyncError::Invalid(format!("the fetch failed: {}", e.message)))
+    }
+
+    pub(crate) fn replica(&self) -> &str {
+        &self.inner.replica
+    }
+}
+
+fn applied_count(a: &Applied) -> u64 {
+    (a.created + a.updated + a.removed + a.reactivated + a.errors) as u64
+}
