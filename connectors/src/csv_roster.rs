@@ -40,8 +40,67 @@ pub struct CsvRoster<R: Read> {
     truncated: bool,
 }
 
+/// Turns CRLF line ends into LF as the bytes stream by. The csv crate reports a record that
+/// follows a CRLF as starting on the line before; with LF alone its line numbers are right, and
+/// every error report points at the line an editor shows.
+pub struct CrlfToLf<R> {
+    inner: R,
+    /// A `\r` held back from the end of the last read, waiting to see what follows it.
+    pending_cr: bool,
+}
+
+impl<R: Read> Read for CrlfToLf<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let held = std::mem::take(&mut self.pending_cr);
+        // Room for the held-back `\r` (if it turns out not to start a CRLF) plus what is read:
+        // each byte read yields at most one byte out.
+        let room = if held { buf.len() - 1 } else { buf.len() };
+        let mut tmp = vec![0u8; room.max(1)];
+        let n = if room == 0 {
+            0
+        } else {
+            self.inner.read(&mut tmp)?
+        };
+        let mut out = 0;
+        if held && (n == 0 || tmp[0] != b'\n') {
+            buf[out] = b'\r';
+            out += 1;
+        }
+        let mut i = 0;
+        while i < n {
+            let b = tmp[i];
+            i += 1;
+            if b == b'\r' {
+                if i == n {
+                    self.pending_cr = true;
+                    continue;
+                }
+                if tmp[i] == b'\n' {
+                    continue;
+                }
+            }
+            buf[out] = b;
+            out += 1;
+        }
+        // (A one-byte `buf` with a held `\r` cannot look ahead; the csv reader always reads
+        // with a buffer of several KiB.)
+        if out == 0 && self.pending_cr && n > 0 {
+            // Only a `\r` arrived: look further before answering (0 would mean the end).
+            return self.read(buf);
+        }
+        Ok(out)
+    }
+}
+
 /// Opens a roster: reads and checks the header against the mapping.
-pub fn read<R: Read>(input: R, mapping: &Mapping) -> Result<CsvRoster<R>, CsvError> {
+pub fn read<R: Read>(input: R, mapping: &Mapping) -> Result<CsvRoster<CrlfToLf<R>>, CsvError> {
+    let input = CrlfToLf {
+        inner: input,
+        pending_cr: false,
+    };
     let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(input);
     let headers = reader
         .headers()
@@ -289,6 +348,70 @@ colour = "red""#
             if let Ok(rows) = read(bytes.as_slice(), &m) {
                 for _ in rows {}
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod crlf_tests {
+    use std::io::Read;
+
+    use super::CrlfToLf;
+
+    /// A reader that hands out one byte at a time, so every split of a CRLF is exercised.
+    struct Trickle<'a>(&'a [u8]);
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            match self.0.split_first() {
+                Some((b, rest)) if !buf.is_empty() => {
+                    buf[0] = *b;
+                    self.0 = rest;
+                    Ok(1)
+                }
+                _ => Ok(0),
+            }
+        }
+    }
+
+    #[test]
+    fn crlf_becomes_lf_and_lone_cr_stays() {
+        for input in [&b"a\r\nb\rc\r\n\r\nd\r"[..], b"\r", b"\r\r\n", b"x"] {
+            let want: Vec<u8> = String::from_utf8_lossy(input)
+                .replace("\r\n", "\n")
+                .into_bytes();
+            let mut out = Vec::new();
+            CrlfToLf {
+                inner: Trickle(input),
+                pending_cr: false,
+            }
+            .read_to_end(&mut out)
+            .unwrap();
+            assert_eq!(out, want, "{input:?}");
+            let mut out = Vec::new();
+            CrlfToLf {
+                inner: input,
+                pending_cr: false,
+            }
+            .read_to_end(&mut out)
+            .unwrap();
+            assert_eq!(out, want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn lines_are_the_lines_an_editor_shows_with_crlf_or_lf() {
+        let m: crate::Mapping =
+            toml::from_str("external_id = \"email\"\nmember_email = \"email\"").unwrap();
+        for text in [
+            "email,first_name\r\nann@x.io,Ann\r\nnot-an-email,Bo\r\ncid@x.io,Cid\r\n",
+            "email,first_name\nann@x.io,Ann\nnot-an-email,Bo\ncid@x.io,Cid\n",
+        ] {
+            let mut r = super::read(text.as_bytes(), &m).unwrap();
+            let mut lines = vec![];
+            while let Some(x) = r.next() {
+                lines.push((r.last_line(), x.is_ok()));
+            }
+            assert_eq!(lines, [(2, true), (3, false), (4, true)], "{text:?}");
         }
     }
 }

@@ -173,10 +173,12 @@ async fn source_view(state: &AppState, org: &Org, name: &str) -> Result<SourceVi
         None => (0, None, None, false),
     };
     // The next tick the scheduler will actually run (ticks before a backoff are skipped).
-    let from = retry_after.filter(|t| *t > now).unwrap_or(now);
-    let next_run_at = def
-        .schedule
-        .next_after(from - chrono::Duration::milliseconds(1));
+    let next_run_at = match retry_after.filter(|t| *t > now) {
+        Some(t) => def
+            .schedule
+            .next_after(t - chrono::Duration::milliseconds(1)),
+        None => def.schedule.next_after(now),
+    };
     Ok(SourceView {
         name: def.config.name.clone(),
         kind: def.config.kind.name(),
@@ -355,12 +357,32 @@ pub struct PlanParams {
     pub limit: Option<u32>,
 }
 
+/// One plan step: the item's own fields (`action`, …) plus its number, whether it has been
+/// applied, and the person's email and external id at the top level for every action.
 #[derive(Debug, Serialize)]
 pub struct PlanEntry {
     pub seq: i64,
     pub applied: bool,
     #[serde(flatten)]
-    pub item: Item,
+    pub item: serde_json::Map<String, serde_json::Value>,
+}
+
+fn entry(seq: i64, applied: bool, item: &Item) -> PlanEntry {
+    let mut map = match serde_json::to_value(item) {
+        Ok(serde_json::Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
+    };
+    map.entry("email")
+        .or_insert_with(|| serde_json::Value::from(item.email()));
+    if let Some(x) = item.external_id() {
+        map.entry("external_id")
+            .or_insert_with(|| serde_json::Value::from(x));
+    }
+    PlanEntry {
+        seq,
+        applied,
+        item: map,
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -395,11 +417,7 @@ async fn plan_page(
     Ok(axum::Json(PlanPage {
         items: rows
             .into_iter()
-            .map(|r| PlanEntry {
-                seq: r.seq,
-                applied: r.applied,
-                item: r.item,
-            })
+            .map(|r| entry(r.seq, r.applied, &r.item))
             .collect(),
         next_after,
     }))

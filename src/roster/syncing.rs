@@ -316,7 +316,9 @@ impl Roster {
             return Ok(Outcome::Unchanged);
         }
         // Another source may have claimed the member since the plan was made: keep them.
-        if store::sync::claimed_elsewhere(tx, member_id, source).await? {
+        if source != crate::sync::IMPORT_SOURCE
+            && store::sync::claimed_elsewhere(tx, member_id, source).await?
+        {
             return Ok(Outcome::Unchanged);
         }
         let mut after = before.clone();

@@ -161,8 +161,13 @@ impl Engine {
         };
         let current = {
             let mut tx = self.store().read().await?;
-            let c = store::sync::current(&mut tx, org_id, IMPORT_SOURCE, &[]).await?;
+            let mut c = store::sync::current(&mut tx, org_id, IMPORT_SOURCE, &[]).await?;
             tx.rollback().await?;
+            // An import is the admin's own hand: other sources' claims do not stop a removal
+            // (the integration lock does).
+            for m in &mut c {
+                m.claimed_elsewhere = false;
+            }
             c
         };
         let mut planner = Planner::new(

@@ -298,15 +298,8 @@ impl Engine {
                     Err(e) => tracing::warn!(source = %name, error = %e, "cannot renew the lease"),
                 }
             }
-            // Released when the run ends (or the process stops); a kill leaves it to expire.
-            if !lost2.load(Ordering::SeqCst)
-                && let Ok(mut tx) = engine.store().write().await
-                && store::sync::release(&mut tx, &name, &engine.inner.replica)
-                    .await
-                    .is_ok()
-            {
-                let _ = tx.commit().await;
-            }
+            // The run releases the lease when it ends (`Engine::release`); a killed process
+            // leaves it to expire.
         });
         Ok(Some(Lease {
             lost,
@@ -379,7 +372,27 @@ impl Engine {
         progress: Option<ProgressFn>,
     ) -> Result<RunRow> {
         let (run, lease) = self.begin(name, trigger, by).await?;
-        self.execute(run, lease, progress).await
+        let source = run.source.clone();
+        let done = self.execute(run, &lease, progress).await;
+        self.release(&source, lease).await;
+        done
+    }
+
+    /// Ends a run's hold on its source: stops renewing and frees the lease at once.
+    async fn release(&self, name: &str, lease: Lease) {
+        let lost = lease.lost.load(Ordering::SeqCst);
+        drop(lease);
+        if lost {
+            return;
+        }
+        let freed = async {
+            let mut tx = self.store().write().await?;
+            store::sync::release(&mut tx, name, &self.inner.replica).await?;
+            tx.commit().await
+        };
+        if let Err(e) = freed.await {
+            tracing::warn!(source = %name, error = %e, "cannot release the lease; it will expire");
+        }
     }
 
     /// Starts a run and finishes it in the background (the API's run now); returns the run as
@@ -389,9 +402,11 @@ impl Engine {
         let engine = self.clone();
         let started = run.clone();
         tokio::spawn(async move {
-            if let Err(e) = engine.execute(run, lease, None).await {
+            let source = run.source.clone();
+            if let Err(e) = engine.execute(run, &lease, None).await {
                 tracing::error!(error = %e, "sync run failed");
             }
+            engine.release(&source, lease).await;
         });
         Ok(started)
     }
@@ -592,7 +607,7 @@ impl Engine {
     async fn execute(
         &self,
         run: RunRow,
-        lease: Lease,
+        lease: &Lease,
         progress: Option<ProgressFn>,
     ) -> Result<RunRow> {
         let def = self.source(&run.source)?.clone();
@@ -601,7 +616,7 @@ impl Engine {
         drop(_enter);
         let mut dry = DryRun::default();
         let planned = self
-            .plan(&def, run.org_id, Some((&run, &lease)), &mut dry, &progress)
+            .plan(&def, run.org_id, Some((&run, lease)), &mut dry, &progress)
             .await;
         let (planner, fetched) = match planned {
             Ok(p) => p,
@@ -640,10 +655,9 @@ impl Engine {
                 .await?;
             store::sync::record_outcome(&mut tx, &run.source, None, now).await?;
             tx.commit().await?;
-            drop(lease);
             return self.run_row(run.id).await;
         }
-        self.apply(&run, &lease, &progress, true).await
+        self.apply(&run, lease, &progress, true).await
     }
 
     /// Applies a run's pending plan items in batches and records the outcome.
@@ -801,6 +815,8 @@ impl Engine {
         let now = self.clock().now();
         let mut tx = self.store().write().await?;
         if !store::sync::approve(&mut tx, id, by, now, &self.inner.replica).await? {
+            tx.rollback().await?;
+            self.release(&run.source, lease).await;
             return Err(SyncError::Conflict(format!(
                 "run {id} is no longer held (a newer run superseded it, or it was approved)"
             )));
@@ -815,22 +831,31 @@ impl Engine {
         lease: Option<Lease>,
         background: bool,
     ) -> Result<RunRow> {
-        let lease = lease.unwrap_or(Lease {
-            lost: Arc::new(AtomicBool::new(false)),
-            stop: None,
-        });
+        let run_id = run.id;
         let claiming = run.kind != "import";
+        let engine = self.clone();
+        let task = async move {
+            let unleased = Lease {
+                lost: Arc::new(AtomicBool::new(false)),
+                stop: None,
+            };
+            let done = engine
+                .apply(&run, lease.as_ref().unwrap_or(&unleased), &None, claiming)
+                .await;
+            if let Some(l) = lease {
+                engine.release(&run.source, l).await;
+            }
+            done
+        };
         if background {
-            let engine = self.clone();
-            let r = run.clone();
             tokio::spawn(async move {
-                if let Err(e) = engine.apply(&r, &lease, &None, claiming).await {
+                if let Err(e) = task.await {
                     tracing::error!(error = %e, "applying an approved run failed");
                 }
             });
-            return self.run_row(run.id).await;
+            return self.run_row(run_id).await;
         }
-        self.apply(&run, &lease, &None, claiming).await
+        task.await
     }
 
     /// The earliest time a failing source may run again by schedule.

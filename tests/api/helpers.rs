@@ -91,7 +91,32 @@ pub fn start_time() -> chrono::DateTime<chrono::Utc> {
 /// A fresh database URL for one test, and how to clean it up.
 pub async fn fresh_database() -> (String, Cleanup) {
     match std::env::var("ROSTERD_TEST_POSTGRES_URL") {
-        Ok(admin_url) if !admin_url.is_empty() => {
+        Ok(admin_url) if !admin_url.is_empty() => fresh_postgres(admin_url).await,
+        _ => {
+            let dir =
+                std::env::temp_dir().join(format!("rosterd-test-{}", Uuid::new_v4().simple()));
+            std::fs::create_dir_all(&dir).unwrap();
+            (
+                format!("sqlite://{}/rosterd.db", dir.display()),
+                Cleanup::Dir(dir),
+            )
+        }
+    }
+}
+
+/// A fresh PostgreSQL database (for what only PostgreSQL does: several replicas on one
+/// database), on `ROSTERD_TEST_POSTGRES_URL` or the local server `scripts/test` provides.
+pub async fn fresh_postgres_database() -> (String, Cleanup) {
+    let admin_url = std::env::var("ROSTERD_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    fresh_postgres(admin_url).await
+}
+
+async fn fresh_postgres(admin_url: String) -> (String, Cleanup) {
+    {
+        {
             use sqlx::Connection;
             let db = format!("rosterd_test_{}", Uuid::new_v4().simple());
             let mut c = sqlx::PgConnection::connect(&admin_url)
@@ -108,15 +133,6 @@ pub async fn fresh_database() -> (String, Cleanup) {
             (
                 format!("{prefix}/{db}"),
                 Cleanup::Postgres { admin_url, db },
-            )
-        }
-        _ => {
-            let dir =
-                std::env::temp_dir().join(format!("rosterd-test-{}", Uuid::new_v4().simple()));
-            std::fs::create_dir_all(&dir).unwrap();
-            (
-                format!("sqlite://{}/rosterd.db", dir.display()),
-                Cleanup::Dir(dir),
             )
         }
     }

@@ -19,3 +19,5 @@ mod owner;
 mod scim;
 mod shutdown;
 mod smtp;
+mod sync;
+mod sync_process;

@@ -1,0 +1,364 @@
+//! The sync engine as processes: the CLI (`sync`, `runs`, `approve`, `import`), a daemon killed
+//! with SIGKILL in the middle of applying a plan, and two daemons sharing one database.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use rosterd::domain::Access;
+use rosterd::store::sync::RunQuery;
+use rosterd::store::{self, Store};
+use tokio::process::{Child, Command};
+
+use crate::helpers::*;
+use crate::sync::{MAPPING, Person, roster_csv, temp_dir};
+
+const BIN: &str = env!("CARGO_BIN_EXE_rosterd");
+
+struct Setup {
+    url: String,
+    dir: PathBuf,
+    config: PathBuf,
+    _db: DbGuard,
+}
+
+impl Setup {
+    /// A config with org `proc` and one CSV source `roster` reading `roster.csv` in a temp dir.
+    async fn new(source_extra: &str, sync_extra: &str) -> Setup {
+        Self::on(fresh_database().await, source_extra, sync_extra)
+    }
+
+    fn on((url, cleanup): (String, Cleanup), source_extra: &str, sync_extra: &str) -> Setup {
+        let dir = temp_dir();
+        let config = dir.join("rosterd.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[database]\nurl = \"{url}\"\n[mail]\nsink = \"file\"\ndir = {:?}\n\
+                 [sync]\nlease_secs = 2\n{sync_extra}\n\
+                 [[orgs]]\nslug = \"proc\"\nname = \"Proc\"\nowner_email = \"owner@proc.example\"\n\
+                 [[sources]]\nname = \"roster\"\norg = \"proc\"\nkind = \"csv\"\npath = {:?}\n\
+                 authoritative = true\n{source_extra}\n[sources.mapping]\n{MAPPING}\n",
+                dir.join("mail").display().to_string(),
+                dir.join("roster.csv").display().to_string(),
+            ),
+        )
+        .unwrap();
+        Setup {
+            url,
+            dir,
+            config,
+            _db: DbGuard(cleanup),
+        }
+    }
+
+    fn write_roster(&self, people: &[Person]) {
+        std::fs::write(self.dir.join("roster.csv"), roster_csv(people)).unwrap();
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .env_remove("ROSTERD_DATABASE_URL")
+            .env_remove("ROSTERD_CONFIG")
+            .env("RUST_LOG", "warn")
+            .kill_on_drop(true);
+        c
+    }
+
+    async fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let out = self.command(args).output().await.unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    async fn store(&self) -> Store {
+        Store::connect(&self.url, 2).await.unwrap()
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn people(n: usize) -> Vec<(String, String)> {
+    (0..n)
+        .map(|i| (format!("{i}"), format!("person{i}@proc.example")))
+        .collect()
+}
+
+fn as_roster(p: &[(String, String)]) -> Vec<Person<'_>> {
+    p.iter()
+        .map(|(id, e)| (id.as_str(), true, "P", "Q", e.as_str(), false))
+        .collect()
+}
+
+async fn runs(store: &Store) -> Vec<rosterd::store::sync::RunRow> {
+    let mut tx = store.read().await.unwrap();
+    let r = store::sync::runs(
+        &mut tx,
+        &RunQuery {
+            limit: 1000,
+            ..RunQuery::default()
+        },
+    )
+    .await
+    .unwrap();
+    tx.rollback().await.unwrap();
+    r
+}
+
+#[tokio::test]
+async fn the_cli_syncs_with_a_dry_run_lists_runs_approves_and_imports() {
+    let s = Setup::new("max_removals = 1", "").await;
+    s.write_roster(&[
+        ("1", true, "Ada", "L", "ada@proc.example", true),
+        ("2", true, "Bob", "B", "bob@proc.example", false),
+        ("3", true, "Cy", "C", "cy@proc.example", false),
+    ]);
+    let (code, out, err) = s.run(&["sync", "roster", "--dry-run"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("nothing is changed"), "{out}");
+    assert!(
+        out.contains("create      ada@proc.example (id 1), role admin"),
+        "{out}"
+    );
+    assert!(out.contains("3 to create"), "{out}");
+    let (_, members, _) = s.run(&["members", "--org", "proc"]).await;
+    assert_eq!(
+        members.lines().count(),
+        2,
+        "a dry run changes nothing: {members}"
+    );
+
+    let (code, out, err) = s.run(&["sync", "roster"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("succeeded"), "{out}");
+    assert!(out.contains("created 3"), "{out}");
+    let (_, members, _) = s.run(&["members", "--org", "proc"]).await;
+    assert_eq!(members.lines().count(), 5, "{members}");
+
+    // Two removals with max_removals = 1: held; `approve` applies it.
+    s.write_roster(&[("1", true, "Ada", "L", "ada@proc.example", true)]);
+    let (code, out, err) = s.run(&["sync", "roster", "--json"]).await;
+    assert_eq!(code, 0, "{err}");
+    let run: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(run["status"], "held", "{out}");
+    let id = run["id"].as_str().unwrap();
+    let (code, out, _) = s.run(&["runs", "--source", "roster"]).await;
+    assert_eq!(code, 0);
+    assert!(out.lines().nth(1).unwrap().contains("held"), "{out}");
+    let (code, out, err) = s.run(&["approve", id]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("removed 2"), "{out}");
+    let (code, _, err) = s.run(&["approve", id]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("only a held run"), "{err}");
+    let (code, _, err) = s.run(&["sync", "nope"]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("no source named `nope`"), "{err}");
+
+    // Import: the org is managed by the source, so a removal by import is refused.
+    let file = s.dir.join("import.csv");
+    std::fs::write(&file, "email,active\nada@proc.example,false\n").unwrap();
+    let (code, out, err) = s
+        .run(&["import", "--org", "proc", file.to_str().unwrap()])
+        .await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("source `roster`"), "{out}");
+    assert!(err.contains("nothing was imported"), "{err}");
+    std::fs::write(&file, "email,first_name\nnew@proc.example,New\n").unwrap();
+    let (code, out, err) = s
+        .run(&[
+            "import",
+            "--org",
+            "proc",
+            file.to_str().unwrap(),
+            "--dry-run",
+        ])
+        .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("1 to create"), "{out}");
+    let (code, out, err) = s
+        .run(&["import", "--org", "proc", file.to_str().unwrap()])
+        .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("created 1"), "{out}");
+    let (_, members, _) = s
+        .run(&["members", "--org", "proc", "--search", "new@"])
+        .await;
+    assert!(members.contains("new@proc.example"), "{members}");
+}
+
+/// Members, links and invitations of org `proc`: a member is whole when it has its link (if a
+/// source made it) and its invitation email.
+async fn consistency(store: &Store) -> (usize, usize, usize) {
+    let mut tx = store.read().await.unwrap();
+    let org = store::orgs::by_slug(&mut tx, "proc")
+        .await
+        .unwrap()
+        .unwrap();
+    let current = store::sync::current(&mut tx, org.id, "roster", &[])
+        .await
+        .unwrap();
+    let outbox = store::outbox::for_org(&mut tx, org.id, 1_000_000)
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    let synced = current
+        .iter()
+        .filter(|c| c.role != rosterd::domain::Role::Owner);
+    let linked = synced.clone().filter(|c| c.link.is_some()).count();
+    assert!(current.iter().all(|c| c.access != Access::Removed));
+    (synced.count(), linked, outbox.len())
+}
+
+#[tokio::test]
+async fn a_daemon_killed_while_applying_leaves_whole_members_and_the_next_run_converges() {
+    let s = Setup::new("max_removals = \"100%\"", "apply_batch = 5").await;
+    let everyone = people(1500);
+    s.write_roster(&as_roster(&everyone));
+    let store = s.store().await;
+    s.run(&["migrate"]).await;
+    let mut child: Child = s
+        .command(&["sync", "roster"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the apply is well under way, then SIGKILL.
+    wait_for(60, "the apply to start", || async {
+        runs(&store).await.first().is_some_and(|r| r.created >= 100)
+    })
+    .await;
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    let killed = runs(&store).await.remove(0);
+    assert_eq!(killed.status, "running", "killed mid-run");
+    assert!(killed.created < 1500, "{killed:?}");
+    let (members, linked, emails) = consistency(&store).await;
+    assert!((100..1500).contains(&members), "{members}");
+    assert_eq!(linked, members, "every member applied is linked");
+    assert_eq!(
+        emails,
+        members + 1,
+        "every member applied has its invitation (+ the owner's)"
+    );
+
+    // Restart (after the dead process's lease expires): the old run is marked interrupted, the
+    // next run creates exactly the rest.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let (code, out, err) = s.run(&["sync", "roster"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let all = runs(&store).await;
+    assert_eq!(all[1].id, killed.id);
+    assert_eq!(all[1].status, "interrupted");
+    assert_eq!(all[0].status, "succeeded");
+    assert_eq!(all[0].created as usize, 1500 - members, "{out}");
+    let (members, linked, emails) = consistency(&store).await;
+    assert_eq!((members, linked, emails), (1500, 1500, 1501));
+    // And once more: nothing left to do.
+    let (code, out, _) = s.run(&["sync", "roster"]).await;
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("created 0  updated 0  removed 0  reactivated 0  unchanged 1500"),
+        "{out}"
+    );
+    store.close().await;
+}
+
+async fn serve(s: &Setup) -> Child {
+    s.command(&["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Scheduled fire times of the runs, oldest first; panics on a tick that ran twice.
+fn ticks(runs: &[rosterd::store::sync::RunRow]) -> Vec<chrono::DateTime<chrono::Utc>> {
+    let mut t: Vec<_> = runs.iter().filter_map(|r| r.fire_time).collect();
+    t.sort();
+    let n = t.len();
+    t.dedup();
+    assert_eq!(t.len(), n, "a tick ran twice");
+    t
+}
+
+#[tokio::test]
+async fn two_daemons_run_each_tick_once_and_one_carries_on_when_the_other_dies() {
+    // Replicas share a PostgreSQL database (SQLite is the single-process embedded default).
+    let s = Setup::on(
+        fresh_postgres_database().await,
+        "schedule = \"*/2 * * * * *\"\nmax_removals = 5",
+        "",
+    );
+    s.write_roster(&[("1", true, "Ada", "L", "ada@proc.example", false)]);
+    // Create the schema and the org once, before two processes start at the same moment.
+    let (code, _, err) = s.run(&["sync", "roster", "--dry-run"]).await;
+    assert_eq!(code, 0, "{err}");
+    let store = s.store().await;
+    let mut a = serve(&s).await;
+    let mut b = serve(&s).await;
+    wait_for(30, "four scheduled runs", || async {
+        runs(&store)
+            .await
+            .iter()
+            .filter(|r| r.status == "succeeded")
+            .count()
+            >= 4
+    })
+    .await;
+    let before = runs(&store).await;
+    let t = ticks(&before);
+    // No tick skipped: consecutive runs are one period apart.
+    for w in t.windows(2) {
+        assert_eq!((w[1] - w[0]).num_seconds(), 2, "{t:?}");
+    }
+    let replicas: std::collections::HashSet<&str> =
+        before.iter().map(|r| r.created_by.as_str()).collect();
+    assert!(!replicas.is_empty());
+
+    // Kill one replica hard; the other keeps running the ticks (taking over an expired lease).
+    a.start_kill().unwrap();
+    a.wait().await.unwrap();
+    let killed_at = chrono::Utc::now();
+    wait_for(30, "three more runs after the kill", || async {
+        runs(&store)
+            .await
+            .iter()
+            .filter(|r| r.status == "succeeded" && r.started_at > killed_at)
+            .count()
+            >= 3
+    })
+    .await;
+    let after = runs(&store).await;
+    let t = ticks(&after);
+    let late: Vec<_> = after
+        .iter()
+        .filter(|r| r.started_at > killed_at && r.status == "succeeded")
+        .map(|r| r.created_by.clone())
+        .collect();
+    assert!(
+        late.iter().all(|c| c == &late[0]),
+        "only the survivor runs: {late:?}"
+    );
+    assert!(t.len() >= before.len() + 3);
+    // Every run ended: succeeded, or interrupted when the killed replica held it.
+    for r in &after {
+        assert!(
+            ["succeeded", "interrupted", "running"].contains(&r.status.as_str()),
+            "{r:?}"
+        );
+    }
+    b.start_kill().unwrap();
+    b.wait().await.unwrap();
+    store.close().await;
+}
