@@ -200,7 +200,10 @@ impl Store {
     /// Starts a transaction that may write.
     pub async fn write(&self) -> Result<Tx> {
         Ok(match self {
-            Store::Sqlite { write, .. } => Tx::Sqlite(write.begin().await?),
+            // IMMEDIATE takes the write lock up front (waiting up to the busy timeout), so a
+            // transaction that reads and then writes never fails with SQLITE_BUSY when another
+            // process (the CLI beside the daemon) wrote in between.
+            Store::Sqlite { write, .. } => Tx::Sqlite(write.begin_with("BEGIN IMMEDIATE").await?),
             Store::Postgres(pool) => Tx::Postgres(pool.begin().await?),
         })
     }

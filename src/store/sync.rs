@@ -46,7 +46,8 @@ pub async fn source(tx: &mut Tx, name: &str) -> Result<Option<SourceRow>> {
         .bind(name).fetch_optional(&mut *c).await)?)
 }
 
-/// Takes the source's lease for `owner` until `until` if it is free, expired or already ours.
+/// Takes the source's lease for `owner` until `until` if it is free or expired. A live lease
+/// is refused even to its own replica: it means a run of the source is in progress.
 pub async fn acquire(
     tx: &mut Tx,
     name: &str,
@@ -56,7 +57,7 @@ pub async fn acquire(
 ) -> Result<bool> {
     let n = on_tx!(tx, c => sqlx::query(
         "UPDATE sync_sources SET lease_owner = $2, lease_expires_at = $4
-         WHERE name = $1 AND (lease_owner IS NULL OR lease_owner = $2 OR lease_expires_at < $3)")
+         WHERE name = $1 AND (lease_owner IS NULL OR lease_expires_at < $3)")
         .bind(name).bind(owner).bind(now).bind(until)
         .execute(&mut *c).await.map(|r| r.rows_affected()))?;
     Ok(n == 1)

@@ -770,14 +770,11 @@ impl Engine {
     /// How long a source that failed `failures` times in a row waits: exponential, capped,
     /// with jitter so replicas and sources spread out.
     fn backoff(&self, failures: i64) -> chrono::Duration {
-        let s = &self.inner.settings;
-        let exp = u32::try_from(failures.clamp(1, 30) - 1).unwrap_or(0);
-        let secs = s
-            .failure_backoff_secs
-            .saturating_mul(2u64.saturating_pow(exp))
-            .min(s.max_failure_backoff_secs);
-        let jitter = rand::random_range(0..=secs / 4);
-        chrono_secs(secs + jitter)
+        backoff(
+            &self.inner.settings,
+            failures,
+            rand::random_range(0.0..=0.25),
+        )
     }
 
     pub async fn run_row(&self, id: Uuid) -> Result<RunRow> {
@@ -866,6 +863,15 @@ impl Engine {
         Ok(s.and_then(|s| s.retry_after))
     }
 
+    /// Marks interrupted the runs whose replica died (their source lease has expired).
+    pub async fn sweep_orphans(&self) -> Result<u64> {
+        let now = self.clock().now();
+        let mut tx = self.store().write().await?;
+        let n = store::sync::interrupt_orphans(&mut tx, now).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
     /// Opens a source's snapshot without planning (to inspect a mapping).
     pub async fn open_snapshot(&self, name: &str) -> Result<Snapshot> {
         let def = self.source(name)?;
@@ -878,6 +884,51 @@ impl Engine {
 
     pub(crate) fn replica(&self) -> &str {
         &self.inner.replica
+    }
+}
+
+/// The wait after `failures` failed runs in a row: `failure_backoff_secs` doubling with each,
+/// capped at `max_failure_backoff_secs`, plus `jitter` (a fraction, 0 to 0.25) of it.
+fn backoff(s: &SyncConfig, failures: i64, jitter: f64) -> chrono::Duration {
+    let exp = u32::try_from(failures.clamp(1, 30) - 1).unwrap_or(0);
+    let secs = s
+        .failure_backoff_secs
+        .saturating_mul(2u64.saturating_pow(exp))
+        .min(s.max_failure_backoff_secs);
+    let extra = (secs as f64 * jitter.clamp(0.0, 0.25)) as u64;
+    chrono_secs(secs + extra)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failing_sources_back_off_exponentially_with_a_cap_and_jitter() {
+        let s = SyncConfig::default();
+        let secs = |f, j| backoff(&s, f, j).num_seconds();
+        assert_eq!([secs(1, 0.0), secs(2, 0.0), secs(3, 0.0)], [60, 120, 240]);
+        assert_eq!(secs(7, 0.0), 3600, "capped");
+        assert_eq!(secs(40, 0.0), 3600);
+        assert_eq!(secs(1, 0.25), 75);
+        assert_eq!(secs(1, 9.0), 75, "jitter is at most a quarter");
+    }
+
+    #[test]
+    fn held_when_removals_exceed_the_limit_or_the_snapshot_is_empty() {
+        let held = |max, before, fetched, removals| {
+            Engine::held_reason(max, before, fetched, removals).is_some()
+        };
+        assert!(!held(MaxRemovals::Count(2), 10, 8, 2));
+        assert!(held(MaxRemovals::Count(2), 10, 7, 3));
+        assert!(!held(MaxRemovals::Percent(10), 100, 90, 10));
+        assert!(held(MaxRemovals::Percent(10), 100, 89, 11));
+        assert!(held(MaxRemovals::Percent(100), 5, 0, 5), "empty snapshot");
+        assert!(
+            !held(MaxRemovals::Percent(10), 0, 0, 0),
+            "a new source may be empty"
+        );
+        assert!(held(MaxRemovals::Count(0), 3, 2, 1));
     }
 }
 

@@ -17,6 +17,32 @@ const POLL: Duration = Duration::from_millis(250);
 
 /// Starts one task per scheduled source; they stop when `stop` turns true.
 pub fn spawn(engine: &Engine, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+    let mut tasks = vec![spawn_sweeper(engine, stop.clone())];
+    tasks.extend(spawn_sources(engine, stop));
+    tasks
+}
+
+/// Marks runs whose replica died (their source lease expired) as interrupted, every lease
+/// period, so the run history tells the truth even before the source's next run.
+fn spawn_sweeper(engine: &Engine, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+    let engine = engine.clone();
+    let every = Duration::from_secs(engine.settings().lease_secs.max(1));
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stop.wait_for(|s| *s) => break,
+                _ = tokio::time::sleep(every) => {}
+            }
+            match engine.sweep_orphans().await {
+                Ok(0) => {}
+                Ok(n) => tracing::warn!(runs = n, "marked runs of a dead replica interrupted"),
+                Err(e) => tracing::warn!(error = %e, "sweeping interrupted runs failed"),
+            }
+        }
+    })
+}
+
+fn spawn_sources(engine: &Engine, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
     engine
         .sources()
         .iter()

@@ -451,6 +451,10 @@ async fn fake_roster() -> FakeRoster {
                         "busy",
                     )
                         .into_response(),
+                    3 => {
+                        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+                        text.into_response()
+                    }
                     2 => {
                         let half = text.as_bytes()[..text.len() / 2].to_vec();
                         let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
@@ -1013,4 +1017,102 @@ async fn the_scheduler_runs_each_tick_once_and_a_busy_source_refuses_run_now() {
     let r = app.get("/api/v1/orgs/tick/runs/not-a-uuid", OPERATOR).await;
     assert_problem(&r, 404);
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn one_run_of_a_source_at_a_time_and_a_failing_source_backs_off() {
+    let fake = fake_roster().await;
+    *fake.body.lock().unwrap() = roster_csv(&[("1", true, "A", "A", "a@slow.example", false)]);
+    let dir = temp_dir();
+    let sources = format!(
+        "{}{}",
+        csv_source(
+            "slow",
+            "slow",
+            &format!("url = \"{}/roster.csv\"", fake.base),
+            "schedule = \"0 * * * *\"",
+        ),
+        csv_source(
+            "missing",
+            "slow",
+            &format!("path = {:?}", dir.join("nope.csv").display().to_string()),
+            "schedule = \"0 * * * *\"",
+        )
+    );
+    let app = app(&["slow"], &sources).await;
+    // While a run is in progress, run now is refused and the status says it is running.
+    fake.mode.store(3, Ordering::SeqCst);
+    let r = app
+        .post("/api/v1/orgs/slow/sources/slow/runs", OPERATOR, json!({}))
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let again = app
+        .post("/api/v1/orgs/slow/sources/slow/runs", OPERATOR, json!({}))
+        .await;
+    assert_problem(&again, 409);
+    assert_eq!(again.body["code"], "run_in_progress", "{}", again.text);
+    let s = app.get("/api/v1/orgs/slow/sources/slow", OPERATOR).await;
+    assert_eq!(s.body["running"], true, "{}", s.text);
+    assert_eq!(wait_run(&app, "slow", &id).await["status"], "succeeded");
+    let s = app.get("/api/v1/orgs/slow/sources/slow", OPERATOR).await;
+    assert_eq!(s.body["running"], false, "the lease is released at once");
+
+    // A source that keeps failing is flagged and backed off: 60 s, then 120 s (+ jitter), and
+    // its next scheduled run is the first tick after that.
+    let now = rosterd::clock::Clock::now(&app.clock);
+    for (failures, base) in [(1, 60), (2, 120)] {
+        let run = run_now(&app, "slow", "missing").await;
+        assert_eq!(run["status"], "failed", "{run}");
+        assert!(
+            run["message"].as_str().unwrap().contains("nope.csv"),
+            "{run}"
+        );
+        let s = app.get("/api/v1/orgs/slow/sources/missing", OPERATOR).await;
+        assert_eq!(s.body["failing"], true);
+        assert_eq!(s.body["consecutive_failures"], failures);
+        let retry: chrono::DateTime<chrono::Utc> =
+            s.body["retry_after"].as_str().unwrap().parse().unwrap();
+        let wait = (retry - now).num_seconds();
+        assert!((base..=base + base / 4).contains(&wait), "{wait}");
+        let next: chrono::DateTime<chrono::Utc> =
+            s.body["next_run_at"].as_str().unwrap().parse().unwrap();
+        assert!(next >= retry, "{next} {retry}");
+    }
+    // Fixed: the next run succeeds and clears the flag.
+    std::fs::write(dir.join("nope.csv"), roster_csv(&[])).unwrap();
+    let run = run_now(&app, "slow", "missing").await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let s = app.get("/api/v1/orgs/slow/sources/missing", OPERATOR).await;
+    assert_eq!(s.body["failing"], false);
+    assert_eq!(s.body["consecutive_failures"], 0);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn the_shipped_demo_source_syncs_its_roster() {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/rosterd.toml"),
+    )
+    .unwrap();
+    let shipped = rosterd::config::Config::parse(&text, "config/rosterd.toml").unwrap();
+    let (orgs, sources) = (shipped.orgs.clone(), shipped.sources.clone());
+    assert_eq!(
+        sources[0].schedule.as_deref(),
+        Some("*/30 * * * * *"),
+        "within a minute"
+    );
+    let app = spawn_with(Mail::Log, move |c| {
+        c.orgs = orgs;
+        c.sources = sources;
+    })
+    .await;
+    let run = run_now(&app, "demo", "demo-roster").await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(counts(&run), [8, 7, 0, 0, 0, 1], "{run}");
+    let m = members(&app, "demo").await;
+    assert!(
+        m.iter()
+            .any(|x| x.0 == "ada.lovelace@demo.example" && x.3 == "admin")
+    );
 }

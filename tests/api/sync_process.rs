@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::Duration;
 
 use rosterd::domain::Access;
 use rosterd::store::sync::RunQuery;
@@ -220,20 +219,53 @@ async fn consistency(store: &Store) -> (usize, usize, usize) {
     (synced.count(), linked, outbox.len())
 }
 
-#[tokio::test]
-async fn a_daemon_killed_while_applying_leaves_whole_members_and_the_next_run_converges() {
-    let s = Setup::new("max_removals = \"100%\"", "apply_batch = 5").await;
-    let everyone = people(1500);
-    s.write_roster(&as_roster(&everyone));
-    let store = s.store().await;
-    s.run(&["migrate"]).await;
-    let mut child: Child = s
-        .command(&["sync", "roster"])
-        .stdout(Stdio::null())
+/// Starts `rosterd serve` on a random port; returns the child and its base URL.
+async fn daemon(s: &Setup) -> (Child, String) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut child = s
+        .command(&["serve", "--listen", "127.0.0.1:0"])
+        .env("ROSTERD_TEST_OPERATOR", OPERATOR)
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // Wait until the apply is well under way, then SIGKILL.
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next_line().await.unwrap().unwrap_or_default();
+    let base = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in {first:?}"))
+        .to_owned();
+    // Keep reading stdout so the daemon never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, base)
+}
+
+async fn run_now(base: &str) -> String {
+    let r = reqwest::Client::new()
+        .post(format!("{base}/api/v1/orgs/proc/sources/roster/runs"))
+        .bearer_auth(OPERATOR)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let v: serde_json::Value = r.json().await.unwrap();
+    v["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_daemon_killed_while_applying_leaves_whole_members_and_the_next_run_converges() {
+    let s = Setup::new(
+        "max_removals = \"100%\"",
+        "apply_batch = 5\n[auth]\noperator_token = \"env:ROSTERD_TEST_OPERATOR\"",
+    )
+    .await;
+    let everyone = people(1500);
+    s.write_roster(&as_roster(&everyone));
+    let (mut child, base) = daemon(&s).await;
+    let store = s.store().await;
+    let first = run_now(&base).await;
+    // Wait until the apply is well under way, then SIGKILL the daemon.
     wait_for(60, "the apply to start", || async {
         runs(&store).await.first().is_some_and(|r| r.created >= 100)
     })
@@ -241,6 +273,7 @@ async fn a_daemon_killed_while_applying_leaves_whole_members_and_the_next_run_co
     child.start_kill().unwrap();
     child.wait().await.unwrap();
     let killed = runs(&store).await.remove(0);
+    assert_eq!(killed.id.to_string(), first);
     assert_eq!(killed.status, "running", "killed mid-run");
     assert!(killed.created < 1500, "{killed:?}");
     let (members, linked, emails) = consistency(&store).await;
@@ -252,18 +285,26 @@ async fn a_daemon_killed_while_applying_leaves_whole_members_and_the_next_run_co
         "every member applied has its invitation (+ the owner's)"
     );
 
-    // Restart (after the dead process's lease expires): the old run is marked interrupted, the
-    // next run creates exactly the rest.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    let (code, out, err) = s.run(&["sync", "roster"]).await;
-    assert_eq!(code, 0, "{out}{err}");
+    // Restart: once the dead process's lease expires the run is marked interrupted; the next
+    // run creates exactly the rest.
+    let (mut child, base) = daemon(&s).await;
+    wait_for(30, "the killed run to be marked interrupted", || async {
+        runs(&store).await[0].status == "interrupted"
+    })
+    .await;
+    let second = run_now(&base).await;
+    wait_for(60, "the second run", || async {
+        runs(&store).await[0].status != "running"
+    })
+    .await;
     let all = runs(&store).await;
-    assert_eq!(all[1].id, killed.id);
-    assert_eq!(all[1].status, "interrupted");
-    assert_eq!(all[0].status, "succeeded");
-    assert_eq!(all[0].created as usize, 1500 - members, "{out}");
+    assert_eq!(all[0].id.to_string(), second);
+    assert_eq!(all[0].status, "succeeded", "{:?}", all[0]);
+    assert_eq!(all[0].created as usize, 1500 - members);
     let (members, linked, emails) = consistency(&store).await;
     assert_eq!((members, linked, emails), (1500, 1500, 1501));
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
     // And once more: nothing left to do.
     let (code, out, _) = s.run(&["sync", "roster"]).await;
     assert_eq!(code, 0);
