@@ -899,6 +899,10 @@ fn backoff(s: &SyncConfig, failures: i64, jitter: f64) -> chrono::Duration {
     chrono_secs(secs + extra)
 }
 
+fn applied_count(a: &Applied) -> u64 {
+    (a.created + a.updated + a.removed + a.reactivated + a.errors) as u64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -932,6 +936,3 @@ mod tests {
     }
 }
 
-fn applied_count(a: &Applied) -> u64 {
-    (a.created + a.updated + a.removed + a.reactivated + a.errors) as u64
-}
