@@ -87,7 +87,8 @@ impl MaxRemovals {
     pub fn limit(self, members: u64) -> u64 {
         match self {
             MaxRemovals::Count(n) => n,
-            MaxRemovals::Percent(p) => members * u64::from(p) / 100,
+            // Rounded up: 10% of 5 members allows 1 removal.
+            MaxRemovals::Percent(p) => (members * u64::from(p)).div_ceil(100),
         }
     }
 }
@@ -616,9 +617,18 @@ impl Config {
             return Err("database.url must be a sqlite:// or postgres:// URL".into());
         }
         let s = &self.sync;
-        if s.lease_secs < 2 || s.apply_batch == 0 || s.request_timeout_secs == 0 {
+        if !(2..=3600).contains(&s.lease_secs)
+            || !(1..=10_000).contains(&s.apply_batch)
+            || !(1..=3600).contains(&s.request_timeout_secs)
+            || s.fetch_retries > 20
+            || s.retry_base_ms > 60_000
+            || !(1..=604_800).contains(&s.failure_backoff_secs)
+            || !(s.failure_backoff_secs..=604_800).contains(&s.max_failure_backoff_secs)
+        {
             return Err(
-                "sync: lease_secs must be at least 2, apply_batch and request_timeout_secs at least 1"
+                "sync: lease_secs must be 2..=3600, apply_batch 1..=10000, request_timeout_secs \
+                 1..=3600, fetch_retries at most 20, retry_base_ms at most 60000, \
+                 failure_backoff_secs 1..=604800 and max_failure_backoff_secs between it and 604800"
                     .into(),
             );
         }

@@ -47,6 +47,8 @@ pub struct CrlfToLf<R> {
     inner: R,
     /// A `\r` held back from the end of the last read, waiting to see what follows it.
     pending_cr: bool,
+    /// The read buffer, reused.
+    tmp: Vec<u8>,
 }
 
 impl<R: Read> Read for CrlfToLf<R> {
@@ -58,12 +60,19 @@ impl<R: Read> Read for CrlfToLf<R> {
         // Room for the held-back `\r` (if it turns out not to start a CRLF) plus what is read:
         // each byte read yields at most one byte out.
         let room = if held { buf.len() - 1 } else { buf.len() };
-        let mut tmp = vec![0u8; room.max(1)];
+        self.tmp.resize(room.max(1), 0);
         let n = if room == 0 {
             0
         } else {
-            self.inner.read(&mut tmp)?
+            match self.inner.read(&mut self.tmp[..room]) {
+                Ok(n) => n,
+                Err(e) => {
+                    self.pending_cr = held; // kept for the retry (e.g. `Interrupted`)
+                    return Err(e);
+                }
+            }
         };
+        let tmp = std::mem::take(&mut self.tmp);
         let mut out = 0;
         if held && (n == 0 || tmp[0] != b'\n') {
             buf[out] = b'\r';
@@ -89,8 +98,10 @@ impl<R: Read> Read for CrlfToLf<R> {
         // with a buffer of several KiB.)
         if out == 0 && self.pending_cr && n > 0 {
             // Only a `\r` arrived: look further before answering (0 would mean the end).
+            self.tmp = tmp;
             return self.read(buf);
         }
+        self.tmp = tmp;
         Ok(out)
     }
 }
@@ -100,6 +111,7 @@ pub fn read<R: Read>(input: R, mapping: &Mapping) -> Result<CsvRoster<CrlfToLf<R
     let input = CrlfToLf {
         inner: input,
         pending_cr: false,
+        tmp: Vec::new(),
     };
     let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(input);
     let headers = reader
@@ -383,6 +395,7 @@ mod crlf_tests {
             CrlfToLf {
                 inner: Trickle(input),
                 pending_cr: false,
+                tmp: Vec::new(),
             }
             .read_to_end(&mut out)
             .unwrap();
@@ -391,6 +404,7 @@ mod crlf_tests {
             CrlfToLf {
                 inner: input,
                 pending_cr: false,
+                tmp: Vec::new(),
             }
             .read_to_end(&mut out)
             .unwrap();

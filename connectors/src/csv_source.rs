@@ -26,7 +26,7 @@ use crate::source::{Context, Coverage, FetchError, Sender, Snapshot, Source};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CsvConfig {
-    /// A file on this machine; relative paths start at the config file's folder.
+    /// A file on this machine; relative paths start at the daemon's working directory.
     #[serde(default)]
     pub path: Option<PathBuf>,
     /// An `http://` or `https://` URL fetched with GET on every run.

@@ -35,10 +35,14 @@ pub async fn send(
     build: impl Fn() -> reqwest::RequestBuilder,
 ) -> Result<Response, FetchError> {
     let attempt = || async {
-        let resp = build()
-            .timeout(ctx.request_timeout)
-            .send()
+        // Waiting for the response headers is bounded here; the body's reads are bounded by
+        // the client's read timeout, so a large download is not cut off.
+        let resp = tokio::time::timeout(ctx.request_timeout, build().send())
             .await
+            .map_err(|_| Attempt {
+                error: FetchError::transient(format!("{what}: timed out waiting for the response")),
+                retry_after: None,
+            })?
             .map_err(|e| Attempt {
                 error: FetchError::transient(format!("{what}: {}", describe(&e))),
                 retry_after: None,

@@ -27,13 +27,15 @@ pub const CHANNEL_ROWS: usize = 1024;
 pub struct Context {
     /// The one HTTP client (rustls, certificate verification on).
     pub http: reqwest::Client,
-    /// Relative file paths in source settings are read from here (the config file's folder).
+    /// Relative file paths in source settings are read from here (the daemon's working
+    /// directory, like `database.url` and `mail.dir`).
     pub base_dir: PathBuf,
     /// Retries of one request on a transient failure (5xx, 429, network) before the fetch fails.
     pub retries: usize,
     /// The first retry waits this long; later ones back off exponentially with jitter.
     pub retry_base: Duration,
-    /// Most time one request may take.
+    /// Most time to wait for the server at each step (the HTTP client's read timeout also
+    /// applies per read of the body, so a long download is fine while bytes keep coming).
     pub request_timeout: Duration,
 }
 

@@ -27,6 +27,7 @@ CREATE TABLE sync_runs (
     started_at        TEXT NOT NULL,
     finished_at       TEXT,
     lease_owner       TEXT,
+    lease_name        TEXT,
     fetched           INTEGER NOT NULL DEFAULT 0,
     created           INTEGER NOT NULL DEFAULT 0,
     updated           INTEGER NOT NULL DEFAULT 0,
@@ -76,6 +77,7 @@ CREATE TABLE sync_plan_items (
 -- A link whose source no longer lists the person (or lists them inactive) stays for matching
 -- but no longer claims them.
 ALTER TABLE member_links ADD COLUMN claiming BOOLEAN NOT NULL DEFAULT TRUE;
+DROP INDEX member_links_member;
 CREATE INDEX member_links_member_source ON member_links (member_id, source);
 
 -- The authoritative source that manages the org, set from config at start.

@@ -56,6 +56,9 @@ pub struct Policy {
     pub authoritative: bool,
     /// The snapshot holds everyone (a partial or failed fetch removes nobody by absence).
     pub complete: bool,
+    /// The admin's own hand (an import): an inactive row removes the member it names even if
+    /// no source link claims them (the integration lock is checked by the caller).
+    pub by_hand: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -289,6 +292,8 @@ pub struct Planner {
     pub policy: Policy,
     pub tally: Tally,
     pub warnings: Vec<String>,
+    /// Rows that could not be read or tied to anyone: absence means nothing this run.
+    unidentified_errors: u64,
 }
 
 fn err(line: u64, column: &str, value: &str, message: &str) -> RecordError {
@@ -386,7 +391,36 @@ impl Planner {
             policy,
             tally: Tally::default(),
             warnings: Vec::new(),
+            unidentified_errors: 0,
         }
+    }
+
+    /// Notes a row the connector could not map (no record): since it may be anyone, nobody is
+    /// removed for being absent in this run.
+    pub fn unreadable_row(&mut self) {
+        self.unidentified_errors += 1;
+    }
+
+    /// A row error for record `r`: the member it names (by link, else email) counts as present,
+    /// so a bad row never removes its person; a row naming nobody blocks absence removals.
+    fn row_error(&mut self, r: &Record, e: RecordError) -> RecordError {
+        let by_email = r
+            .member_email
+            .as_deref()
+            .map(|m| m.trim().to_lowercase())
+            .and_then(|k| self.by_email.get(&k).copied());
+        match self
+            .by_link
+            .get(r.external_id.as_str())
+            .copied()
+            .or(by_email)
+        {
+            Some(i) => self.matched[i] = true,
+            None if r.external_id.trim().is_empty() => self.unidentified_errors += 1,
+            // A new id with a bad row: not one of ours, nobody to protect.
+            None => {}
+        }
+        e
     }
 
     /// Members the source claimed before this run (the base of a percentage limit).
@@ -397,8 +431,19 @@ impl Planner {
             .count() as u64
     }
 
-    /// Plans one record; `out` receives its items. A row error changes nothing.
+    /// Plans one record; `out` receives its items. A row error changes nothing for the person
+    /// (who is then not removed as absent either).
     pub fn push(&mut self, line: u64, r: &Record, out: &mut Vec<Item>) -> Result<(), RecordError> {
+        self.push_inner(line, r, out)
+            .map_err(|e| self.row_error(r, e))
+    }
+
+    fn push_inner(
+        &mut self,
+        line: u64,
+        r: &Record,
+        out: &mut Vec<Item>,
+    ) -> Result<(), RecordError> {
         if !self.ids.insert(&r.external_id) {
             return Err(err(
                 line,
@@ -457,7 +502,9 @@ impl Planner {
         let c = &self.current[i];
         let linked_here = c.link.as_deref() == Some(r.external_id.as_str());
         if !r.active {
-            if c.access == Access::Removed || (linked_here && !c.claiming) {
+            // A source removes only members it brought (linked and claiming); by hand, anyone.
+            let ours = self.policy.by_hand || (linked_here && c.claiming);
+            if c.access == Access::Removed || !ours {
                 self.tally.unchanged += 1;
             } else if c.role == Role::Owner {
                 self.tally.unchanged += 1;
@@ -561,6 +608,13 @@ impl Planner {
         if !(self.policy.authoritative && self.policy.complete) {
             return;
         }
+        if self.unidentified_errors > 0 {
+            self.warnings.push(format!(
+                "{} row(s) could not be read or tied to a person: nobody is removed for being absent in this run",
+                self.unidentified_errors
+            ));
+            return;
+        }
         for (i, c) in self.current.iter().enumerate() {
             let Some(link) = &c.link else { continue };
             if self.matched[i] || c.access == Access::Removed || !c.claiming {
@@ -658,6 +712,7 @@ mod tests {
     const FULL: Policy = Policy {
         authoritative: true,
         complete: true,
+        by_hand: false,
     };
 
     #[test]
@@ -735,10 +790,12 @@ mod tests {
             Policy {
                 authoritative: true,
                 complete: false,
+                by_hand: false,
             },
             Policy {
                 authoritative: false,
                 complete: true,
+                by_hand: false,
             },
         ] {
             let p = plan(&current, &snap, &policy);
@@ -750,6 +807,54 @@ mod tests {
         released.claiming = false;
         released.claimed_elsewhere = true;
         assert!(plan(&[released], &[], &FULL).items.is_empty());
+    }
+
+    #[test]
+    fn a_bad_row_never_removes_its_person_and_an_unreadable_one_blocks_absences() {
+        let current = [
+            member(1, "a@x.io", Some("A"), Access::Enrolled),
+            member(2, "b@x.io", Some("B"), Access::Enrolled),
+            member(3, "c@x.io", Some("C"), Access::Enrolled),
+        ];
+        let mut bad = rec("B", "b@x.io", true);
+        bad.given_name = Some("x\u{1}".into());
+        let mut bad_by_email = rec("new-id", "C@x.io", true);
+        bad_by_email.role = Some("boss".into());
+        let p = plan(
+            &current,
+            &[(2, rec("A", "a@x.io", true)), (3, bad), (4, bad_by_email)],
+            &FULL,
+        );
+        assert_eq!(p.errors.len(), 2);
+        assert!(
+            p.items.is_empty(),
+            "B and C had bad rows, not absent: {:?}",
+            p.items
+        );
+        // A row the connector could not map at all: it may be anyone.
+        let mut planner = Planner::new(current.to_vec(), FULL);
+        let mut out = Vec::new();
+        planner
+            .push(2, &rec("A", "a@x.io", true), &mut out)
+            .unwrap();
+        planner.unreadable_row();
+        planner.finish(&mut out);
+        assert!(out.is_empty(), "{out:?}");
+        assert!(planner.warnings[0].contains("nobody is removed"));
+    }
+
+    #[test]
+    fn an_inactive_row_removes_only_a_member_the_source_brought_unless_by_hand() {
+        let current = [member(1, "manual@x.io", None, Access::Enrolled)];
+        let snap = [(2, rec("M", "manual@x.io", false))];
+        let p = plan(&current, &snap, &FULL);
+        assert!(p.items.is_empty(), "{:?}", p.items);
+        let by_hand = Policy {
+            authoritative: false,
+            complete: true,
+            by_hand: true,
+        };
+        assert_eq!(plan(&current, &snap, &by_hand).tally.removals, 1);
     }
 
     #[test]

@@ -119,6 +119,9 @@ pub struct RunRow {
     pub finished_at: Option<DateTime<Utc>>,
     #[serde(skip)]
     pub lease_owner: Option<String>,
+    /// The lease the run holds while running (its source's, or its org's import lease).
+    #[serde(skip)]
+    pub lease_name: Option<String>,
     pub fetched: i64,
     pub created: i64,
     pub updated: i64,
@@ -140,7 +143,7 @@ pub struct RunRow {
 }
 
 const RUN_COLUMNS: &str = "id, source, org_id, kind, trigger, fire_time, status, phase, started_at,
-    finished_at, lease_owner, fetched, created, updated, removed, reactivated, unchanged, errors,
+    finished_at, lease_owner, lease_name, fetched, created, updated, removed, reactivated, unchanged, errors,
     planned_creates, planned_updates, planned_removals, planned_reactivations, message, warnings,
     approved_by, approved_at, filename, created_by";
 
@@ -154,12 +157,12 @@ impl RunRow {
 pub async fn insert_run(tx: &mut Tx, r: &RunRow) -> Result<bool> {
     let res = on_tx!(tx, c => sqlx::query(
         "INSERT INTO sync_runs (id, source, org_id, kind, trigger, fire_time, status, phase,
-             started_at, lease_owner, filename, created_by, warnings)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, '[]')
+             started_at, lease_owner, filename, created_by, warnings, lease_name)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, '[]', $13)
          ON CONFLICT (source, fire_time) DO NOTHING")
         .bind(r.id).bind(&r.source).bind(r.org_id).bind(&r.kind).bind(&r.trigger)
         .bind(r.fire_time).bind(&r.status).bind(&r.phase).bind(r.started_at)
-        .bind(&r.lease_owner).bind(&r.filename).bind(&r.created_by)
+        .bind(&r.lease_owner).bind(&r.filename).bind(&r.created_by).bind(&r.lease_name)
         .execute(&mut *c).await.map(|r| r.rows_affected()))?;
     Ok(res == 1)
 }
@@ -181,15 +184,71 @@ pub struct RunQuery {
 }
 
 pub async fn runs(tx: &mut Tx, q: &RunQuery) -> Result<Vec<RunRow>> {
-    let sql = sqlx::AssertSqlSafe(format!(
-        "SELECT {RUN_COLUMNS} FROM sync_runs
-         WHERE ($1 IS NULL OR org_id = $1) AND ($2 IS NULL OR source = $2)
-           AND ($3 IS NULL OR kind = $3) AND ($4 IS NULL OR id < $4)
-         ORDER BY id DESC LIMIT $5"
-    ));
-    Ok(on_tx!(tx, c => sqlx::query_as::<_, RunRow>(sql)
-        .bind(q.org_id).bind(&q.source).bind(q.kind).bind(q.before).bind(q.limit)
-        .fetch_all(&mut *c).await)?)
+    // Only the conditions asked for are in the statement (so PostgreSQL's cached plans use the
+    // `(org_id, kind, id)` and `(source, id)` indexes); every value is bound, in this order.
+    let mut sql = format!("SELECT {RUN_COLUMNS} FROM sync_runs WHERE TRUE");
+    let mut n = 0;
+    let mut cond = |col: &str, op: &str, on: bool| {
+        if on {
+            n += 1;
+            sql.push_str(&format!(" AND {col} {op} ${n}"));
+        }
+    };
+    cond("org_id", "=", q.org_id.is_some());
+    cond("source", "=", q.source.is_some());
+    cond("kind", "=", q.kind.is_some());
+    cond("id", "<", q.before.is_some());
+    sql.push_str(&format!(" ORDER BY id DESC LIMIT ${}", n + 1));
+    let sql = sqlx::AssertSqlSafe(sql);
+    Ok(on_tx!(tx, c => {
+        let mut query = sqlx::query_as::<_, RunRow>(sql);
+        if let Some(o) = q.org_id {
+            query = query.bind(o);
+        }
+        if let Some(s) = &q.source {
+            query = query.bind(s.clone());
+        }
+        if let Some(k) = q.kind {
+            query = query.bind(k);
+        }
+        if let Some(b) = q.before {
+            query = query.bind(b);
+        }
+        query.bind(q.limit).fetch_all(&mut *c).await
+    })?)
+}
+
+/// Whether the scheduled tick `(source, fire_time)` already has its run.
+pub async fn tick_exists(tx: &mut Tx, source: &str, fire: DateTime<Utc>) -> Result<bool> {
+    Ok(on_tx!(tx, c => sqlx::query_scalar::<_, bool>(
+        "SELECT EXISTS (SELECT 1 FROM sync_runs WHERE source = $1 AND fire_time = $2)")
+        .bind(source).bind(fire).fetch_one(&mut *c).await)?)
+}
+
+/// Ends a run that is still running (and only then: a run the sweeper marked interrupted stays
+/// so).
+pub async fn finish_running(
+    tx: &mut Tx,
+    id: Uuid,
+    status: &str,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let n = on_tx!(tx, c => sqlx::query(
+        "UPDATE sync_runs SET status = $2, phase = 'done', finished_at = $3
+         WHERE id = $1 AND status = 'running'")
+        .bind(id).bind(status).bind(now)
+        .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    Ok(n == 1)
+}
+
+/// Cancels an import preview; `false` when it is no longer a preview.
+pub async fn cancel_preview(tx: &mut Tx, id: Uuid, now: DateTime<Utc>) -> Result<bool> {
+    let n = on_tx!(tx, c => sqlx::query(
+        "UPDATE sync_runs SET status = 'cancelled', phase = 'done', finished_at = $2
+         WHERE id = $1 AND status = 'preview'")
+        .bind(id).bind(now)
+        .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    Ok(n == 1)
 }
 
 /// The newest run of a source, optionally only finished ones.
@@ -270,18 +329,22 @@ pub async fn add_applied(tx: &mut Tx, id: Uuid, a: &Applied) -> Result<()> {
     Ok(())
 }
 
+/// Approves a held run (or confirms an import preview, or resumes an interrupted import);
+/// `false` when it is no longer waiting.
 pub async fn approve(
     tx: &mut Tx,
     id: Uuid,
     by: &str,
     now: DateTime<Utc>,
     owner: &str,
+    lease_name: &str,
 ) -> Result<bool> {
     let n = on_tx!(tx, c => sqlx::query(
         "UPDATE sync_runs SET status = 'running', phase = 'applying', approved_by = $2,
-             approved_at = $3, lease_owner = $4
-         WHERE id = $1 AND status IN ('held', 'preview')")
-        .bind(id).bind(by).bind(now).bind(owner)
+             approved_at = $3, lease_owner = $4, lease_name = $5, finished_at = NULL
+         WHERE id = $1 AND (status IN ('held', 'preview')
+             OR (kind = 'import' AND status = 'interrupted'))")
+        .bind(id).bind(by).bind(now).bind(owner).bind(lease_name)
         .execute(&mut *c).await.map(|r| r.rows_affected()))?;
     Ok(n == 1)
 }
@@ -306,15 +369,16 @@ pub async fn interrupt_running(tx: &mut Tx, source: &str, now: DateTime<Utc>) ->
         .execute(&mut *c).await.map(|r| r.rows_affected()))?)
 }
 
-/// Marks interrupted every running run whose source lease has expired (or is gone).
+/// Marks interrupted every running run (sync or import) whose lease has expired (or is gone).
 pub async fn interrupt_orphans(tx: &mut Tx, now: DateTime<Utc>) -> Result<u64> {
     Ok(on_tx!(tx, c => sqlx::query(
         "UPDATE sync_runs SET status = 'interrupted', finished_at = $1,
-             message = 'the replica running this stopped before it finished; the next run converges'
+             message = CASE kind WHEN 'import'
+                 THEN 'the replica applying this stopped before it finished; confirm again to apply the rest'
+                 ELSE 'the replica running this stopped before it finished; the next run converges' END
          WHERE status = 'running' AND NOT EXISTS (
-             SELECT 1 FROM sync_sources s WHERE s.name = sync_runs.source
-               AND s.lease_owner = sync_runs.lease_owner AND s.lease_expires_at >= $1)
-           AND kind = 'sync'")
+             SELECT 1 FROM sync_sources s WHERE s.name = sync_runs.lease_name
+               AND s.lease_owner = sync_runs.lease_owner AND s.lease_expires_at >= $1)")
         .bind(now)
         .execute(&mut *c).await.map(|r| r.rows_affected()))?)
 }
@@ -439,7 +503,7 @@ pub async fn current(
         let sql = "SELECT m.id, m.member_email, m.login_email, m.given_name, m.family_name,
                 m.display_name, m.access, m.role, l.external_id AS link, l.claiming,
                 (EXISTS (SELECT 1 FROM member_links o WHERE o.member_id = m.id
-                    AND o.source <> $2 AND o.claiming)
+                    AND o.source <> $2 AND o.source <> 'scim' AND o.claiming)
                  OR (m.scim_data IS NOT NULL AND NOT m.scim_deleted)) AS claimed_elsewhere
              FROM members m
              LEFT JOIN member_links l ON l.member_id = m.id AND l.source = $2 AND l.org_id = $1
@@ -520,7 +584,8 @@ pub async fn link(
 /// Whether a source other than `source` (or SCIM) claims the member now.
 pub async fn claimed_elsewhere(tx: &mut Tx, member_id: Uuid, source: &str) -> Result<bool> {
     Ok(on_tx!(tx, c => sqlx::query_scalar::<_, bool>(
-        "SELECT EXISTS (SELECT 1 FROM member_links WHERE member_id = $1 AND source <> $2 AND claiming)
+        "SELECT EXISTS (SELECT 1 FROM member_links WHERE member_id = $1 AND source <> $2
+                 AND source <> 'scim' AND claiming)
              OR EXISTS (SELECT 1 FROM members WHERE id = $1 AND scim_data IS NOT NULL AND NOT scim_deleted)")
         .bind(member_id).bind(source).fetch_one(&mut *c).await)?)
 }

@@ -119,6 +119,63 @@ fn unpack(bytes: &[u8]) -> std::result::Result<Vec<u8>, String> {
     Ok(out)
 }
 
+/// Reads every row of an upload into the planner: the items (if the job is clean) and the
+/// error rows (every row is checked, none applied here).
+fn plan_rows(
+    csv: &[u8],
+    mapping: &Mapping,
+    mut planner: Planner,
+    locked_by: Option<&str>,
+) -> std::result::Result<(Planner, Vec<Item>, Vec<RunError>, i64), String> {
+    let mut roster = csv_roster::read(csv, mapping).map_err(|e| e.to_string())?;
+    let mut items: Vec<Item> = Vec::new();
+    let mut errors: Vec<RunError> = Vec::new();
+    let mut fetched = 0i64;
+    while let Some(row) = roster.next() {
+        fetched += 1;
+        let line = match &row {
+            Ok(_) => roster.last_line(),
+            Err(e) => e.line,
+        };
+        let mut out = Vec::new();
+        let res = match &row {
+            Ok(rec) => planner.push(line, rec, &mut out),
+            Err(e) => Err(e.clone()),
+        };
+        if let Err(e) = res {
+            errors.push(RunError {
+                seq: errors.len() as i64 + 1,
+                line: line as i64,
+                external_id: row.as_ref().ok().map(|r| r.external_id.clone()),
+                field: e.column,
+                value: e.value,
+                message: e.message,
+            });
+            continue;
+        }
+        if let Some(integration) = &locked_by
+            && let Some(Item::Remove { email, .. }) =
+                out.iter().find(|i| matches!(i, Item::Remove { .. }))
+        {
+            let message = format!(
+                "membership of this organization is managed by {integration}; \
+                 remove the person in {integration}"
+            );
+            errors.push(RunError {
+                seq: errors.len() as i64 + 1,
+                line: line as i64,
+                external_id: Some(email.clone()),
+                field: Some("active".into()),
+                value: Some(email.clone()),
+                message,
+            });
+            continue;
+        }
+        items.append(&mut out);
+    }
+    Ok((planner, items, errors, fetched))
+}
+
 impl Engine {
     /// Validates an uploaded roster and records the import job: `invalid` with its error rows,
     /// or `preview` with its plan, waiting for confirmation.
@@ -149,8 +206,6 @@ impl Engine {
                 .collect()
         };
         let mapping = mapping(&headers).map_err(SyncError::Invalid)?;
-        let roster = csv_roster::read(csv.as_slice(), &mapping)
-            .map_err(|e| SyncError::Invalid(e.to_string()))?;
 
         let now = self.clock().now();
         let org = {
@@ -164,64 +219,29 @@ impl Engine {
             let mut c = store::sync::current(&mut tx, org_id, IMPORT_SOURCE, &[]).await?;
             tx.rollback().await?;
             // An import is the admin's own hand: other sources' claims do not stop a removal
-            // (the integration lock does).
+            // (the integration lock does), and its own links never claim.
             for m in &mut c {
                 m.claimed_elsewhere = false;
+                m.claiming = true;
             }
             c
         };
-        let mut planner = Planner::new(
+        let planner = Planner::new(
             current,
             Policy {
                 authoritative: false,
                 complete: true,
+                by_hand: true,
             },
         );
-        let mut items: Vec<Item> = Vec::new();
-        let mut errors: Vec<RunError> = Vec::new();
-        let mut fetched = 0i64;
         let locked_by = org.integration();
-        let mut roster = roster;
-        while let Some(row) = roster.next() {
-            fetched += 1;
-            let line = match &row {
-                Ok(_) => roster.last_line(),
-                Err(e) => e.line,
-            };
-            let mut out = Vec::new();
-            let res = match &row {
-                Ok(rec) => planner.push(line, rec, &mut out),
-                Err(e) => Err(e.clone()),
-            };
-            if let Err(e) = res {
-                errors.push(RunError {
-                    seq: errors.len() as i64 + 1,
-                    line: line as i64,
-                    external_id: row.as_ref().ok().map(|r| r.external_id.clone()),
-                    field: e.column,
-                    value: e.value,
-                    message: e.message,
-                });
-                continue;
-            }
-            if let Some(integration) = &locked_by
-                && let Some(Item::Remove { email, .. }) =
-                    out.iter().find(|i| matches!(i, Item::Remove { .. }))
-            {
-                errors.push(RunError {
-                    seq: errors.len() as i64 + 1,
-                    line: line as i64,
-                    external_id: Some(email.clone()),
-                    field: Some("active".into()),
-                    value: Some(email.clone()),
-                    message: format!(
-                        "membership of this organization is managed by {integration}; remove the person in {integration}"
-                    ),
-                });
-                continue;
-            }
-            items.append(&mut out);
-        }
+        // Parsing and planning a large upload is CPU work: off the async threads.
+        let (planner, items, errors, fetched) = tokio::task::spawn_blocking(move || {
+            plan_rows(&csv, &mapping, planner, locked_by.as_deref())
+        })
+        .await
+        .map_err(|e| SyncError::Invalid(format!("the upload could not be read: {e}")))?
+        .map_err(SyncError::Invalid)?;
         let status = if errors.is_empty() {
             "preview"
         } else {
@@ -256,6 +276,7 @@ impl Engine {
             started_at: now,
             finished_at: if errors.is_empty() { None } else { Some(now) },
             lease_owner: None,
+            lease_name: None,
             fetched: 0,
             created: 0,
             updated: 0,
@@ -300,13 +321,12 @@ impl Engine {
         let run = store::sync::run(&mut tx, id)
             .await?
             .ok_or(SyncError::RunNotFound(id))?;
-        if run.status != "preview" {
+        if !store::sync::cancel_preview(&mut tx, id, now).await? {
             return Err(SyncError::Conflict(format!(
                 "import {id} is {}; only a preview can be cancelled",
                 run.status
             )));
         }
-        store::sync::set_status(&mut tx, id, "cancelled", "done", None, Some(now)).await?;
         tx.commit().await?;
         self.run_row(id).await
     }

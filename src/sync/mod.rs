@@ -39,6 +39,11 @@ use crate::store::{self, Store, StoreError};
 /// The link source (and run source) name of admin CSV imports.
 pub const IMPORT_SOURCE: &str = "import";
 
+/// The lease under which an org's import jobs apply.
+fn import_lease(org_id: Uuid) -> String {
+    format!("{IMPORT_SOURCE}/{org_id}")
+}
+
 /// Error rows found while applying are numbered from here plus their plan item's number.
 const APPLY_ERROR_SEQ: i64 = 1_000_000_000;
 
@@ -165,9 +170,12 @@ impl Engine {
                 schedule,
             });
         }
+        // `request_timeout_secs` bounds each wait for the server (connect, headers, every read
+        // of the body), not the whole download: a large roster may take longer than that.
         let http = reqwest::Client::builder()
             .user_agent(concat!("rosterd/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))
+            .read_timeout(Duration::from_secs(config.sync.request_timeout_secs))
             .build()
             .map_err(|e| SyncError::Invalid(format!("HTTP client: {e}")))?;
         let mut ctx = Context::new(http, std::path::PathBuf::from("."));
@@ -273,7 +281,10 @@ impl Engine {
         let engine = self.clone();
         let name = name.to_owned();
         let lost2 = lost.clone();
-        let every = Duration::from_millis(self.inner.settings.lease_secs * 1000 / 3);
+        let every = Duration::from_millis(self.inner.settings.lease_secs.saturating_mul(1000) / 3);
+        // Until when the lease is surely ours: a renewal that keeps failing past it means
+        // another replica may have taken the source over, so the run must stop.
+        let mut held_until = now + lease;
         tokio::spawn(async move {
             loop {
                 tokio::select! {
@@ -289,13 +300,19 @@ impl Engine {
                     Ok::<_, StoreError>(ok)
                 };
                 match renewed.await {
-                    Ok(true) => {}
+                    Ok(true) => held_until = until,
                     Ok(false) => {
                         tracing::warn!(source = %name, "lost the source's lease; stopping the run");
                         lost2.store(true, Ordering::SeqCst);
                         break;
                     }
-                    Err(e) => tracing::warn!(source = %name, error = %e, "cannot renew the lease"),
+                    Err(e) => {
+                        tracing::warn!(source = %name, error = %e, "cannot renew the lease");
+                        if engine.clock().now() >= held_until {
+                            lost2.store(true, Ordering::SeqCst);
+                            break;
+                        }
+                    }
                 }
             }
             // The run releases the lease when it ends (`Engine::release`); a killed process
@@ -311,14 +328,44 @@ impl Engine {
     /// [`Engine::execute`] (in the background for the API).
     async fn begin(&self, name: &str, trigger: Trigger, by: &str) -> Result<(RunRow, Lease)> {
         let def = self.source(name)?;
+        if let Trigger::Schedule(fire) = trigger
+            && self.tick_ran(name, fire).await?
+        {
+            return Err(SyncError::AlreadyRan);
+        }
         let Some(lease) = self.acquire(name).await? else {
             return Err(SyncError::Busy(name.to_owned()));
         };
+        match self.open_run(def, name, trigger, by).await {
+            Ok(run) => Ok((run, lease)),
+            Err(e) => {
+                self.release(name, lease).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Whether a run row for this scheduled tick exists (another replica ran it).
+    async fn tick_ran(&self, name: &str, fire: DateTime<Utc>) -> Result<bool> {
+        let mut tx = self.store().read().await?;
+        let ran = store::sync::tick_exists(&mut tx, name, fire).await?;
+        tx.rollback().await?;
+        Ok(ran)
+    }
+
+    /// Records the run row of a run whose lease we hold.
+    async fn open_run(
+        &self,
+        def: &SourceDef,
+        name: &str,
+        trigger: Trigger,
+        by: &str,
+    ) -> Result<RunRow> {
         let now = self.clock().now();
         let mut tx = self.store().write().await?;
         let org = store::orgs::by_slug(&mut tx, &def.config.org)
             .await?
-            .ok_or_else(|| SyncError::Invalid(format!("org `{}` is gone", def.config.org)))?;
+            .ok_or_else(|| SyncError::Conflict(format!("org `{}` is gone", def.config.org)))?;
         // We hold the lease: any run still marked running belongs to a replica that died.
         store::sync::interrupt_running(&mut tx, name, now).await?;
         let run = RunRow {
@@ -336,6 +383,7 @@ impl Engine {
             started_at: now,
             finished_at: None,
             lease_owner: Some(self.inner.replica.clone()),
+            lease_name: Some(name.to_owned()),
             fetched: 0,
             created: 0,
             updated: 0,
@@ -360,7 +408,7 @@ impl Engine {
         }
         store::sync::supersede_held(&mut tx, name, now).await?;
         tx.commit().await?;
-        Ok((run, lease))
+        Ok(run)
     }
 
     /// Runs a source to the end (scheduler, CLI).
@@ -440,6 +488,7 @@ impl Engine {
         let policy = Policy {
             authoritative: def.config.authoritative,
             complete: false,
+            by_hand: false,
         };
         let mut planner = Planner::new(current, policy);
         let snapshot = def
@@ -477,7 +526,10 @@ impl Engine {
                     dry.counts.fetched += 1;
                     let res = match &row {
                         Ok(rec) => planner.push(line, rec, &mut items),
-                        Err(e) => Err(e.clone()),
+                        Err(e) => {
+                            planner.unreadable_row();
+                            Err(e.clone())
+                        }
                     };
                     if let Err(e) = res {
                         error_seq += 1;
@@ -548,11 +600,12 @@ impl Engine {
     /// Why a plan must wait for an admin, if it must.
     fn held_reason(
         max: MaxRemovals,
+        authoritative: bool,
         claimed_before: u64,
         fetched: i64,
         removals: u64,
     ) -> Option<String> {
-        if fetched == 0 && claimed_before > 0 {
+        if authoritative && fetched == 0 && claimed_before > 0 {
             return Some(format!(
                 "the source returned nobody, but {claimed_before} member(s) came from it; \
                  approve the run to remove them"
@@ -574,7 +627,7 @@ impl Engine {
             let mut tx = self.store().read().await?;
             let org = store::orgs::by_slug(&mut tx, &def.config.org).await?;
             tx.rollback().await?;
-            org.ok_or_else(|| SyncError::Invalid(format!("org `{}` is gone", def.config.org)))?
+            org.ok_or_else(|| SyncError::Conflict(format!("org `{}` is gone", def.config.org)))?
                 .id
         };
         let mut dry = DryRun::default();
@@ -586,6 +639,7 @@ impl Engine {
             Ok(_) => {
                 dry.held = Self::held_reason(
                     def.config.max_removals,
+                    def.config.authoritative,
                     planner.claimed_before(),
                     dry.counts.fetched,
                     planner.tally.removals,
@@ -644,6 +698,7 @@ impl Engine {
         }
         if let Some(reason) = Self::held_reason(
             def.config.max_removals,
+            def.config.authoritative,
             planner.claimed_before(),
             counts.fetched,
             planner.tally.removals,
@@ -742,7 +797,8 @@ impl Engine {
         }
         let now = self.clock().now();
         let mut tx = self.store().write().await?;
-        store::sync::set_status(&mut tx, run.id, "succeeded", "done", None, Some(now)).await?;
+        // Only a run still ours ends as succeeded (the sweeper may have marked it interrupted).
+        store::sync::finish_running(&mut tx, run.id, "succeeded", now).await?;
         store::sync::record_outcome(&mut tx, &run.source, None, now).await?;
         tx.commit().await?;
         tracing::info!(source = %run.source, run = %run.id, "sync run succeeded");
@@ -788,60 +844,71 @@ impl Engine {
     /// `background`: return once approved and apply in a task.
     pub async fn approve(&self, id: Uuid, by: &str, background: bool) -> Result<RunRow> {
         let run = self.run_row(id).await?;
-        if !(run.status == "held" || run.status == "preview") {
+        let import = run.kind == "import";
+        // An import confirmation cut short by a crash may be confirmed again: it resumes with
+        // the items not yet applied.
+        let approvable = run.status == "held"
+            || run.status == "preview"
+            || (import && run.status == "interrupted");
+        if !approvable {
             return Err(SyncError::Conflict(format!(
                 "run {id} is {}; only a held run (or an import preview) can be approved",
                 run.status
             )));
         }
-        if run.kind == "import" {
-            // An import has no lease of its own: the org lock serializes its batches.
+        // Imports of one org apply one at a time under a lease of their own, so a crash is
+        // noticed (and swept to `interrupted`) like a sync run's.
+        let lease_name = if import {
+            let name = import_lease(run.org_id);
             let mut tx = self.store().write().await?;
-            let now = self.clock().now();
-            if !store::sync::approve(&mut tx, id, by, now, &self.inner.replica).await? {
-                return Err(SyncError::Conflict(format!(
-                    "run {id} was approved meanwhile"
-                )));
-            }
+            store::sync::ensure_source(&mut tx, &name, run.org_id, self.clock().now()).await?;
             tx.commit().await?;
-            return self.apply_detached(run, None, background).await;
-        }
-        let Some(lease) = self.acquire(&run.source).await? else {
-            return Err(SyncError::Busy(run.source.clone()));
+            name
+        } else {
+            run.source.clone()
+        };
+        let Some(lease) = self.acquire(&lease_name).await? else {
+            return Err(SyncError::Busy(lease_name));
         };
         let now = self.clock().now();
-        let mut tx = self.store().write().await?;
-        if !store::sync::approve(&mut tx, id, by, now, &self.inner.replica).await? {
-            tx.rollback().await?;
-            self.release(&run.source, lease).await;
-            return Err(SyncError::Conflict(format!(
-                "run {id} is no longer held (a newer run superseded it, or it was approved)"
-            )));
+        let approved = async {
+            let mut tx = self.store().write().await?;
+            let ok = store::sync::approve(&mut tx, id, by, now, &self.inner.replica, &lease_name)
+                .await?;
+            tx.commit().await?;
+            Ok::<_, StoreError>(ok)
+        };
+        match approved.await {
+            Ok(true) => {
+                self.apply_detached(run, lease_name, lease, background)
+                    .await
+            }
+            Ok(false) => {
+                self.release(&lease_name, lease).await;
+                Err(SyncError::Conflict(format!(
+                    "run {id} is no longer waiting for approval (a newer run superseded it, or it was approved or cancelled)"
+                )))
+            }
+            Err(e) => {
+                self.release(&lease_name, lease).await;
+                Err(e.into())
+            }
         }
-        tx.commit().await?;
-        self.apply_detached(run, Some(lease), background).await
     }
 
     async fn apply_detached(
         &self,
         run: RunRow,
-        lease: Option<Lease>,
+        lease_name: String,
+        lease: Lease,
         background: bool,
     ) -> Result<RunRow> {
         let run_id = run.id;
         let claiming = run.kind != "import";
         let engine = self.clone();
         let task = async move {
-            let unleased = Lease {
-                lost: Arc::new(AtomicBool::new(false)),
-                stop: None,
-            };
-            let done = engine
-                .apply(&run, lease.as_ref().unwrap_or(&unleased), &None, claiming)
-                .await;
-            if let Some(l) = lease {
-                engine.release(&run.source, l).await;
-            }
+            let done = engine.apply(&run, &lease, &None, claiming).await;
+            engine.release(&lease_name, lease).await;
             done
         };
         if background {
@@ -921,7 +988,7 @@ mod tests {
     #[test]
     fn held_when_removals_exceed_the_limit_or_the_snapshot_is_empty() {
         let held = |max, before, fetched, removals| {
-            Engine::held_reason(max, before, fetched, removals).is_some()
+            Engine::held_reason(max, true, before, fetched, removals).is_some()
         };
         assert!(!held(MaxRemovals::Count(2), 10, 8, 2));
         assert!(held(MaxRemovals::Count(2), 10, 7, 3));
@@ -933,6 +1000,13 @@ mod tests {
             "a new source may be empty"
         );
         assert!(held(MaxRemovals::Count(0), 3, 2, 1));
+        assert!(
+            !held(MaxRemovals::Percent(10), 5, 4, 1),
+            "10% of 5 rounds up to 1"
+        );
+        assert!(
+            Engine::held_reason(MaxRemovals::Percent(10), false, 5, 0, 0).is_none(),
+            "an empty snapshot from a source that cannot remove holds nothing"
+        );
     }
 }
-

@@ -288,9 +288,44 @@ async fn a_csv_roster_syncs_and_the_same_snapshot_twice_changes_nothing() {
     let invites = app.outbox("acme").await;
     assert_eq!(invites.len(), 6, "Edsger's invitation and Alan's new one");
 
+    // A row the mapping cannot read (IsActive "Maybe") is an error row, and since it could be
+    // anyone, nobody is removed for being absent in that run.
+    let text = roster_csv(&people).replace("3,True,Alan", "3,Maybe,Alan");
+    write(
+        &file,
+        &text.replace("5,True,Edsger,Dijkstra,edsger@acme.example,False\r\n", ""),
+    );
+    let run = run_now(&app, "acme", "hr").await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["counts"]["removed"], 0, "{run}");
+    assert_eq!(run["counts"]["errors"], 1, "{run}");
+    assert!(
+        run["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("nobody is removed"),
+        "{run}"
+    );
+    let errors = app
+        .get(
+            &format!(
+                "/api/v1/orgs/acme/runs/{}/errors.csv",
+                run["id"].as_str().unwrap()
+            ),
+            OPERATOR,
+        )
+        .await;
+    assert!(
+        errors.text.contains("4,,IsActive,Maybe,"),
+        "{}",
+        errors.text
+    );
+    write(&file, &roster_csv(&people));
+    run_now(&app, "acme", "hr").await;
+
     // Run history and the source's status.
     let runs = app.get("/api/v1/orgs/acme/runs", OPERATOR).await;
-    assert_eq!(runs.body["items"].as_array().unwrap().len(), 4);
+    assert_eq!(runs.body["items"].as_array().unwrap().len(), 6);
     let s = app.get("/api/v1/orgs/acme/sources/hr", OPERATOR).await;
     assert_eq!(s.status, 200, "{}", s.text);
     assert_eq!(s.body["last_run"]["status"], "succeeded");
@@ -838,6 +873,29 @@ async fn import_jobs_validate_every_row_preview_and_apply_only_on_confirmation()
         "two invitations and the owner's"
     );
 
+    // A later import removes someone an earlier import added (active = false).
+    let job = upload(
+        &app,
+        "imp",
+        b"email,active\r\nbo@imp.example,false\r\n".to_vec(),
+    )
+    .await;
+    assert_eq!(job["planned"]["remove"], 1, "{job}");
+    let id3 = job["id"].as_str().unwrap().to_owned();
+    app.post(
+        &format!("/api/v1/orgs/imp/imports/{id3}/confirm"),
+        OPERATOR,
+        json!({}),
+    )
+    .await;
+    assert_eq!(wait_import(&app, "imp", &id3).await["counts"]["removed"], 1);
+    assert!(
+        members(&app, "imp")
+            .await
+            .iter()
+            .any(|x| x.0 == "bo@imp.example" && x.1 == "removed")
+    );
+
     // A preview can be cancelled; then it cannot be confirmed.
     let job = upload(&app, "imp", b"email\r\nzed@imp.example\r\n".to_vec()).await;
     let id2 = job["id"].as_str().unwrap();
@@ -865,7 +923,7 @@ async fn import_jobs_validate_every_row_preview_and_apply_only_on_confirmation()
         .iter()
         .map(|j| j["status"].as_str().unwrap())
         .collect();
-    assert_eq!(statuses, ["cancelled", "succeeded", "invalid"]);
+    assert_eq!(statuses, ["cancelled", "succeeded", "succeeded", "invalid"]);
     // Bad uploads get a clear error and create no job.
     let r = app
         .client
@@ -888,7 +946,7 @@ async fn import_jobs_validate_every_row_preview_and_apply_only_on_confirmation()
         .unwrap();
     assert_eq!(r.status(), 422);
     let list = app.get("/api/v1/orgs/imp/imports", OPERATOR).await;
-    assert_eq!(list.body["items"].as_array().unwrap().len(), 3);
+    assert_eq!(list.body["items"].as_array().unwrap().len(), 4);
 }
 
 async fn wait_import(app: &TestApp, org: &str, id: &str) -> Value {
