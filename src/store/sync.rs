@@ -414,14 +414,49 @@ pub async fn errors(tx: &mut Tx, run_id: Uuid, after: i64, limit: i64) -> Result
 }
 
 pub async fn insert_items(tx: &mut Tx, run_id: Uuid, first_seq: i64, items: &[Item]) -> Result<()> {
-    for (i, item) in items.iter().enumerate() {
-        let detail = serde_json::to_string(item).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        on_tx!(tx, c => sqlx::query(
-            "INSERT INTO sync_plan_items (run_id, seq, action, member_id, external_id, email, detail)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)")
-            .bind(run_id).bind(first_seq + i as i64).bind(item.action()).bind(item.member_id())
-            .bind(item.external_id()).bind(item.email()).bind(detail)
-            .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    // Many rows per statement: a million-record plan is a thousand statements, not a million.
+    const ROWS: usize = 200;
+    for (chunk_no, chunk) in items.chunks(ROWS).enumerate() {
+        let mut sql = String::from(
+            "INSERT INTO sync_plan_items (run_id, seq, action, member_id, external_id, email, detail) VALUES ",
+        );
+        for i in 0..chunk.len() {
+            let b = i * 7;
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!(
+                "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6,
+                b + 7
+            ));
+        }
+        let mut details = Vec::with_capacity(chunk.len());
+        for item in chunk {
+            details
+                .push(serde_json::to_string(item).map_err(|e| StoreError::Corrupt(e.to_string()))?);
+        }
+        let base = first_seq + (chunk_no * ROWS) as i64;
+        let sql = sqlx::AssertSqlSafe(sql);
+        on_tx!(tx, c => {
+            let mut q = sqlx::query(sql);
+            for (i, item) in chunk.iter().enumerate() {
+                q = q
+                    .bind(run_id)
+                    .bind(base + i as i64)
+                    .bind(item.action())
+                    .bind(item.member_id())
+                    .bind(item.external_id().map(str::to_owned))
+                    .bind(item.email().to_owned())
+                    .bind(details[i].clone());
+            }
+            q.execute(&mut *c).await.map(|r| r.rows_affected())
+        })?;
     }
     Ok(())
 }
