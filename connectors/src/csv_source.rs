@@ -58,7 +58,7 @@ pub struct CsvSource {
 fn produce<R: Read>(
     mut input: R,
     mapping: &Mapping,
-    tx: Sender,
+    mut tx: Sender,
     what: &str,
     failure: impl FnOnce(&mut R) -> Option<FetchError>,
 ) {

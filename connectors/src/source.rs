@@ -87,10 +87,13 @@ impl FetchError {
 /// what is wrong with it.
 pub type Row = (u64, Result<Record, RecordError>);
 
+/// Rows travel in chunks of this many: one wake-up of the engine per chunk, not per row.
+pub const CHUNK_ROWS: usize = 256;
+
 /// What a producer sends: rows, then exactly one verdict.
 #[derive(Debug)]
 pub enum Item {
-    Row(Row),
+    Rows(Vec<Row>),
     /// Every row was sent.
     Done,
     /// The fetch failed; rows sent so far are not the whole snapshot.
@@ -101,44 +104,82 @@ pub enum Item {
 pub struct Snapshot {
     pub coverage: Coverage,
     rx: mpsc::Receiver<Item>,
+    ready: std::collections::VecDeque<Row>,
     finished: bool,
 }
 
-/// The sending side, for connectors.
-pub struct Sender(mpsc::Sender<Item>);
+/// The sending side, for connectors: rows are buffered into chunks; `done` or `fail` flushes
+/// what is buffered and then gives the verdict.
+pub struct Sender {
+    tx: mpsc::Sender<Item>,
+    buf: Vec<Row>,
+}
 
 impl Sender {
     /// Sends a row; `false` when the engine stopped reading (the producer should stop).
-    pub async fn row(&self, row: Row) -> bool {
-        self.0.send(Item::Row(row)).await.is_ok()
+    pub async fn row(&mut self, row: Row) -> bool {
+        self.buf.push(row);
+        if self.buf.len() < CHUNK_ROWS {
+            return true;
+        }
+        let chunk = std::mem::take(&mut self.buf);
+        self.tx.send(Item::Rows(chunk)).await.is_ok()
     }
     /// The same, from a blocking thread.
-    pub fn blocking_row(&self, row: Row) -> bool {
-        self.0.blocking_send(Item::Row(row)).is_ok()
+    pub fn blocking_row(&mut self, row: Row) -> bool {
+        self.buf.push(row);
+        if self.buf.len() < CHUNK_ROWS {
+            return true;
+        }
+        let chunk = std::mem::take(&mut self.buf);
+        self.tx.blocking_send(Item::Rows(chunk)).is_ok()
     }
-    pub async fn done(self) {
-        let _ = self.0.send(Item::Done).await;
+    async fn flush(&mut self) -> bool {
+        if self.buf.is_empty() {
+            return true;
+        }
+        let chunk = std::mem::take(&mut self.buf);
+        self.tx.send(Item::Rows(chunk)).await.is_ok()
     }
-    pub fn blocking_done(self) {
-        let _ = self.0.blocking_send(Item::Done);
+    fn blocking_flush(&mut self) -> bool {
+        if self.buf.is_empty() {
+            return true;
+        }
+        let chunk = std::mem::take(&mut self.buf);
+        self.tx.blocking_send(Item::Rows(chunk)).is_ok()
     }
+    pub async fn done(mut self) {
+        if self.flush().await {
+            let _ = self.tx.send(Item::Done).await;
+        }
+    }
+    pub fn blocking_done(mut self) {
+        if self.blocking_flush() {
+            let _ = self.tx.blocking_send(Item::Done);
+        }
+    }
+    /// Fails the fetch; buffered rows are dropped (a failed snapshot is never planned).
     pub async fn fail(self, e: FetchError) {
-        let _ = self.0.send(Item::Failed(e)).await;
+        let _ = self.tx.send(Item::Failed(e)).await;
     }
     pub fn blocking_fail(self, e: FetchError) {
-        let _ = self.0.blocking_send(Item::Failed(e));
+        let _ = self.tx.blocking_send(Item::Failed(e));
     }
 }
 
 impl Snapshot {
     /// A snapshot and the sender its producer writes to.
     pub fn channel(coverage: Coverage) -> (Sender, Snapshot) {
-        let (tx, rx) = mpsc::channel(CHANNEL_ROWS);
+        let (tx, rx) = mpsc::channel(CHANNEL_ROWS / CHUNK_ROWS);
         (
-            Sender(tx),
+            Sender {
+                tx,
+                buf: Vec::with_capacity(CHUNK_ROWS),
+            },
             Snapshot {
                 coverage,
                 rx,
+                ready: Default::default(),
                 finished: false,
             },
         )
@@ -146,14 +187,13 @@ impl Snapshot {
 
     /// A snapshot of the given rows (tests, import jobs).
     pub fn from_rows(coverage: Coverage, rows: Vec<Row>) -> Snapshot {
-        let (tx, rx) = mpsc::channel(rows.len() + 1);
-        for r in rows {
-            let _ = tx.try_send(Item::Row(r));
-        }
+        let (tx, rx) = mpsc::channel(2);
+        let _ = tx.try_send(Item::Rows(rows));
         let _ = tx.try_send(Item::Done);
         Snapshot {
             coverage,
             rx,
+            ready: Default::default(),
             finished: false,
         }
     }
@@ -161,32 +201,31 @@ impl Snapshot {
     /// The next row; `None` once the source said it sent everything; an error if it failed or
     /// stopped without saying it was done.
     pub async fn next(&mut self) -> Option<Result<Row, FetchError>> {
-        if self.finished {
-            return None;
-        }
         std::future::poll_fn(|cx| self.poll_item(cx)).await
     }
 
     fn poll_item(&mut self, cx: &mut TaskContext<'_>) -> Poll<Option<Result<Row, FetchError>>> {
-        if self.finished {
-            return Poll::Ready(None);
-        }
-        match self.rx.poll_recv(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Some(Item::Row(r))) => Poll::Ready(Some(Ok(r))),
-            Poll::Ready(Some(Item::Done)) => {
-                self.finished = true;
-                Poll::Ready(None)
+        loop {
+            if let Some(r) = self.ready.pop_front() {
+                return Poll::Ready(Some(Ok(r)));
             }
-            Poll::Ready(Some(Item::Failed(e))) => {
-                self.finished = true;
-                Poll::Ready(Some(Err(e)))
+            if self.finished {
+                return Poll::Ready(None);
             }
-            Poll::Ready(None) => {
-                self.finished = true;
-                Poll::Ready(Some(Err(FetchError::permanent(
-                    "the source stopped before reading everything",
-                ))))
+            match self.rx.poll_recv(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Item::Rows(rows))) => self.ready.extend(rows),
+                Poll::Ready(Some(Item::Done)) => self.finished = true,
+                Poll::Ready(Some(Item::Failed(e))) => {
+                    self.finished = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
+                Poll::Ready(None) => {
+                    self.finished = true;
+                    return Poll::Ready(Some(Err(FetchError::permanent(
+                        "the source stopped before reading everything",
+                    ))));
+                }
             }
         }
     }
@@ -213,13 +252,15 @@ mod tests {
 
     #[tokio::test]
     async fn a_producer_that_stops_without_a_verdict_is_a_failure() {
-        let (tx, mut snap) = Snapshot::channel(Coverage::Full);
+        let (mut tx, mut snap) = Snapshot::channel(Coverage::Full);
         let rec = Record {
             external_id: "1".into(),
             active: true,
             ..Default::default()
         };
-        assert!(tx.row((2, Ok(rec))).await);
+        assert!(tx.row((2, Ok(rec.clone()))).await);
+        tx.flush().await;
+        assert!(tx.row((3, Ok(rec))).await);
         drop(tx);
         assert!(matches!(snap.next().await, Some(Ok((2, Ok(_))))));
         let e = snap.next().await.unwrap().unwrap_err();

@@ -68,9 +68,24 @@ pub(crate) async fn record<B: Serialize, A: Serialize>(
     before: Option<&B>,
     after: Option<&A>,
 ) -> store::Result<()> {
+    let row = entry(at, org_id, actor, action, subject, before, after);
+    store::audit::append(tx, &row).await
+}
+
+/// One audit entry, for the caller to write (alone or with others).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn entry<B: Serialize, A: Serialize>(
+    at: DateTime<Utc>,
+    org_id: Option<Uuid>,
+    actor: &Actor,
+    action: &str,
+    subject: (&str, Option<String>),
+    before: Option<&B>,
+    after: Option<&A>,
+) -> AuditRow {
     let (actor_kind, actor_id, actor_label) = actor.parts();
     let json = |v: Option<String>| v;
-    let row = AuditRow {
+    AuditRow {
         id: Uuid::now_v7(),
         org_id,
         at,
@@ -82,6 +97,5 @@ pub(crate) async fn record<B: Serialize, A: Serialize>(
         subject_id: subject.1,
         before: json(before.and_then(|b| serde_json::to_string(b).ok())),
         after: json(after.and_then(|a| serde_json::to_string(a).ok())),
-    };
-    store::audit::append(tx, &row).await
+    }
 }

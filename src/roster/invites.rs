@@ -38,6 +38,19 @@ impl Roster {
         member: &Member,
         kind: InviteKind,
     ) -> Result<()> {
+        let (invitation, email) = self.invitation_rows(org, member, kind);
+        store::invitations::insert(tx, &invitation).await?;
+        store::outbox::insert(tx, &email).await?;
+        Ok(())
+    }
+
+    /// The invitation link row and its email, for `member` (written by the caller).
+    pub(crate) fn invitation_rows(
+        &self,
+        org: &Org,
+        member: &Member,
+        kind: InviteKind,
+    ) -> (InvitationRow, OutboxRow) {
         let now = self.clock.now();
         let secret = token::random_secret();
         let invitation = InvitationRow {
@@ -50,7 +63,6 @@ impl Roster {
             expires_at: now + self.invites.expiry,
             used_at: None,
         };
-        store::invitations::insert(tx, &invitation).await?;
         let link = format!("{}{}", self.invites.accept_url, secret);
         let greeting = member
             .given_name
@@ -93,8 +105,7 @@ impl Roster {
             failed_at: None,
             cancelled_at: None,
         };
-        store::outbox::insert(tx, &row).await?;
-        Ok(())
+        (invitation, row)
     }
 
     /// Queues the automatic reminders that are due now; returns how many went out.

@@ -8,7 +8,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::audit::{Actor, record};
+use super::audit::{Actor, entry, record};
 use super::invites::InviteKind;
 use super::members::{lock_org, revoke_access};
 use super::{Result, Roster};
@@ -50,8 +50,28 @@ impl Roster {
         } else {
             None
         };
+        // Creates whose email and sign-in name are free are written together (a few statements
+        // per batch instead of several per member); the others go one by one, adopting or
+        // reporting whoever took the address since the plan was made.
+        let keys: Vec<String> = items
+            .iter()
+            .filter_map(|(_, i)| match i {
+                Item::Create { person } => Some(person.member_email.to_lowercase()),
+                _ => None,
+            })
+            .collect();
+        let mut taken = if keys.is_empty() {
+            Default::default()
+        } else {
+            store::members::taken_keys(tx, org_id, &keys).await?
+        };
+        let mut bulk: Vec<&Person> = Vec::new();
         for (seq, item) in items {
             let outcome = match item {
+                Item::Create { person } if taken.insert(person.member_email.to_lowercase()) => {
+                    bulk.push(person);
+                    Outcome::Unchanged
+                }
                 Item::Create { person } => {
                     self.sync_create(tx, &org, source, actor, person, claiming, now)
                         .await?
@@ -148,7 +168,63 @@ impl Roster {
                 }
             }
         }
+        applied.created += self
+            .create_many(tx, &org, source, actor, &bulk, claiming, now)
+            .await?;
         Ok((applied, errors))
+    }
+
+    /// Creates members whose email and sign-in name are known to be free: the same rows as
+    /// [`Roster::sync_create`] (member, link, invitation and its email, audit entry), written
+    /// many per statement.
+    #[allow(clippy::too_many_arguments)]
+    async fn create_many(
+        &self,
+        tx: &mut Tx,
+        org: &store::orgs::Org,
+        source: &str,
+        actor: &Actor,
+        people: &[&Person],
+        claiming: bool,
+        now: DateTime<Utc>,
+    ) -> Result<i64> {
+        if people.is_empty() {
+            return Ok(0);
+        }
+        let mut members = Vec::with_capacity(people.len());
+        let mut invite = Vec::with_capacity(people.len());
+        for p in people {
+            let mut m = new_member(org.id, p, now);
+            invite.push(self.activate(tx, org, &mut m, now).await?);
+            members.push(m);
+        }
+        store::members::insert_many(tx, &mut members).await?;
+        let mut invitations = Vec::new();
+        let mut emails = Vec::new();
+        let mut entries = Vec::with_capacity(members.len());
+        let mut links = Vec::with_capacity(members.len());
+        for ((m, p), send) in members.iter().zip(people).zip(invite) {
+            if send {
+                let (i, e) = self.invitation_rows(org, m, InviteKind::Invite);
+                invitations.push(i);
+                emails.push(e);
+            }
+            links.push((p.external_id.clone(), m.id));
+            entries.push(entry(
+                now,
+                Some(org.id),
+                actor,
+                "member.added",
+                ("member", Some(m.id.to_string())),
+                None::<&Member>,
+                Some(m),
+            ));
+        }
+        store::invitations::insert_many(tx, &invitations).await?;
+        store::outbox::insert_many(tx, &emails).await?;
+        store::sync::link_new(tx, org.id, source, &links, claiming, now).await?;
+        store::audit::append_many(tx, &entries).await?;
+        Ok(members.len() as i64)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -184,32 +260,7 @@ impl Roster {
                 p.member_email
             )));
         }
-        let mut m = Member {
-            id: Uuid::now_v7(),
-            org_id: org.id,
-            given_name: p.given_name.clone(),
-            family_name: p.family_name.clone(),
-            display_name: p.display_name.clone(),
-            member_email: p.member_email.clone(),
-            login_email: p.login_email.clone(),
-            role: p.role.unwrap_or(Role::Member),
-            access: Access::Invited,
-            added_at: now,
-            invited_at: None,
-            invite_count: 0,
-            reminders_sent: 0,
-            enrolled_at: None,
-            last_active_at: None,
-            removed_at: None,
-            activity_at: now,
-            ever_enrolled: false,
-            updated_at: now,
-            user_name: p.member_email.clone(),
-            external_id: None,
-            scim_data: None,
-            version: 1,
-            scim_deleted: false,
-        };
+        let mut m = new_member(org.id, p, now);
         let invite = self.activate(tx, org, &mut m, now).await?;
         store::members::insert(tx, &mut m).await?;
         if invite {
@@ -432,4 +483,34 @@ fn person_changes(m: &Member, p: &Person) -> Vec<FieldChange> {
     );
     push(Field::Role, Some(m.role.as_str()), p.role.map(Role::as_str));
     out
+}
+
+/// A new member as a source describes them (access is set by `activate`).
+fn new_member(org_id: Uuid, p: &Person, now: DateTime<Utc>) -> Member {
+    Member {
+        id: Uuid::now_v7(),
+        org_id,
+        given_name: p.given_name.clone(),
+        family_name: p.family_name.clone(),
+        display_name: p.display_name.clone(),
+        member_email: p.member_email.clone(),
+        login_email: p.login_email.clone(),
+        role: p.role.unwrap_or(Role::Member),
+        access: Access::Invited,
+        added_at: now,
+        invited_at: None,
+        invite_count: 0,
+        reminders_sent: 0,
+        enrolled_at: None,
+        last_active_at: None,
+        removed_at: None,
+        activity_at: now,
+        ever_enrolled: false,
+        updated_at: now,
+        user_name: p.member_email.clone(),
+        external_id: None,
+        scim_data: None,
+        version: 1,
+        scim_deleted: false,
+    }
 }

@@ -69,3 +69,30 @@ pub async fn page(
     };
     Ok(rows)
 }
+
+/// Appends many entries (a sync's creates).
+pub async fn append_many(tx: &mut Tx, rows: &[AuditRow]) -> Result<()> {
+    for chunk in rows.chunks(1000) {
+        on_tx!(tx, c => {
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT INTO audit_log (id, org_id, at, actor_kind, actor_id, actor_label, action,
+                subject_kind, subject_id, before, after) ",
+            );
+            q.push_values(chunk, |mut b, r| {
+                b.push_bind(r.id)
+                    .push_bind(r.org_id)
+                    .push_bind(r.at)
+                    .push_bind(r.actor_kind.clone())
+                    .push_bind(r.actor_id.clone())
+                    .push_bind(r.actor_label.clone())
+                    .push_bind(r.action.clone())
+                    .push_bind(r.subject_kind.clone())
+                    .push_bind(r.subject_id.clone())
+                    .push_bind(r.before.clone())
+                    .push_bind(r.after.clone());
+            });
+            q.build().execute(&mut *c).await.map(|r| r.rows_affected())
+        })?;
+    }
+    Ok(())
+}

@@ -52,3 +52,25 @@ pub async fn close_for_member(tx: &mut Tx, member_id: Uuid, at: DateTime<Utc>) -
         .await.map(|r| r.rows_affected()))?;
     Ok(())
 }
+
+/// Inserts many invitation rows (a sync's creates).
+pub async fn insert_many(tx: &mut Tx, rows: &[InvitationRow]) -> Result<()> {
+    for chunk in rows.chunks(1000) {
+        on_tx!(tx, c => {
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT INTO invitations (id, org_id, member_id, token_hash, kind, created_at, expires_at) ",
+            );
+            q.push_values(chunk, |mut b, r| {
+                b.push_bind(r.id)
+                    .push_bind(r.org_id)
+                    .push_bind(r.member_id)
+                    .push_bind(r.token_hash.clone())
+                    .push_bind(r.kind.clone())
+                    .push_bind(r.created_at)
+                    .push_bind(r.expires_at);
+            });
+            q.build().execute(&mut *c).await.map(|r| r.rows_affected())
+        })?;
+    }
+    Ok(())
+}

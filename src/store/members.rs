@@ -598,3 +598,87 @@ pub async fn bump_versions(
     }
     Ok(())
 }
+
+/// Inserts new members, many per statement (a sync's creates).
+pub async fn insert_many(tx: &mut Tx, ms: &mut [Member]) -> Result<()> {
+    for m in ms.iter_mut() {
+        m.activity_at = m.computed_activity_at();
+    }
+    for chunk in ms.chunks(500) {
+        on_tx!(tx, c => {
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT INTO members (id, org_id, given_name, family_name, display_name, name_key,
+                member_email, email_key, login_email, login_key, role, access, added_at, invited_at,
+                invite_count, reminders_sent, enrolled_at, last_active_at, removed_at, activity_at,
+                ever_enrolled, updated_at, search_key, user_name, user_name_key, external_id,
+                scim_data, version, scim_deleted) ",
+            );
+            q.push_values(chunk, |mut b, m| {
+                b.push_bind(m.id)
+                    .push_bind(m.org_id)
+                    .push_bind(m.given_name.clone())
+                    .push_bind(m.family_name.clone())
+                    .push_bind(m.display_name.clone())
+                    .push_bind(m.name_key())
+                    .push_bind(m.member_email.clone())
+                    .push_bind(m.member_email.to_lowercase())
+                    .push_bind(m.login_email.clone())
+                    .push_bind(m.login_email.as_ref().map(|l| l.to_lowercase()))
+                    .push_bind(m.role.as_str())
+                    .push_bind(m.access.as_str())
+                    .push_bind(m.added_at)
+                    .push_bind(m.invited_at)
+                    .push_bind(m.invite_count)
+                    .push_bind(m.reminders_sent)
+                    .push_bind(m.enrolled_at)
+                    .push_bind(m.last_active_at)
+                    .push_bind(m.removed_at)
+                    .push_bind(m.activity_at)
+                    .push_bind(m.ever_enrolled)
+                    .push_bind(m.updated_at)
+                    .push_bind(m.search_key())
+                    .push_bind(m.user_name.clone())
+                    .push_bind(m.user_name.to_lowercase())
+                    .push_bind(m.external_id.clone())
+                    .push_bind(m.scim_data.clone())
+                    .push_bind(m.version)
+                    .push_bind(m.scim_deleted);
+            });
+            q.build().execute(&mut *c).await.map(|r| r.rows_affected())
+        })?;
+    }
+    Ok(())
+}
+
+/// Which of these email keys and user-name keys are taken in the org.
+pub async fn taken_keys(
+    tx: &mut Tx,
+    org_id: Uuid,
+    keys: &[String],
+) -> Result<std::collections::HashSet<String>> {
+    let mut taken = std::collections::HashSet::new();
+    for chunk in keys.chunks(500) {
+        let rows: Vec<(String, String)> = on_tx!(tx, c => {
+            let mut q = sqlx::QueryBuilder::new(
+                "SELECT email_key, user_name_key FROM members WHERE org_id = ",
+            );
+            q.push_bind(org_id).push(" AND (email_key IN (");
+            let mut list = q.separated(", ");
+            for k in chunk {
+                list.push_bind(k.clone());
+            }
+            q.push(") OR user_name_key IN (");
+            let mut list = q.separated(", ");
+            for k in chunk {
+                list.push_bind(k.clone());
+            }
+            q.push("))");
+            q.build_query_as().fetch_all(&mut *c).await
+        })?;
+        for (e, u) in rows {
+            taken.insert(e);
+            taken.insert(u);
+        }
+    }
+    Ok(taken)
+}

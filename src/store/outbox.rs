@@ -135,3 +135,29 @@ pub async fn for_org(tx: &mut Tx, org_id: Uuid, limit: i64) -> Result<Vec<Outbox
         on_tx!(tx, c => sqlx::query_as::<_, OutboxRow>(sql).bind(org_id).bind(limit).fetch_all(&mut *c).await)?,
     )
 }
+
+/// Queues many emails (a sync's invitations).
+pub async fn insert_many(tx: &mut Tx, rows: &[OutboxRow]) -> Result<()> {
+    for chunk in rows.chunks(1000) {
+        on_tx!(tx, c => {
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT INTO outbox (id, org_id, member_id, kind, idempotency_key, to_address,
+                subject, body, created_at, available_at) ",
+            );
+            q.push_values(chunk, |mut b, r| {
+                b.push_bind(r.id)
+                    .push_bind(r.org_id)
+                    .push_bind(r.member_id)
+                    .push_bind(r.kind.clone())
+                    .push_bind(r.idempotency_key.clone())
+                    .push_bind(r.to_address.clone())
+                    .push_bind(r.subject.clone())
+                    .push_bind(r.body.clone())
+                    .push_bind(r.created_at)
+                    .push_bind(r.available_at);
+            });
+            q.build().execute(&mut *c).await.map(|r| r.rows_affected())
+        })?;
+    }
+    Ok(())
+}

@@ -533,48 +533,34 @@ pub async fn current(
     source: &str,
     outranking: &[String],
 ) -> Result<Vec<Current>> {
-    let mut out = Vec::new();
-    {
-        let sql = "SELECT m.id, m.member_email, m.login_email, m.given_name, m.family_name,
-                m.display_name, m.access, m.role, l.external_id AS link, l.claiming,
-                (EXISTS (SELECT 1 FROM member_links o WHERE o.member_id = m.id
-                    AND o.source <> $2 AND o.source <> 'scim' AND o.claiming)
-                 OR (m.scim_data IS NOT NULL AND NOT m.scim_deleted)) AS claimed_elsewhere
-             FROM members m
-             LEFT JOIN member_links l ON l.member_id = m.id AND l.source = $2 AND l.org_id = $1
-             WHERE m.org_id = $1";
-        let mut rows = on_tx!(tx, c => {
-            let mut v = Vec::new();
-            let mut s = sqlx::query_as::<_, CurrentRow>(sql).bind(org_id).bind(source).fetch(&mut *c);
-            while let Some(r) = s.try_next().await? {
-                v.push(r);
-            }
-            Ok::<_, sqlx::Error>(v)
-        })?;
-        for r in rows.drain(..) {
-            let access: Access = r
-                .access
-                .parse()
-                .map_err(|e: crate::domain::UnknownVariant| StoreError::Corrupt(e.to_string()))?;
-            let role: Role = r
-                .role
-                .parse()
-                .map_err(|e: crate::domain::UnknownVariant| StoreError::Corrupt(e.to_string()))?;
-            out.push(Current {
-                member_id: r.id,
-                member_email: r.member_email,
-                login_email: r.login_email,
-                given_name: r.given_name,
-                family_name: r.family_name,
-                display_name: r.display_name,
-                access,
-                role,
-                claiming: r.claiming.unwrap_or(false),
-                link: r.link,
-                claimed_elsewhere: r.claimed_elsewhere,
-                outranked: false,
-            });
-        }
+    let rows = match tx {
+        Tx::Postgres(_) => current_rows(tx, org_id, source).await?,
+        Tx::Sqlite(_) => current_rows_sqlite(tx, org_id, source).await?,
+    };
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let access: Access = r
+            .access
+            .parse()
+            .map_err(|e: crate::domain::UnknownVariant| StoreError::Corrupt(e.to_string()))?;
+        let role: Role = r
+            .role
+            .parse()
+            .map_err(|e: crate::domain::UnknownVariant| StoreError::Corrupt(e.to_string()))?;
+        out.push(Current {
+            member_id: r.id,
+            member_email: r.member_email,
+            login_email: r.login_email,
+            given_name: r.given_name,
+            family_name: r.family_name,
+            display_name: r.display_name,
+            access,
+            role,
+            claiming: r.claiming.unwrap_or(false),
+            link: r.link,
+            claimed_elsewhere: r.claimed_elsewhere,
+            outranked: false,
+        });
     }
     if !outranking.is_empty() {
         let mut higher = std::collections::HashSet::new();
@@ -586,6 +572,87 @@ pub async fn current(
         }
         for c in &mut out {
             c.outranked = higher.contains(&c.member_id);
+        }
+    }
+    Ok(out)
+}
+
+/// The member index, one row per member (PostgreSQL streams rows cheaply).
+async fn current_rows(tx: &mut Tx, org_id: Uuid, source: &str) -> Result<Vec<CurrentRow>> {
+    let sql = "SELECT m.id, m.member_email, m.login_email, m.given_name, m.family_name,
+            m.display_name, m.access, m.role, l.external_id AS link, l.claiming,
+            (EXISTS (SELECT 1 FROM member_links o WHERE o.member_id = m.id
+                AND o.source <> $2 AND o.source <> 'scim' AND o.claiming)
+             OR (m.scim_data IS NOT NULL AND NOT m.scim_deleted)) AS claimed_elsewhere
+         FROM members m
+         LEFT JOIN member_links l ON l.member_id = m.id AND l.source = $2 AND l.org_id = $1
+         WHERE m.org_id = $1";
+    Ok(on_tx!(tx, c => {
+        let mut v = Vec::new();
+        let mut s = sqlx::query_as::<_, CurrentRow>(sql).bind(org_id).bind(source).fetch(&mut *c);
+        while let Some(r) = s.try_next().await? {
+            v.push(r);
+        }
+        Ok::<_, sqlx::Error>(v)
+    })?)
+}
+
+/// The member index on SQLite, 5 000 members per statement as one JSON array: sqlx hands every
+/// SQLite row across threads, which at 100k rows costs more than the query itself.
+async fn current_rows_sqlite(tx: &mut Tx, org_id: Uuid, source: &str) -> Result<Vec<CurrentRow>> {
+    type Packed = (
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        String,
+        String,
+        Option<String>,
+        Option<i64>,
+        i64,
+    );
+    let sql = "SELECT json_group_array(json_array(hex(id), member_email, login_email, given_name,
+                family_name, display_name, access, role, link, claiming, claimed_elsewhere))
+         FROM (SELECT m.id, m.member_email, m.login_email, m.given_name, m.family_name,
+                m.display_name, m.access, m.role, l.external_id AS link, l.claiming,
+                (EXISTS (SELECT 1 FROM member_links o WHERE o.member_id = m.id
+                    AND o.source <> $2 AND o.source <> 'scim' AND o.claiming)
+                 OR (m.scim_data IS NOT NULL AND NOT m.scim_deleted)) AS claimed_elsewhere
+             FROM members m
+             LEFT JOIN member_links l ON l.member_id = m.id AND l.source = $2 AND l.org_id = $1
+             WHERE m.org_id = $1 AND m.id > $3
+             ORDER BY m.id LIMIT 5000)";
+    let mut out = Vec::new();
+    let mut after = Uuid::nil();
+    loop {
+        let text: String = on_tx!(tx, c => sqlx::query_scalar(sql)
+            .bind(org_id).bind(source).bind(after).fetch_one(&mut *c).await)?;
+        let page: Vec<Packed> = serde_json::from_str(&text)
+            .map_err(|e| StoreError::Corrupt(format!("member index: {e}")))?;
+        let Some(last) = page.last() else { break };
+        let n = page.len();
+        after =
+            Uuid::try_parse(&last.0).map_err(|e| StoreError::Corrupt(format!("member id: {e}")))?;
+        for p in page {
+            out.push(CurrentRow {
+                id: Uuid::try_parse(&p.0)
+                    .map_err(|e| StoreError::Corrupt(format!("member id: {e}")))?,
+                member_email: p.1,
+                login_email: p.2,
+                given_name: p.3,
+                family_name: p.4,
+                display_name: p.5,
+                access: p.6,
+                role: p.7,
+                link: p.8,
+                claiming: p.9.map(|c| c != 0),
+                claimed_elsewhere: p.10 != 0,
+            });
+        }
+        if n < 5000 {
+            break;
         }
     }
     Ok(out)
@@ -623,4 +690,36 @@ pub async fn claimed_elsewhere(tx: &mut Tx, member_id: Uuid, source: &str) -> Re
                  AND source <> 'scim' AND claiming)
              OR EXISTS (SELECT 1 FROM members WHERE id = $1 AND scim_data IS NOT NULL AND NOT scim_deleted)")
         .bind(member_id).bind(source).fetch_one(&mut *c).await)?)
+}
+
+/// Links new members (none had a link from this source before), many per statement.
+pub async fn link_new(
+    tx: &mut Tx,
+    org_id: Uuid,
+    source: &str,
+    links: &[(String, Uuid)],
+    claiming: bool,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    for chunk in links.chunks(1000) {
+        on_tx!(tx, c => {
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT INTO member_links (org_id, source, external_id, member_id, created_at, claiming) ",
+            );
+            q.push_values(chunk, |mut b, (x, m)| {
+                b.push_bind(org_id)
+                    .push_bind(source.to_owned())
+                    .push_bind(x.clone())
+                    .push_bind(*m)
+                    .push_bind(now)
+                    .push_bind(claiming);
+            });
+            q.push(
+                " ON CONFLICT (org_id, source, external_id)
+                  DO UPDATE SET member_id = excluded.member_id, claiming = excluded.claiming",
+            );
+            q.build().execute(&mut *c).await.map(|r| r.rows_affected())
+        })?;
+    }
+    Ok(())
 }
