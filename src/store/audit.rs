@@ -72,7 +72,14 @@ pub async fn page(
 
 /// Appends many entries (a sync's creates).
 pub async fn append_many(tx: &mut Tx, rows: &[AuditRow]) -> Result<()> {
-    for chunk in rows.chunks(1000) {
+    let size = |r: &AuditRow| {
+        r.before.as_ref().map_or(0, String::len)
+            + r.after.as_ref().map_or(0, String::len)
+            + r.actor_label.len()
+            + r.action.len()
+            + 200
+    };
+    for chunk in super::size_chunks(rows, 10, size) {
         on_tx!(tx, c => {
             let mut q = sqlx::QueryBuilder::new(
                 "INSERT INTO audit_log (id, org_id, at, actor_kind, actor_id, actor_label, action,

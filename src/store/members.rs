@@ -604,7 +604,17 @@ pub async fn insert_many(tx: &mut Tx, ms: &mut [Member]) -> Result<()> {
     for m in ms.iter_mut() {
         m.activity_at = m.computed_activity_at();
     }
-    for chunk in ms.chunks(500) {
+    let size = |m: &Member| {
+        3 * (m.member_email.len() + m.user_name.len())
+            + 3 * [&m.given_name, &m.family_name, &m.display_name]
+                .iter()
+                .map(|n| n.as_ref().map_or(0, String::len))
+                .sum::<usize>()
+            + 2 * m.login_email.as_ref().map_or(0, String::len)
+            + m.scim_data.as_ref().map_or(0, String::len)
+            + 400
+    };
+    for chunk in super::size_chunks(ms, 20, size) {
         on_tx!(tx, c => {
             let mut q = sqlx::QueryBuilder::new(
                 "INSERT INTO members (id, org_id, given_name, family_name, display_name, name_key,
@@ -657,24 +667,37 @@ pub async fn taken_keys(
     keys: &[String],
 ) -> Result<std::collections::HashSet<String>> {
     let mut taken = std::collections::HashSet::new();
-    for chunk in keys.chunks(500) {
-        let rows: Vec<(String, String)> = on_tx!(tx, c => {
-            let mut q = sqlx::QueryBuilder::new(
-                "SELECT email_key, user_name_key FROM members WHERE org_id = ",
-            );
-            q.push_bind(org_id).push(" AND (email_key IN (");
-            let mut list = q.separated(", ");
-            for k in chunk {
-                list.push_bind(k.clone());
+    for chunk in keys.chunks(200) {
+        let rows: Vec<(String, String)> = match tx {
+            // One array parameter: the same statement every time, planned with both indexes.
+            Tx::Postgres(c) => {
+                sqlx::query_as(
+                    "SELECT email_key, user_name_key FROM members
+                     WHERE org_id = $1 AND (email_key = ANY($2) OR user_name_key = ANY($2))",
+                )
+                .bind(org_id)
+                .bind(chunk)
+                .fetch_all(&mut **c)
+                .await?
             }
-            q.push(") OR user_name_key IN (");
-            let mut list = q.separated(", ");
-            for k in chunk {
-                list.push_bind(k.clone());
+            Tx::Sqlite(c) => {
+                let mut q = sqlx::QueryBuilder::new(
+                    "SELECT email_key, user_name_key FROM members WHERE org_id = ",
+                );
+                q.push_bind(org_id).push(" AND (email_key IN (");
+                let mut list = q.separated(", ");
+                for k in chunk {
+                    list.push_bind(k.clone());
+                }
+                q.push(") OR user_name_key IN (");
+                let mut list = q.separated(", ");
+                for k in chunk {
+                    list.push_bind(k.clone());
+                }
+                q.push("))");
+                q.build_query_as().fetch_all(&mut **c).await?
             }
-            q.push("))");
-            q.build_query_as().fetch_all(&mut *c).await
-        })?;
+        };
         for (e, u) in rows {
             taken.insert(e);
             taken.insert(u);

@@ -138,7 +138,10 @@ pub async fn for_org(tx: &mut Tx, org_id: Uuid, limit: i64) -> Result<Vec<Outbox
 
 /// Queues many emails (a sync's invitations).
 pub async fn insert_many(tx: &mut Tx, rows: &[OutboxRow]) -> Result<()> {
-    for chunk in rows.chunks(1000) {
+    let size = |r: &OutboxRow| {
+        r.body.len() + r.subject.len() + r.to_address.len() + r.idempotency_key.len() + 150
+    };
+    for chunk in super::size_chunks(rows, 16, size) {
         on_tx!(tx, c => {
             let mut q = sqlx::QueryBuilder::new(
                 "INSERT INTO outbox (id, org_id, member_id, kind, idempotency_key, to_address,

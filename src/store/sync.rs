@@ -415,8 +415,18 @@ pub async fn errors(tx: &mut Tx, run_id: Uuid, after: i64, limit: i64) -> Result
 
 pub async fn insert_items(tx: &mut Tx, run_id: Uuid, first_seq: i64, items: &[Item]) -> Result<()> {
     // Many rows per statement: a million-record plan is a thousand statements, not a million.
-    const ROWS: usize = 200;
-    for (chunk_no, chunk) in items.chunks(ROWS).enumerate() {
+    let mut details = Vec::with_capacity(items.len());
+    for item in items {
+        details.push(serde_json::to_string(item).map_err(|e| StoreError::Corrupt(e.to_string()))?);
+    }
+    let numbered: Vec<(i64, &Item, String)> = items
+        .iter()
+        .zip(details)
+        .enumerate()
+        .map(|(i, (item, d))| (first_seq + i as i64, item, d))
+        .collect();
+    let size = |(_, item, d): &(i64, &Item, String)| d.len() + 2 * item.email().len() + 120;
+    for chunk in super::size_chunks(&numbered, 40, size) {
         let mut sql = String::from(
             "INSERT INTO sync_plan_items (run_id, seq, action, member_id, external_id, email, detail) VALUES ",
         );
@@ -436,24 +446,18 @@ pub async fn insert_items(tx: &mut Tx, run_id: Uuid, first_seq: i64, items: &[It
                 b + 7
             ));
         }
-        let mut details = Vec::with_capacity(chunk.len());
-        for item in chunk {
-            details
-                .push(serde_json::to_string(item).map_err(|e| StoreError::Corrupt(e.to_string()))?);
-        }
-        let base = first_seq + (chunk_no * ROWS) as i64;
         let sql = sqlx::AssertSqlSafe(sql);
         on_tx!(tx, c => {
             let mut q = sqlx::query(sql);
-            for (i, item) in chunk.iter().enumerate() {
+            for (seq, item, detail) in chunk {
                 q = q
                     .bind(run_id)
-                    .bind(base + i as i64)
+                    .bind(*seq)
                     .bind(item.action())
                     .bind(item.member_id())
                     .bind(item.external_id().map(str::to_owned))
                     .bind(item.email().to_owned())
-                    .bind(details[i].clone());
+                    .bind(detail.clone());
             }
             q.execute(&mut *c).await.map(|r| r.rows_affected())
         })?;
@@ -701,7 +705,7 @@ pub async fn link_new(
     claiming: bool,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    for chunk in links.chunks(1000) {
+    for chunk in super::size_chunks(links, 50, |(x, _)| x.len() + source.len() + 120) {
         on_tx!(tx, c => {
             let mut q = sqlx::QueryBuilder::new(
                 "INSERT INTO member_links (org_id, source, external_id, member_id, created_at, claiming) ",

@@ -214,6 +214,7 @@ impl Engine {
             tx.rollback().await?;
             org.ok_or_else(|| SyncError::Invalid("no such organization".into()))?
         };
+        self.store().refresh_member_stats().await?;
         let current = {
             let mut tx = self.store().read().await?;
             let mut c = store::sync::current(&mut tx, org_id, IMPORT_SOURCE, &[]).await?;
