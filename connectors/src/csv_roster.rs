@@ -36,6 +36,8 @@ pub struct CsvRoster<R: Read> {
     headers: Vec<String>,
     mapping: Mapping,
     record: csv::StringRecord,
+    /// The column of each field the mapping reads (looked up once, not per row).
+    columns: Vec<(String, usize)>,
     last_line: u64,
     truncated: bool,
 }
@@ -147,9 +149,18 @@ pub fn read<R: Read>(input: R, mapping: &Mapping) -> Result<CsvRoster<CrlfToLf<R
     if !missing.is_empty() {
         return Err(CsvError::MissingColumns(missing));
     }
+    let columns = mapping
+        .fields()
+        .into_iter()
+        .filter_map(|f| {
+            let i = headers.iter().position(|h| h.eq_ignore_ascii_case(f))?;
+            Some((f.to_owned(), i))
+        })
+        .collect();
     Ok(CsvRoster {
         reader,
         headers,
+        columns,
         mapping: mapping.clone(),
         record: csv::StringRecord::new(),
         last_line: 1,
@@ -216,10 +227,10 @@ impl<R: Read> Iterator for CsvRoster<R> {
                     ),
                 }));
             }
-            let (headers, record) = (&self.headers, &self.record);
+            let (columns, record) = (&self.columns, &self.record);
             let get = |name: &str| -> Option<&str> {
-                let i = headers.iter().position(|h| h.eq_ignore_ascii_case(name))?;
-                record.get(i)
+                let (_, i) = columns.iter().find(|(f, _)| f == name)?;
+                record.get(*i)
             };
             return Some(self.mapping.apply(line, get));
         }
@@ -243,6 +254,10 @@ mod tests {
             role = { field = "IsAuthRep", map = { "True" = "admin", "False" = "member" } }
             "#,
         )
+        .map(|mut m: Mapping| {
+            m.keep_raw = true;
+            m
+        })
         .unwrap()
     }
 

@@ -44,6 +44,10 @@ pub struct Mapping {
     /// Group names, separated by `;` or `,`.
     #[serde(default)]
     pub groups: Option<FieldSpec>,
+    /// Whether records carry every field as read (`Record::raw`), for inspecting a mapping;
+    /// off for syncs, where it would only cost time.
+    #[serde(skip)]
+    pub keep_raw: bool,
 }
 
 /// A field name, or a rule.
@@ -266,9 +270,11 @@ impl Mapping {
             })
             .unwrap_or_default();
         let mut raw = BTreeMap::new();
-        for f in self.fields() {
-            if let Some(v) = get(f) {
-                raw.insert(f.to_owned(), v.to_owned());
+        if self.keep_raw {
+            for f in self.fields() {
+                if let Some(v) = get(f) {
+                    raw.insert(f.to_owned(), v.to_owned());
+                }
             }
         }
         Ok(Record {

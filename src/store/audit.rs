@@ -79,7 +79,7 @@ pub async fn append_many(tx: &mut Tx, rows: &[AuditRow]) -> Result<()> {
             + r.action.len()
             + 200
     };
-    for chunk in super::size_chunks(rows, 10, size) {
+    for chunk in super::size_chunks(tx, rows, 10, size) {
         on_tx!(tx, c => {
             let mut q = sqlx::QueryBuilder::new(
                 "INSERT INTO audit_log (id, org_id, at, actor_kind, actor_id, actor_label, action,

@@ -55,7 +55,7 @@ pub async fn close_for_member(tx: &mut Tx, member_id: Uuid, at: DateTime<Utc>) -
 
 /// Inserts many invitation rows (a sync's creates).
 pub async fn insert_many(tx: &mut Tx, rows: &[InvitationRow]) -> Result<()> {
-    for chunk in super::size_chunks(rows, 50, |r| r.token_hash.len() + r.kind.len() + 150) {
+    for chunk in super::size_chunks(tx, rows, 50, |r| r.token_hash.len() + r.kind.len() + 150) {
         on_tx!(tx, c => {
             let mut q = sqlx::QueryBuilder::new(
                 "INSERT INTO invitations (id, org_id, member_id, token_hash, kind, created_at, expires_at) ",

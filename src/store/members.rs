@@ -614,7 +614,7 @@ pub async fn insert_many(tx: &mut Tx, ms: &mut [Member]) -> Result<()> {
             + m.scim_data.as_ref().map_or(0, String::len)
             + 400
     };
-    for chunk in super::size_chunks(ms, 20, size) {
+    for chunk in super::size_chunks(tx, ms, 20, size) {
         on_tx!(tx, c => {
             let mut q = sqlx::QueryBuilder::new(
                 "INSERT INTO members (id, org_id, given_name, family_name, display_name, name_key,
@@ -680,22 +680,25 @@ pub async fn taken_keys(
                 .fetch_all(&mut **c)
                 .await?
             }
+            // Two lookups, each on its own index (SQLite does not combine IN lists under OR:
+            // one statement scanned the whole org per batch, quadratic over a large sync).
             Tx::Sqlite(c) => {
-                let mut q = sqlx::QueryBuilder::new(
-                    "SELECT email_key, user_name_key FROM members WHERE org_id = ",
-                );
-                q.push_bind(org_id).push(" AND (email_key IN (");
-                let mut list = q.separated(", ");
-                for k in chunk {
-                    list.push_bind(k.clone());
+                let mut rows = Vec::new();
+                for column in ["email_key", "user_name_key"] {
+                    let mut q = sqlx::QueryBuilder::new(
+                        "SELECT email_key, user_name_key FROM members WHERE org_id = ",
+                    );
+                    q.push_bind(org_id).push(format!(" AND {column} IN ("));
+                    let mut list = q.separated(", ");
+                    for k in chunk {
+                        list.push_bind(k.clone());
+                    }
+                    q.push(")");
+                    let found: Vec<(String, String)> =
+                        q.build_query_as().fetch_all(&mut **c).await?;
+                    rows.extend(found);
                 }
-                q.push(") OR user_name_key IN (");
-                let mut list = q.separated(", ");
-                for k in chunk {
-                    list.push_bind(k.clone());
-                }
-                q.push("))");
-                q.build_query_as().fetch_all(&mut **c).await?
+                rows
             }
         };
         for (e, u) in rows {

@@ -338,13 +338,22 @@ pub fn like_contains(text: &str) -> String {
 /// #4335, fixed upstream after 0.9.0), so a message larger than one TCP segment waits ~40 ms
 /// for the server's delayed ACK; on loopback a segment is 64 KB. Full runs keep the same row
 /// count, so their statement text repeats and stays prepared.
-pub fn size_chunks<T>(rows: &[T], max: usize, size: impl Fn(&T) -> usize) -> Vec<&[T]> {
-    const LIMIT: usize = 8 * 1024;
+pub fn size_chunks<'a, T>(
+    tx: &Tx,
+    rows: &'a [T],
+    max: usize,
+    size: impl Fn(&T) -> usize,
+) -> Vec<&'a [T]> {
+    // SQLite has no socket: bigger statements, fewer hops to its worker thread.
+    let (max, limit) = match tx.backend() {
+        Backend::Postgres => (max, 8 * 1024),
+        Backend::Sqlite => (max * 10, usize::MAX),
+    };
     let mut out = Vec::new();
-    let (mut start, mut bytes) = (0, 0);
+    let (mut start, mut bytes) = (0usize, 0usize);
     for (i, r) in rows.iter().enumerate() {
         let b = size(r);
-        if i > start && (bytes + b > LIMIT || i - start == max) {
+        if i > start && (bytes.saturating_add(b) > limit || i - start == max) {
             out.push(&rows[start..i]);
             start = i;
             bytes = 0;

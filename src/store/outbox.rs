@@ -141,7 +141,7 @@ pub async fn insert_many(tx: &mut Tx, rows: &[OutboxRow]) -> Result<()> {
     let size = |r: &OutboxRow| {
         r.body.len() + r.subject.len() + r.to_address.len() + r.idempotency_key.len() + 150
     };
-    for chunk in super::size_chunks(rows, 16, size) {
+    for chunk in super::size_chunks(tx, rows, 16, size) {
         on_tx!(tx, c => {
             let mut q = sqlx::QueryBuilder::new(
                 "INSERT INTO outbox (id, org_id, member_id, kind, idempotency_key, to_address,

@@ -426,7 +426,7 @@ pub async fn insert_items(tx: &mut Tx, run_id: Uuid, first_seq: i64, items: &[It
         .map(|(i, (item, d))| (first_seq + i as i64, item, d))
         .collect();
     let size = |(_, item, d): &(i64, &Item, String)| d.len() + 2 * item.email().len() + 120;
-    for chunk in super::size_chunks(&numbered, 40, size) {
+    for chunk in super::size_chunks(tx, &numbered, 40, size) {
         let mut sql = String::from(
             "INSERT INTO sync_plan_items (run_id, seq, action, member_id, external_id, email, detail) VALUES ",
         );
@@ -705,7 +705,7 @@ pub async fn link_new(
     claiming: bool,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    for chunk in super::size_chunks(links, 50, |(x, _)| x.len() + source.len() + 120) {
+    for chunk in super::size_chunks(tx, links, 50, |(x, _)| x.len() + source.len() + 120) {
         on_tx!(tx, c => {
             let mut q = sqlx::QueryBuilder::new(
                 "INSERT INTO member_links (org_id, source, external_id, member_id, created_at, claiming) ",

@@ -77,6 +77,7 @@ fn mapping(headers: &[String]) -> std::result::Result<Mapping, String> {
         active: has("active").then(|| rule("active", vec![Transform::Trim], Some("true"))),
         role: has("role").then(|| rule("role", vec![Transform::Trim, Transform::Lowercase], None)),
         groups: None,
+        keep_raw: false,
     })
 }
 

@@ -741,6 +741,7 @@ impl Engine {
         };
         let mut done = 0u64;
         let mut after = 0i64;
+        let mut batches = 0u64;
         loop {
             if lease.lost.load(Ordering::SeqCst) {
                 let msg = "the run lost its lease (this replica stalled); the next run converges";
@@ -789,6 +790,14 @@ impl Engine {
             tx.commit().await?;
             done += applied_count(&applied);
             after = last;
+            batches += 1;
+            // A large first sync grows the member tables many times over: keep PostgreSQL's
+            // statistics up with them, or its plans for the lookups above turn into scans.
+            if batches.is_multiple_of(10)
+                && let Err(e) = self.store().refresh_member_stats().await
+            {
+                tracing::warn!(error = %e, "refreshing planner statistics failed");
+            }
             if let Some(w) = &self.inner.wake {
                 w.notify_one();
             }
@@ -948,9 +957,11 @@ impl Engine {
     /// Opens a source's snapshot without planning (to inspect a mapping).
     pub async fn open_snapshot(&self, name: &str) -> Result<Snapshot> {
         let def = self.source(name)?;
+        let mut mapping = def.config.mapping.clone();
+        mapping.keep_raw = true;
         def.config
             .kind
-            .open(&def.config.mapping, &self.inner.ctx)
+            .open(&mapping, &self.inner.ctx)
             .await
             .map_err(|e| SyncError::Invalid(format!("the fetch failed: {}", e.message)))
     }
