@@ -528,6 +528,33 @@ struct CurrentRow {
     claimed_elsewhere: bool,
 }
 
+impl CurrentRow {
+    fn into_current(self) -> Result<Current> {
+        let access: Access = self
+            .access
+            .parse()
+            .map_err(|e: crate::domain::UnknownVariant| StoreError::Corrupt(e.to_string()))?;
+        let role: Role = self
+            .role
+            .parse()
+            .map_err(|e: crate::domain::UnknownVariant| StoreError::Corrupt(e.to_string()))?;
+        Ok(Current {
+            member_id: self.id,
+            member_email: self.member_email,
+            login_email: self.login_email,
+            given_name: self.given_name,
+            family_name: self.family_name,
+            display_name: self.display_name,
+            access,
+            role,
+            claiming: self.claiming.unwrap_or(false),
+            link: self.link,
+            claimed_elsewhere: self.claimed_elsewhere,
+            outranked: false,
+        })
+    }
+}
+
 /// What the planner compares a snapshot with: every member of the org, with this source's
 /// link and whether another source (a claiming link, or SCIM) also claims them. `outranking`
 /// names the sources of higher priority.
@@ -537,35 +564,11 @@ pub async fn current(
     source: &str,
     outranking: &[String],
 ) -> Result<Vec<Current>> {
-    let rows = match tx {
+    let mut out = match tx {
         Tx::Postgres(_) => current_rows(tx, org_id, source).await?,
         Tx::Sqlite(_) => current_rows_sqlite(tx, org_id, source).await?,
     };
-    let mut out = Vec::with_capacity(rows.len());
-    for r in rows {
-        let access: Access = r
-            .access
-            .parse()
-            .map_err(|e: crate::domain::UnknownVariant| StoreError::Corrupt(e.to_string()))?;
-        let role: Role = r
-            .role
-            .parse()
-            .map_err(|e: crate::domain::UnknownVariant| StoreError::Corrupt(e.to_string()))?;
-        out.push(Current {
-            member_id: r.id,
-            member_email: r.member_email,
-            login_email: r.login_email,
-            given_name: r.given_name,
-            family_name: r.family_name,
-            display_name: r.display_name,
-            access,
-            role,
-            claiming: r.claiming.unwrap_or(false),
-            link: r.link,
-            claimed_elsewhere: r.claimed_elsewhere,
-            outranked: false,
-        });
-    }
+    out.shrink_to_fit();
     if !outranking.is_empty() {
         let mut higher = std::collections::HashSet::new();
         for s in outranking {
@@ -582,7 +585,7 @@ pub async fn current(
 }
 
 /// The member index, one row per member (PostgreSQL streams rows cheaply).
-async fn current_rows(tx: &mut Tx, org_id: Uuid, source: &str) -> Result<Vec<CurrentRow>> {
+async fn current_rows(tx: &mut Tx, org_id: Uuid, source: &str) -> Result<Vec<Current>> {
     let sql = "SELECT m.id, m.member_email, m.login_email, m.given_name, m.family_name,
             m.display_name, m.access, m.role, l.external_id AS link, l.claiming,
             (EXISTS (SELECT 1 FROM member_links o WHERE o.member_id = m.id
@@ -591,19 +594,27 @@ async fn current_rows(tx: &mut Tx, org_id: Uuid, source: &str) -> Result<Vec<Cur
          FROM members m
          LEFT JOIN member_links l ON l.member_id = m.id AND l.source = $2 AND l.org_id = $1
          WHERE m.org_id = $1";
-    Ok(on_tx!(tx, c => {
-        let mut v = Vec::new();
+    let mut out = Vec::new();
+    let streamed: std::result::Result<(), StoreError> = on_tx!(tx, c => {
         let mut s = sqlx::query_as::<_, CurrentRow>(sql).bind(org_id).bind(source).fetch(&mut *c);
-        while let Some(r) = s.try_next().await? {
-            v.push(r);
+        loop {
+            match s.try_next().await {
+                Ok(Some(r)) => match r.into_current() {
+                    Ok(cur) => out.push(cur),
+                    Err(e) => break Err(e),
+                },
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e.into()),
+            }
         }
-        Ok::<_, sqlx::Error>(v)
-    })?)
+    });
+    streamed?;
+    Ok(out)
 }
 
 /// The member index on SQLite, 5 000 members per statement as one JSON array: sqlx hands every
 /// SQLite row across threads, which at 100k rows costs more than the query itself.
-async fn current_rows_sqlite(tx: &mut Tx, org_id: Uuid, source: &str) -> Result<Vec<CurrentRow>> {
+async fn current_rows_sqlite(tx: &mut Tx, org_id: Uuid, source: &str) -> Result<Vec<Current>> {
     type Packed = (
         String,
         String,
@@ -640,7 +651,7 @@ async fn current_rows_sqlite(tx: &mut Tx, org_id: Uuid, source: &str) -> Result<
         after =
             Uuid::try_parse(&last.0).map_err(|e| StoreError::Corrupt(format!("member id: {e}")))?;
         for p in page {
-            out.push(CurrentRow {
+            let row = CurrentRow {
                 id: Uuid::try_parse(&p.0)
                     .map_err(|e| StoreError::Corrupt(format!("member id: {e}")))?,
                 member_email: p.1,
@@ -653,7 +664,8 @@ async fn current_rows_sqlite(tx: &mut Tx, org_id: Uuid, source: &str) -> Result<
                 link: p.8,
                 claiming: p.9.map(|c| c != 0),
                 claimed_elsewhere: p.10 != 0,
-            });
+            };
+            out.push(row.into_current()?);
         }
         if n < 5000 {
             break;
