@@ -703,6 +703,86 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_source_fails_at_start_naming_the_source_and_key() {
+        let source = |extra: &str, mapping: &str| {
+            format!(
+                "[[sources]]\nname = \"hr\"\norg = \"acme\"\n{extra}\n[sources.mapping]\n{mapping}\n"
+            )
+        };
+        let ok_mapping = "external_id = \"ID\"";
+        let csv = "kind = \"csv\"\npath = \"r.csv\"";
+        let cases = [
+            (
+                source(&format!("{csv}\nschedule = \"61 * * * *\""), ok_mapping),
+                "source `hr`: schedule",
+            ),
+            (
+                source(&format!("{csv}\nschedule = \"* * *\""), ok_mapping),
+                "5 (minute hour",
+            ),
+            (
+                source(&format!("{csv}\ntimezone = \"Mars/Base\""), ok_mapping),
+                "source `hr`: timezone",
+            ),
+            (
+                source("kind = \"ftp\"", ok_mapping),
+                "source `hr`: unknown variant `ftp`",
+            ),
+            (
+                source(&format!("{csv}\npth = \"x\""), ok_mapping),
+                "source `hr`: unknown field `pth`",
+            ),
+            (
+                source("path = \"r.csv\"", ok_mapping),
+                "source `hr`: missing key `kind`",
+            ),
+            (
+                source(&format!("{csv}\nmax_removals = \"150%\""), ok_mapping),
+                "source `hr`: expected a count",
+            ),
+            (
+                source(
+                    "kind = \"csv\"\npath = \"a\"\nurl = \"https://x\"",
+                    ok_mapping,
+                ),
+                "source `hr`: give exactly one of `path` or `url`",
+            ),
+            (
+                source("kind = \"csv\"\nurl = \"ftp://x\"", ok_mapping),
+                "source `hr`: url",
+            ),
+            (
+                source(csv, "external_id = \"\""),
+                "source `hr`: mapping.external_id",
+            ),
+            (
+                source(csv, "member_email = \"E\""),
+                "source `hr`: missing field `external_id`",
+            ),
+        ];
+        for (text, want) in cases {
+            let err = Config::parse(&text, "r.toml").unwrap_err().to_string();
+            assert!(err.starts_with("r.toml:"), "{err}");
+            assert!(err.contains(want), "{want:?} not in {err:?}");
+        }
+        let two = format!("{}{}", source(csv, ok_mapping), source(csv, ok_mapping));
+        let err = Config::parse(&two, "r.toml").unwrap_err().to_string();
+        assert!(err.contains("two sources have this name"), "{err}");
+        let err = Config::parse("[sync]\nlease_secs = 0\n", "r.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("lease_secs"), "{err}");
+    }
+
+    #[test]
+    fn max_removals_is_a_count_or_a_percentage_rounded_up() {
+        assert_eq!(MaxRemovals::Count(3).limit(1000), 3);
+        assert_eq!(MaxRemovals::Percent(10).limit(1000), 100);
+        assert_eq!(MaxRemovals::Percent(10).limit(5), 1);
+        assert_eq!(MaxRemovals::Percent(0).limit(5), 0);
+    }
+
+    #[test]
     fn every_shipped_config_file_loads() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
         let mut seen = 0;

@@ -257,11 +257,12 @@ struct Fingerprints {
 }
 
 impl Fingerprints {
-    fn new() -> Self {
+    /// Sized for `n` keys up front (a snapshot is usually about as large as the org).
+    fn new(n: usize) -> Self {
         Self {
             a: std::hash::RandomState::new(),
             b: std::hash::RandomState::new(),
-            seen: HashSet::new(),
+            seen: HashSet::with_capacity(n),
         }
     }
     /// Whether `key` is new.
@@ -292,11 +293,11 @@ struct KeyIndex {
 }
 
 impl KeyIndex {
-    fn new(key: Key) -> Self {
+    fn new(key: Key, n: usize) -> Self {
         Self {
             key,
             hasher: std::hash::RandomState::new(),
-            by_hash: HashMap::new(),
+            by_hash: HashMap::with_capacity(n),
             exact: HashMap::new(),
         }
     }
@@ -436,8 +437,9 @@ fn person(line: u64, r: &Record) -> Result<Person, RecordError> {
 
 impl Planner {
     pub fn new(current: Vec<Current>, policy: Policy) -> Self {
-        let mut by_link = KeyIndex::new(Key::Link);
-        let mut by_email = KeyIndex::new(Key::Email);
+        let n = current.len();
+        let mut by_link = KeyIndex::new(Key::Link, n);
+        let mut by_email = KeyIndex::new(Key::Email, n);
         for (i, c) in current.iter().enumerate() {
             if let Some(l) = &c.link {
                 by_link.insert(&current, l, i);
@@ -449,8 +451,8 @@ impl Planner {
             current,
             by_link,
             by_email,
-            ids: Fingerprints::new(),
-            emails: Fingerprints::new(),
+            ids: Fingerprints::new(n),
+            emails: Fingerprints::new(n),
             policy,
             tally: Tally::default(),
             warnings: Vec::new(),

@@ -584,6 +584,14 @@ pub async fn current(
     Ok(out)
 }
 
+/// How many members the org has: the member index is allocated once at its final size (growing
+/// a million-entry vector by doubling holds the old and the new buffer at once).
+async fn member_count(tx: &mut Tx, org_id: Uuid) -> Result<usize> {
+    let n: i64 = on_tx!(tx, c => sqlx::query_scalar("SELECT COUNT(*) FROM members WHERE org_id = $1")
+        .bind(org_id).fetch_one(&mut *c).await)?;
+    Ok(usize::try_from(n).unwrap_or(0))
+}
+
 /// The member index, one row per member (PostgreSQL streams rows cheaply).
 async fn current_rows(tx: &mut Tx, org_id: Uuid, source: &str) -> Result<Vec<Current>> {
     let sql = "SELECT m.id, m.member_email, m.login_email, m.given_name, m.family_name,
@@ -594,7 +602,7 @@ async fn current_rows(tx: &mut Tx, org_id: Uuid, source: &str) -> Result<Vec<Cur
          FROM members m
          LEFT JOIN member_links l ON l.member_id = m.id AND l.source = $2 AND l.org_id = $1
          WHERE m.org_id = $1";
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(member_count(tx, org_id).await?);
     let streamed: std::result::Result<(), StoreError> = on_tx!(tx, c => {
         let mut s = sqlx::query_as::<_, CurrentRow>(sql).bind(org_id).bind(source).fetch(&mut *c);
         loop {
@@ -639,7 +647,7 @@ async fn current_rows_sqlite(tx: &mut Tx, org_id: Uuid, source: &str) -> Result<
              LEFT JOIN member_links l ON l.member_id = m.id AND l.source = $2 AND l.org_id = $1
              WHERE m.org_id = $1 AND m.id > $3
              ORDER BY m.id LIMIT 5000)";
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(member_count(tx, org_id).await?);
     let mut after = Uuid::nil();
     loop {
         let text: String = on_tx!(tx, c => sqlx::query_scalar(sql)
