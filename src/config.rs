@@ -73,6 +73,10 @@ pub struct SyncConfig {
     /// The longest wait between runs of a failing source.
     #[serde(default = "default_max_failure_backoff_secs")]
     pub max_failure_backoff_secs: u64,
+    /// Plans and error rows of runs that ended more than this many days ago are deleted (the
+    /// run rows, with their counts, stay).
+    #[serde(default = "default_keep_run_details_days")]
+    pub keep_run_details_days: u32,
 }
 
 /// Most removals a run may make before it is held for approval.
@@ -411,6 +415,9 @@ const fn default_failure_backoff_secs() -> u64 {
 const fn default_max_failure_backoff_secs() -> u64 {
     3600
 }
+const fn default_keep_run_details_days() -> u32 {
+    30
+}
 const fn default_priority() -> i32 {
     100
 }
@@ -545,6 +552,7 @@ impl Default for SyncConfig {
             request_timeout_secs: default_fetch_timeout_secs(),
             failure_backoff_secs: default_failure_backoff_secs(),
             max_failure_backoff_secs: default_max_failure_backoff_secs(),
+            keep_run_details_days: default_keep_run_details_days(),
         }
     }
 }
@@ -624,11 +632,13 @@ impl Config {
             || s.retry_base_ms > 60_000
             || !(1..=604_800).contains(&s.failure_backoff_secs)
             || !(s.failure_backoff_secs..=604_800).contains(&s.max_failure_backoff_secs)
+            || !(1..=3650).contains(&s.keep_run_details_days)
         {
             return Err(
                 "sync: lease_secs must be 2..=3600, apply_batch 1..=10000, request_timeout_secs \
                  1..=3600, fetch_retries at most 20, retry_base_ms at most 60000, \
-                 failure_backoff_secs 1..=604800 and max_failure_backoff_secs between it and 604800"
+                 failure_backoff_secs 1..=604800, max_failure_backoff_secs between it and 604800, \
+                 keep_run_details_days 1..=3650"
                     .into(),
             );
         }

@@ -383,6 +383,22 @@ pub async fn interrupt_orphans(tx: &mut Tx, now: DateTime<Utc>) -> Result<u64> {
         .execute(&mut *c).await.map(|r| r.rows_affected()))?)
 }
 
+/// Deletes the plan items and error rows of runs that ended before `before`; returns how many
+/// rows went. The run rows stay.
+pub async fn prune_details(tx: &mut Tx, before: DateTime<Utc>) -> Result<u64> {
+    let mut n = 0;
+    for sql in [
+        "DELETE FROM sync_plan_items WHERE run_id IN
+             (SELECT id FROM sync_runs WHERE finished_at < $1 AND status <> 'held' AND status <> 'preview')",
+        "DELETE FROM sync_run_errors WHERE run_id IN
+             (SELECT id FROM sync_runs WHERE finished_at < $1 AND status <> 'held' AND status <> 'preview')",
+    ] {
+        n += on_tx!(tx, c => sqlx::query(sql).bind(before)
+            .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    }
+    Ok(n)
+}
+
 /// A row error of a run.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct RunError {

@@ -945,6 +945,16 @@ impl Engine {
         Ok(s.and_then(|s| s.retry_after))
     }
 
+    /// Deletes plans and error rows of runs older than `keep_run_details_days`.
+    pub async fn prune(&self) -> Result<u64> {
+        let days = i64::from(self.inner.settings.keep_run_details_days);
+        let before = self.clock().now() - chrono::Duration::days(days);
+        let mut tx = self.store().write().await?;
+        let n = store::sync::prune_details(&mut tx, before).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
     /// Marks interrupted the runs whose replica died (their source lease has expired).
     pub async fn sweep_orphans(&self) -> Result<u64> {
         let now = self.clock().now();

@@ -28,10 +28,20 @@ fn spawn_sweeper(engine: &Engine, mut stop: watch::Receiver<bool>) -> JoinHandle
     let engine = engine.clone();
     let every = Duration::from_secs(engine.settings().lease_secs.max(1));
     tokio::spawn(async move {
+        let mut last_prune: Option<tokio::time::Instant> = None;
         loop {
             tokio::select! {
                 _ = stop.wait_for(|s| *s) => break,
                 _ = tokio::time::sleep(every) => {}
+            }
+            // Old run details go once an hour.
+            if last_prune.is_none_or(|t| t.elapsed() >= Duration::from_secs(3600)) {
+                last_prune = Some(tokio::time::Instant::now());
+                match engine.prune().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(rows = n, "deleted old run details"),
+                    Err(e) => tracing::warn!(error = %e, "deleting old run details failed"),
+                }
             }
             match engine.sweep_orphans().await {
                 Ok(0) => {}

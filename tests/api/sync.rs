@@ -437,6 +437,22 @@ async fn removals_over_the_limit_are_held_until_approved_or_superseded() {
         .await;
     assert_problem(&r, 409);
 
+    // Details of old runs go after keep_run_details_days; held plans and the run rows stay.
+    let approved = app
+        .get(&format!("/api/v1/orgs/held/runs/{id}/plan"), OPERATOR)
+        .await;
+    assert!(!approved.body["items"].as_array().unwrap().is_empty());
+    app.clock.advance(chrono::Duration::days(31));
+    assert!(app.state.sync.prune().await.unwrap() > 0);
+    let pruned = app
+        .get(&format!("/api/v1/orgs/held/runs/{id}/plan"), OPERATOR)
+        .await;
+    assert_eq!(pruned.body["items"], json!([]), "{}", pruned.text);
+    let run_row = app
+        .get(&format!("/api/v1/orgs/held/runs/{id}"), OPERATOR)
+        .await;
+    assert_eq!(run_row.body["counts"]["removed"], 3);
+
     // An empty snapshot from a source that had members is always held, whatever the limit.
     write(&file, &roster_csv(&[]));
     let run = run_now(&app, "held", "hr").await;
