@@ -78,6 +78,8 @@ CREATE TABLE sync_plan_items (
 -- but no longer claims them.
 ALTER TABLE member_links ADD COLUMN claiming BOOLEAN NOT NULL DEFAULT TRUE;
 DROP INDEX member_links_member;
+-- The member index a sync plans against is read in id order, a page at a time.
+CREATE INDEX members_org_id ON members (org_id, id);
 CREATE INDEX member_links_member_source ON member_links (member_id, source);
 
 -- The authoritative source that manages the org, set from config at start.

@@ -306,11 +306,11 @@ impl KeyIndex {
         let c = &current[i];
         match self.key {
             Key::Link => c.link.as_deref() == Some(key),
-            Key::Email => c
-                .member_email
-                .chars()
-                .flat_map(char::to_lowercase)
-                .eq(key.chars()),
+            // The same lowercasing as the key (`str::to_lowercase` knows word-final sigma).
+            Key::Email => {
+                (c.member_email.is_ascii() && c.member_email.eq_ignore_ascii_case(key))
+                    || c.member_email.to_lowercase() == key
+            }
         }
     }
 
@@ -908,6 +908,15 @@ mod tests {
         planner.finish(&mut out);
         assert!(out.is_empty(), "{out:?}");
         assert!(planner.warnings[0].contains("nobody is removed"));
+    }
+
+    #[test]
+    fn emails_match_with_the_same_lowercasing_as_their_keys() {
+        // `str::to_lowercase` turns a word-final capital sigma into ς, char by char it is σ.
+        let current = [member(1, "ΟΔΥΣΣΕΥΣ@x.io", None, Access::Enrolled)];
+        let p = plan(&current, &[(2, rec("O", "ΟΔΥΣΣΕΥΣ@x.io", true))], &FULL);
+        assert!(p.of("create").is_empty(), "{:?}", p.items);
+        assert_eq!(p.of("link").len(), 1, "{:?}", p.items);
     }
 
     #[test]

@@ -66,12 +66,25 @@ impl Roster {
             store::members::taken_keys(tx, org_id, &keys).await?
         };
         let mut bulk: Vec<&Person> = Vec::new();
+        let mut in_bulk = std::collections::HashSet::new();
         for (seq, item) in items {
+            if let Item::Create { person } = item
+                && taken.insert(person.member_email.to_lowercase())
+            {
+                bulk.push(person);
+                in_bulk.insert(*seq);
+            }
+        }
+        // Written first: those addresses were free when the batch began, and every later item
+        // (a create of the same address, an update to it) then sees them and adopts or reports.
+        applied.created += self
+            .create_many(tx, &org, source, actor, &bulk, claiming, now)
+            .await?;
+        for (seq, item) in items {
+            if in_bulk.contains(seq) {
+                continue;
+            }
             let outcome = match item {
-                Item::Create { person } if taken.insert(person.member_email.to_lowercase()) => {
-                    bulk.push(person);
-                    Outcome::Unchanged
-                }
                 Item::Create { person } => {
                     self.sync_create(tx, &org, source, actor, person, claiming, now)
                         .await?
@@ -168,9 +181,6 @@ impl Roster {
                 }
             }
         }
-        applied.created += self
-            .create_many(tx, &org, source, actor, &bulk, claiming, now)
-            .await?;
         Ok((applied, errors))
     }
 

@@ -186,8 +186,6 @@ impl Store {
         Ok(())
     }
 
-    /// Refreshes the query planner's statistics. SQLite only gathers them when asked, so this
-    /// runs at start and then every few hours; PostgreSQL's autovacuum does it by itself.
     /// Refreshes the planner statistics of the member tables when many rows changed since the
     /// last ANALYZE (PostgreSQL). Without it, right after a large sync PostgreSQL still believes
     /// an org has a handful of members and joins them by nested loops: the next run's member
@@ -198,7 +196,7 @@ impl Store {
         };
         let stale: Vec<String> = sqlx::query_scalar(
             "SELECT relname::text FROM pg_stat_user_tables
-             WHERE relname IN ('members', 'member_links')
+             WHERE schemaname = current_schema() AND relname IN ('members', 'member_links')
                AND n_mod_since_analyze > GREATEST(1000, n_live_tup / 10)",
         )
         .fetch_all(pool)
@@ -213,6 +211,8 @@ impl Store {
         Ok(())
     }
 
+    /// Refreshes the query planner's statistics. SQLite only gathers them when asked, so this
+    /// runs at start and then every few hours; PostgreSQL's autovacuum does it by itself.
     pub async fn optimize(&self) -> Result<()> {
         if let Store::Sqlite { write, .. } = self {
             sqlx::query("PRAGMA optimize=0x10002")
@@ -334,7 +334,7 @@ pub fn like_contains(text: &str) -> String {
 }
 
 /// Splits rows into runs of at most `max` rows, fewer when `size` (a row's estimated bytes)
-/// says the statement would pass ~48 KB. sqlx 0.9.0 leaves Nagle's algorithm on (sqlx issue
+/// says the statement would pass ~8 KB (PostgreSQL). sqlx 0.9.0 leaves Nagle's algorithm on (sqlx issue
 /// #4335, fixed upstream after 0.9.0), so a message larger than one TCP segment waits ~40 ms
 /// for the server's delayed ACK; on loopback a segment is 64 KB. Full runs keep the same row
 /// count, so their statement text repeats and stays prepared.

@@ -389,9 +389,13 @@ pub async fn prune_details(tx: &mut Tx, before: DateTime<Utc>) -> Result<u64> {
     let mut n = 0;
     for sql in [
         "DELETE FROM sync_plan_items WHERE run_id IN
-             (SELECT id FROM sync_runs WHERE finished_at < $1 AND status <> 'held' AND status <> 'preview')",
+             (SELECT id FROM sync_runs WHERE finished_at < $1
+                AND status NOT IN ('held', 'preview', 'running')
+                AND NOT (kind = 'import' AND status = 'interrupted'))",
         "DELETE FROM sync_run_errors WHERE run_id IN
-             (SELECT id FROM sync_runs WHERE finished_at < $1 AND status <> 'held' AND status <> 'preview')",
+             (SELECT id FROM sync_runs WHERE finished_at < $1
+                AND status NOT IN ('held', 'preview', 'running')
+                AND NOT (kind = 'import' AND status = 'interrupted'))",
     ] {
         n += on_tx!(tx, c => sqlx::query(sql).bind(before)
             .execute(&mut *c).await.map(|r| r.rows_affected()))?;
@@ -670,10 +674,10 @@ async fn current_rows_sqlite(tx: &mut Tx, org_id: Uuid, source: &str) -> Result<
             .bind(org_id).bind(source).bind(after).fetch_one(&mut *c).await)?;
         let page: Vec<Packed> = serde_json::from_str(&text)
             .map_err(|e| StoreError::Corrupt(format!("member index: {e}")))?;
-        let Some(last) = page.last() else { break };
+        if page.is_empty() {
+            break;
+        }
         let n = page.len();
-        after =
-            Uuid::try_parse(&last.0).map_err(|e| StoreError::Corrupt(format!("member id: {e}")))?;
         for p in page {
             let row = CurrentRow {
                 id: Uuid::try_parse(&p.0)
@@ -689,6 +693,9 @@ async fn current_rows_sqlite(tx: &mut Tx, org_id: Uuid, source: &str) -> Result<
                 claiming: p.9.map(|c| c != 0),
                 claimed_elsewhere: p.10 != 0,
             };
+            // The next page starts after the largest id seen (SQLite does not promise that
+            // `json_group_array` keeps the subquery's order); `Uuid` orders like the BLOB.
+            after = after.max(row.id);
             out.push(row.into_current()?);
         }
         if n < 5000 {

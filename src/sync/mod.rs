@@ -478,7 +478,9 @@ impl Engine {
         dry: &mut DryRun,
         progress: &Option<ProgressFn>,
     ) -> Result<(Planner, std::result::Result<Coverage, String>)> {
-        self.store().refresh_member_stats().await?;
+        if let Err(e) = self.store().refresh_member_stats().await {
+            tracing::warn!(error = %e, "refreshing planner statistics failed");
+        }
         let current = {
             let mut tx = self.store().read().await?;
             let c = store::sync::current(&mut tx, org_id, &def.config.name, &self.outranking(def))
@@ -805,13 +807,13 @@ impl Engine {
                 p(Progress::Applied { done, total });
             }
         }
-        let now = self.clock().now();
-        let mut tx = self.store().write().await?;
         // Large changes leave PostgreSQL's statistics behind; the lists admins open next (and
         // the next run) need them.
         if let Err(e) = self.store().refresh_member_stats().await {
             tracing::warn!(error = %e, "refreshing planner statistics failed");
         }
+        let now = self.clock().now();
+        let mut tx = self.store().write().await?;
         // Only a run still ours ends as succeeded (the sweeper may have marked it interrupted).
         store::sync::finish_running(&mut tx, run.id, "succeeded", now).await?;
         store::sync::record_outcome(&mut tx, &run.source, None, now).await?;
