@@ -11,8 +11,10 @@
 pub mod csv_roster;
 pub mod csv_source;
 pub mod http;
+pub mod http_json;
 pub mod mapping;
 pub mod record;
+pub mod secret;
 pub mod source;
 
 pub use mapping::{FieldSpec, Mapping, MappingError, Transform};
@@ -27,12 +29,15 @@ use serde::Deserialize;
 pub enum SourceKind {
     /// A CSV roster file or URL.
     Csv(csv_source::CsvConfig),
+    /// A REST roster answering JSON (LMS platforms; a Moodle preset).
+    HttpJson(Box<http_json::HttpJsonConfig>),
 }
 
 impl SourceKind {
     pub fn name(&self) -> &'static str {
         match self {
             SourceKind::Csv(_) => "csv",
+            SourceKind::HttpJson(_) => "http_json",
         }
     }
 
@@ -40,6 +45,7 @@ impl SourceKind {
     pub fn check(&self) -> Result<(), String> {
         match self {
             SourceKind::Csv(c) => c.check(),
+            SourceKind::HttpJson(c) => c.check(),
         }
     }
 
@@ -49,6 +55,14 @@ impl SourceKind {
             SourceKind::Csv(c) => {
                 csv_source::CsvSource {
                     config: c.clone(),
+                    mapping: mapping.clone(),
+                }
+                .open(ctx)
+                .await
+            }
+            SourceKind::HttpJson(c) => {
+                http_json::HttpJsonSource {
+                    config: (**c).clone(),
                     mapping: mapping.clone(),
                 }
                 .open(ctx)

@@ -12,6 +12,7 @@ mod conformance;
 mod export;
 mod health;
 mod helpers;
+mod http_json;
 mod invites;
 mod lock;
 mod members;

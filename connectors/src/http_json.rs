@@ -1,0 +1,536 @@
+//! HTTP JSON sources: LMS platforms and other systems with a REST roster. One config-driven
+//! connector: the URL, the credentials, how the system pages (offset/limit, page number, a
+//! cursor field, a next-URL field, or an RFC 8288 `Link` header), where the records sit in each
+//! page, and the field mapping (dot paths into each record). A `preset` fills these in for a
+//! known system (Moodle web services).
+//!
+//! ```toml
+//! [[sources]]
+//! name = "lms"
+//! org = "acme"
+//! kind = "http_json"
+//! url = "https://lms.example.com/api/v1/users"
+//! records_path = "data"
+//! auth = { type = "bearer", token = "env:LMS_TOKEN" }
+//! pagination = { style = "cursor", cursor_param = "after", cursor_path = "meta.next_cursor" }
+//! ```
+//!
+//! The fetch pages to the end; it fails (and the engine removes nobody) on an HTTP error that
+//! retries did not cure, a page that is not JSON or has no records array, an error object in a
+//! 200 answer (`error_path`), or more than `max_pages` pages.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use reqwest::Url;
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::csv_source::redact;
+use crate::mapping::Mapping;
+use crate::secret::SecretRef;
+use crate::source::{Context, Coverage, FetchError, Sender, Snapshot, Source};
+
+/// Where and how to read the roster.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpJsonConfig {
+    /// The first page's URL (not needed with a preset, which builds it from `base_url`).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Ready settings for a known system: `"moodle"` (web services, `core_user_get_users`).
+    #[serde(default)]
+    pub preset: Option<Preset>,
+    /// For a preset: the site's address, e.g. `https://lms.example.com`.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// Credentials; every secret is an `env:` or `file:` reference.
+    #[serde(default)]
+    pub auth: Option<Auth>,
+    /// Where the records sit in each page, as a dot path (`data.users`); absent: the page is
+    /// the array.
+    #[serde(default)]
+    pub records_path: Option<String>,
+    /// How the system pages.
+    #[serde(default)]
+    pub pagination: Pagination,
+    /// Extra query parameters on every request.
+    #[serde(default)]
+    pub query: BTreeMap<String, String>,
+    /// A page that holds this path is an error, for systems that answer errors with HTTP 200
+    /// (Moodle: `exception`); its `message` (or the value itself) becomes the fetch's error.
+    #[serde(default)]
+    pub error_path: Option<String>,
+    /// Most pages one fetch reads; more fails the fetch rather than loop forever.
+    #[serde(default = "default_max_pages")]
+    pub max_pages: usize,
+    /// At most this many requests per second to the system (absent: no limit).
+    #[serde(default)]
+    pub max_requests_per_second: Option<f64>,
+}
+
+const fn default_max_pages() -> usize {
+    10_000
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Preset {
+    Moodle,
+}
+
+/// How requests prove who they are.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Auth {
+    /// `Authorization: Bearer TOKEN`.
+    Bearer { token: SecretRef },
+    /// HTTP basic authentication.
+    Basic {
+        username: String,
+        password: SecretRef,
+    },
+    /// An API key in a header, e.g. `X-Api-Key`.
+    Header { name: String, value: SecretRef },
+    /// An API key as a query parameter, e.g. Moodle's `wstoken`.
+    Query { name: String, value: SecretRef },
+}
+
+/// How the system pages.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(tag = "style", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Pagination {
+    /// One response holds everyone.
+    #[default]
+    None,
+    /// `?offset=0&limit=100`, then `offset=100`, … until a short page.
+    Offset {
+        #[serde(default = "offset_param")]
+        offset_param: String,
+        #[serde(default = "limit_param")]
+        limit_param: String,
+        #[serde(default = "page_size")]
+        limit: usize,
+    },
+    /// `?page=1&per_page=100`, then `page=2`, … until a short page.
+    Page {
+        #[serde(default = "page_param")]
+        page_param: String,
+        #[serde(default = "size_param")]
+        size_param: String,
+        #[serde(default = "page_size")]
+        size: usize,
+        #[serde(default = "first_page")]
+        first: u64,
+    },
+    /// The page names the next cursor (`cursor_path`), sent back as `cursor_param`; no cursor:
+    /// the end.
+    Cursor {
+        #[serde(default = "cursor_param")]
+        cursor_param: String,
+        #[serde(default = "cursor_path")]
+        cursor_path: String,
+    },
+    /// The page holds the next page's URL at `next_path`; none: the end.
+    NextUrl {
+        #[serde(default = "next_path")]
+        next_path: String,
+    },
+    /// The response's `Link: <…>; rel="next"` header (RFC 8288); none: the end.
+    LinkHeader,
+}
+
+fn offset_param() -> String {
+    "offset".into()
+}
+fn limit_param() -> String {
+    "limit".into()
+}
+fn page_param() -> String {
+    "page".into()
+}
+fn size_param() -> String {
+    "per_page".into()
+}
+fn cursor_param() -> String {
+    "cursor".into()
+}
+fn cursor_path() -> String {
+    "next_cursor".into()
+}
+fn next_path() -> String {
+    "next".into()
+}
+const fn page_size() -> usize {
+    100
+}
+const fn first_page() -> u64 {
+    1
+}
+
+impl HttpJsonConfig {
+    /// The settings with the preset applied (explicit keys win).
+    pub fn resolved(&self) -> Result<HttpJsonConfig, String> {
+        let mut c = self.clone();
+        if let Some(Preset::Moodle) = self.preset {
+            let base = self
+                .base_url
+                .as_deref()
+                .ok_or("base_url: the moodle preset needs the site's address")?;
+            if c.url.is_none() {
+                c.url = Some(format!(
+                    "{}/webservice/rest/server.php",
+                    base.trim_end_matches('/')
+                ));
+            }
+            for (k, v) in [
+                ("wsfunction", "core_user_get_users"),
+                ("moodlewsrestformat", "json"),
+                // Every user: an email LIKE '%'.
+                ("criteria[0][key]", "email"),
+                ("criteria[0][value]", "%"),
+            ] {
+                c.query.entry(k.into()).or_insert_with(|| v.into());
+            }
+            c.records_path.get_or_insert_with(|| "users".into());
+            c.error_path.get_or_insert_with(|| "exception".into());
+        }
+        Ok(c)
+    }
+
+    /// Checks the settings; the message names the key.
+    pub fn check(&self) -> Result<(), String> {
+        let c = self.resolved()?;
+        let url = c
+            .url
+            .as_deref()
+            .ok_or("url: missing (or set a preset and base_url)")?;
+        let parsed = Url::parse(url).map_err(|e| format!("url: `{url}` is not a URL: {e}"))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(format!("url: `{url}` is not an http:// or https:// URL"));
+        }
+        if c.max_pages == 0 {
+            return Err("max_pages: must be at least 1".into());
+        }
+        if c.max_requests_per_second
+            .is_some_and(|r| !(r > 0.0 && r.is_finite()))
+        {
+            return Err("max_requests_per_second: must be a positive number".into());
+        }
+        match &c.pagination {
+            Pagination::Offset { limit: 0, .. } => {
+                Err("pagination.limit: must be at least 1".into())
+            }
+            Pagination::Page { size: 0, .. } => Err("pagination.size: must be at least 1".into()),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The value at a dot path (`a.b.0.c`) in a JSON document.
+pub fn at<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
+    if path.is_empty() {
+        return Some(v);
+    }
+    path.split('.').try_fold(v, |cur, key| match cur {
+        Value::Object(m) => m.get(key),
+        Value::Array(a) => key.parse::<usize>().ok().and_then(|i| a.get(i)),
+        _ => None,
+    })
+}
+
+/// A JSON value as the text a mapping reads (`null` and containers: none).
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn set_param(url: &mut Url, key: &str, value: &str) {
+    let kept: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| k != key)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let mut q = url.query_pairs_mut();
+    q.clear();
+    for (k, v) in &kept {
+        q.append_pair(k, v);
+    }
+    q.append_pair(key, value);
+}
+
+/// The `rel="next"` target of an RFC 8288 `Link` header.
+pub fn link_next(header: &str) -> Option<String> {
+    header.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+        let is_next = params.split(';').any(|p| {
+            let p = p.trim();
+            p.strip_prefix("rel=")
+                .map(|r| r.trim_matches('"').split_whitespace().any(|r| r == "next"))
+                .unwrap_or(false)
+        });
+        is_next.then(|| target.to_owned())
+    })
+}
+
+/// An HTTP JSON source.
+pub struct HttpJsonSource {
+    pub config: HttpJsonConfig,
+    pub mapping: Mapping,
+}
+
+impl Source for HttpJsonSource {
+    async fn open(&self, ctx: &Context) -> Result<Snapshot, FetchError> {
+        let config = self.config.resolved().map_err(FetchError::permanent)?;
+        // Secrets are read now, so a missing one fails the run before any request.
+        let auth = match &config.auth {
+            None => None,
+            Some(a) => Some(resolve(a)?),
+        };
+        let (tx, snapshot) = Snapshot::channel(Coverage::Full);
+        let ctx = ctx.clone();
+        let mapping = self.mapping.clone();
+        tokio::spawn(async move {
+            let mut tx = tx;
+            match fetch(&config, auth.as_ref(), &mapping, &ctx, &mut tx).await {
+                Ok(()) => tx.done().await,
+                Err(e) => tx.fail(e).await,
+            }
+        });
+        Ok(snapshot)
+    }
+}
+
+/// Credentials with their secrets read.
+enum Resolved {
+    Bearer(String),
+    Basic(String, String),
+    Header(String, String),
+    Query(String, String),
+}
+
+fn resolve(a: &Auth) -> Result<Resolved, FetchError> {
+    let read = |r: &SecretRef| {
+        r.resolve()
+            .map(|s| s.expose_secret().to_owned())
+            .map_err(|e| FetchError::permanent(format!("auth: {e}")))
+    };
+    Ok(match a {
+        Auth::Bearer { token } => Resolved::Bearer(read(token)?),
+        Auth::Basic { username, password } => Resolved::Basic(username.clone(), read(password)?),
+        Auth::Header { name, value } => Resolved::Header(name.clone(), read(value)?),
+        Auth::Query { name, value } => Resolved::Query(name.clone(), read(value)?),
+    })
+}
+
+async fn fetch(
+    c: &HttpJsonConfig,
+    auth: Option<&Resolved>,
+    mapping: &Mapping,
+    ctx: &Context,
+    tx: &mut Sender,
+) -> Result<(), FetchError> {
+    let first = c.url.as_deref().unwrap_or_default();
+    let mut url = Url::parse(first).map_err(|e| FetchError::permanent(format!("url: {e}")))?;
+    for (k, v) in &c.query {
+        set_param(&mut url, k, v);
+    }
+    let (mut offset, mut page) = (0usize, 0u64);
+    match &c.pagination {
+        Pagination::Offset {
+            offset_param,
+            limit_param,
+            limit,
+        } => {
+            set_param(&mut url, offset_param, "0");
+            set_param(&mut url, limit_param, &limit.to_string());
+        }
+        Pagination::Page {
+            page_param,
+            size_param,
+            size,
+            first,
+        } => {
+            page = *first;
+            set_param(&mut url, page_param, &page.to_string());
+            set_param(&mut url, size_param, &size.to_string());
+        }
+        _ => {}
+    }
+    let fields: Vec<String> = mapping.fields().into_iter().map(str::to_owned).collect();
+    let gap = c
+        .max_requests_per_second
+        .map(|r| Duration::from_secs_f64(1.0 / r));
+    let mut last_request: Option<Instant> = None;
+    let mut record_no = 0u64;
+    for pages in 1.. {
+        if pages > c.max_pages {
+            return Err(FetchError::permanent(format!(
+                "more than max_pages ({}) pages; the roster was not read to the end",
+                c.max_pages
+            )));
+        }
+        if let (Some(gap), Some(last)) = (gap, last_request) {
+            let since = last.elapsed();
+            if since < gap {
+                tokio::time::sleep(gap - since).await;
+            }
+        }
+        last_request = Some(Instant::now());
+        let mut request_url = url.clone();
+        if let Some(Resolved::Query(name, value)) = auth {
+            set_param(&mut request_url, name, value);
+        }
+        let what = redact(url.as_str());
+        let resp = crate::http::send(ctx, &what, || {
+            let r = ctx.http.get(request_url.clone());
+            match auth {
+                Some(Resolved::Bearer(t)) => r.bearer_auth(t),
+                Some(Resolved::Basic(u, p)) => r.basic_auth(u, Some(p)),
+                Some(Resolved::Header(n, v)) => r.header(n.as_str(), v.as_str()),
+                _ => r,
+            }
+        })
+        .await?;
+        let link = resp
+            .headers()
+            .get_all(reqwest::header::LINK)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(link_next);
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| crate::http::body_error(&what, &e))?;
+        let doc: Value = serde_json::from_slice(&body)
+            .map_err(|e| FetchError::permanent(format!("{what}: page {pages} is not JSON: {e}")))?;
+        if let Some(p) = &c.error_path
+            && let Some(err) = at(&doc, p)
+        {
+            let message = doc
+                .get("message")
+                .and_then(text)
+                .or_else(|| text(err))
+                .unwrap_or_else(|| err.to_string());
+            return Err(FetchError::permanent(format!(
+                "{what}: the system answered with an error: {message}"
+            )));
+        }
+        let path = c.records_path.as_deref().unwrap_or("");
+        let Some(Value::Array(records)) = at(&doc, path) else {
+            return Err(FetchError::permanent(format!(
+                "{what}: page {pages} has no records array at `{path}`"
+            )));
+        };
+        let n = records.len();
+        for r in records {
+            record_no += 1;
+            let values: Vec<(&str, Option<String>)> = fields
+                .iter()
+                .map(|f| (f.as_str(), at(r, f).and_then(text)))
+                .collect();
+            let get = |name: &str| -> Option<&str> {
+                values
+                    .iter()
+                    .find(|(f, _)| *f == name)
+                    .and_then(|(_, v)| v.as_deref())
+            };
+            let row = mapping.apply(record_no, get);
+            if !tx.row((record_no, row)).await {
+                return Ok(()); // the engine stopped reading
+            }
+        }
+        // The next page, or the end.
+        match &c.pagination {
+            Pagination::None => return Ok(()),
+            Pagination::Offset {
+                offset_param,
+                limit,
+                ..
+            } => {
+                if n < *limit {
+                    return Ok(());
+                }
+                offset += n;
+                set_param(&mut url, offset_param, &offset.to_string());
+            }
+            Pagination::Page {
+                page_param, size, ..
+            } => {
+                if n < *size {
+                    return Ok(());
+                }
+                page += 1;
+                set_param(&mut url, page_param, &page.to_string());
+            }
+            Pagination::Cursor {
+                cursor_param,
+                cursor_path,
+            } => match at(&doc, cursor_path)
+                .and_then(text)
+                .filter(|s| !s.is_empty())
+            {
+                Some(cursor) => set_param(&mut url, cursor_param, &cursor),
+                None => return Ok(()),
+            },
+            Pagination::NextUrl { next_path } => {
+                match at(&doc, next_path).and_then(text).filter(|s| !s.is_empty()) {
+                    Some(next) => {
+                        url = url.join(&next).map_err(|e| {
+                            FetchError::permanent(format!("{what}: bad next URL `{next}`: {e}"))
+                        })?
+                    }
+                    None => return Ok(()),
+                }
+            }
+            Pagination::LinkHeader => match link {
+                Some(next) => {
+                    url = url.join(&next).map_err(|e| {
+                        FetchError::permanent(format!("{what}: bad Link URL `{next}`: {e}"))
+                    })?
+                }
+                None => return Ok(()),
+            },
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_headers_and_dot_paths() {
+        assert_eq!(
+            link_next(r#"<https://x/u?page=1>; rel="prev", <https://x/u?page=3>; rel="next""#),
+            Some("https://x/u?page=3".into())
+        );
+        assert_eq!(link_next(r#"<https://x/u?page=1>; rel="last""#), None);
+        let v: Value = serde_json::json!({"a": {"b": [{"c": 7}]}});
+        assert_eq!(at(&v, "a.b.0.c"), Some(&serde_json::json!(7)));
+        assert_eq!(at(&v, "a.x"), None);
+    }
+
+    #[test]
+    fn the_moodle_preset_fills_in_the_web_service_call() {
+        let c: HttpJsonConfig =
+            toml::from_str("preset = \"moodle\"\nbase_url = \"https://lms.example.com/\"\nauth = { type = \"query\", name = \"wstoken\", value = \"env:T\" }").unwrap();
+        let r = c.resolved().unwrap();
+        assert_eq!(
+            r.url.as_deref(),
+            Some("https://lms.example.com/webservice/rest/server.php")
+        );
+        assert_eq!(r.query["wsfunction"], "core_user_get_users");
+        assert_eq!(r.records_path.as_deref(), Some("users"));
+        assert!(c.check().is_ok());
+        let bad: HttpJsonConfig = toml::from_str("preset = \"moodle\"").unwrap();
+        assert!(bad.check().unwrap_err().contains("base_url"));
+    }
+}

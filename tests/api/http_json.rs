@@ -1,0 +1,264 @@
+//! The HTTP JSON connector against a local server speaking each pagination style (offset/limit,
+//! page number, cursor, next URL, `Link` header) with its credentials, and the Moodle preset
+//! (web service token in the query, errors as a 200 body).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::extract::Query;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use rosterd::config::OrgSeed;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+use crate::sync::{parse_sources, temp_dir};
+
+const PEOPLE: usize = 250;
+
+fn user(i: usize) -> Value {
+    json!({"id": i, "email": format!("u{i}@json.example"), "firstname": "F", "lastname": format!("L{i}"),
+           "suspended": i == 7})
+}
+
+fn slice(from: usize, n: usize) -> Vec<Value> {
+    (from..(from + n).min(PEOPLE)).map(user).collect()
+}
+
+type Q = Query<std::collections::HashMap<String, String>>;
+
+fn num(q: &Q, k: &str, d: usize) -> usize {
+    q.get(k).and_then(|v| v.parse().ok()).unwrap_or(d)
+}
+
+async fn fake_lms(hits: Arc<AtomicUsize>) -> String {
+    use axum::routing::get;
+    let h = hits.clone();
+    let router = axum::Router::new()
+        .route(
+            "/offset",
+            get(move |headers: HeaderMap, q: Q| {
+                let h = h.clone();
+                async move {
+                    h.fetch_add(1, Ordering::SeqCst);
+                    if headers.get("authorization").and_then(|v| v.to_str().ok())
+                        != Some("Bearer bearer-secret")
+                    {
+                        return (StatusCode::UNAUTHORIZED, "no").into_response();
+                    }
+                    axum::Json(slice(num(&q, "offset", 0), num(&q, "limit", 10))).into_response()
+                }
+            }),
+        )
+        .route(
+            "/page",
+            get(|headers: HeaderMap, q: Q| async move {
+                // Basic u:p
+                if headers.get("authorization").and_then(|v| v.to_str().ok())
+                    != Some("Basic dTpw")
+                {
+                    return (StatusCode::UNAUTHORIZED, "no").into_response();
+                }
+                let (page, size) = (num(&q, "page", 1), num(&q, "per_page", 10));
+                axum::Json(json!({"data": {"users": slice((page - 1) * size, size)}}))
+                    .into_response()
+            }),
+        )
+        .route(
+            "/cursor",
+            get(|headers: HeaderMap, q: Q| async move {
+                if headers.get("x-api-key").and_then(|v| v.to_str().ok()) != Some("key-secret") {
+                    return (StatusCode::FORBIDDEN, "no").into_response();
+                }
+                let from = num(&q, "after", 0);
+                let next = (from + 100 < PEOPLE).then(|| (from + 100).to_string());
+                axum::Json(json!({"items": slice(from, 100), "meta": {"next": next}}))
+                    .into_response()
+            }),
+        )
+        .route(
+            "/next",
+            get(|q: Q| async move {
+                let from = num(&q, "from", 0);
+                let next = (from + 100 < PEOPLE).then(|| format!("/next?from={}", from + 100));
+                axum::Json(json!({"results": slice(from, 100), "next": next}))
+            }),
+        )
+        .route(
+            "/link",
+            get(|q: Q| async move {
+                let from = num(&q, "from", 0);
+                let mut res: Response = axum::Json(slice(from, 100)).into_response();
+                if from + 100 < PEOPLE {
+                    let link = format!(
+                        "</link?from=0>; rel=\"first\", </link?from={}>; rel=\"next\"",
+                        from + 100
+                    );
+                    res.headers_mut().insert("link", link.parse().unwrap());
+                }
+                res
+            }),
+        )
+        .route(
+            "/moodle/webservice/rest/server.php",
+            get(|q: Q| async move {
+                if q.get("wsfunction").map(String::as_str) != Some("core_user_get_users")
+                    || q.get("moodlewsrestformat").map(String::as_str) != Some("json")
+                {
+                    return axum::Json(json!({"exception": "invalid_parameter_exception",
+                        "errorcode": "invalidparameter", "message": "Invalid parameter value detected"}));
+                }
+                if q.get("wstoken").map(String::as_str) != Some("moodle-token") {
+                    return axum::Json(json!({"exception": "moodle_exception",
+                        "errorcode": "invalidtoken", "message": "Invalid token - token not found"}));
+                }
+                axum::Json(json!({"users": slice(0, PEOPLE), "warnings": []}))
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    format!("http://{addr}")
+}
+
+const MAPPING: &str = r#"
+[sources.mapping]
+external_id = "id"
+member_email = "email"
+given_name = "firstname"
+family_name = "lastname"
+active = { field = "suspended", map = { "true" = "false", "false" = "true" } }
+"#;
+
+async fn count(app: &TestApp, org: &str) -> (u64, u64) {
+    let r = app
+        .get(&format!("/api/v1/orgs/{org}/members/counts"), OPERATOR)
+        .await;
+    let get = |k: &str| r.body[k].as_u64().unwrap_or(0);
+    (get("invited") + get("enrolled"), get("removed"))
+}
+
+#[tokio::test]
+async fn every_pagination_style_reads_the_whole_roster_with_its_credentials() {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let base = fake_lms(hits.clone()).await;
+    let dir = temp_dir();
+    let secret = |name: &str, value: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, format!("{value}\n")).unwrap();
+        format!("file:{}", p.display())
+    };
+    let sources = [
+        (
+            "offset",
+            format!(
+                "url = \"{base}/offset\"\nauth = {{ type = \"bearer\", token = \"{}\" }}\npagination = {{ style = \"offset\", limit = 100 }}",
+                secret("bearer", "bearer-secret")
+            ),
+        ),
+        (
+            "page",
+            format!(
+                "url = \"{base}/page\"\nrecords_path = \"data.users\"\nauth = {{ type = \"basic\", username = \"u\", password = \"{}\" }}\npagination = {{ style = \"page\", size = 100 }}",
+                secret("basic", "p")
+            ),
+        ),
+        (
+            "cursor",
+            format!(
+                "url = \"{base}/cursor\"\nrecords_path = \"items\"\nauth = {{ type = \"header\", name = \"X-Api-Key\", value = \"{}\" }}\npagination = {{ style = \"cursor\", cursor_param = \"after\", cursor_path = \"meta.next\" }}",
+                secret("key", "key-secret")
+            ),
+        ),
+        (
+            "next",
+            format!(
+                "url = \"{base}/next\"\nrecords_path = \"results\"\npagination = {{ style = \"next_url\", next_path = \"next\" }}"
+            ),
+        ),
+        (
+            "link",
+            format!("url = \"{base}/link\"\npagination = {{ style = \"link_header\" }}"),
+        ),
+        (
+            "moodle",
+            format!(
+                "preset = \"moodle\"\nbase_url = \"{base}/moodle\"\nauth = {{ type = \"query\", name = \"wstoken\", value = \"{}\" }}",
+                secret("moodle", "moodle-token")
+            ),
+        ),
+        (
+            "moodle-bad",
+            format!(
+                "preset = \"moodle\"\nbase_url = \"{base}/moodle\"\nauth = {{ type = \"query\", name = \"wstoken\", value = \"{}\" }}",
+                secret("moodle-bad", "wrong")
+            ),
+        ),
+    ];
+    let mut text = String::new();
+    for (name, settings) in &sources {
+        text.push_str(&format!(
+            "[[sources]]\nname = \"{name}\"\norg = \"{name}\"\nkind = \"http_json\"\nauthoritative = true\nmax_removals = \"100%\"\n{settings}\n{MAPPING}\n"
+        ));
+    }
+    let parsed = parse_sources(&text);
+    let orgs: Vec<OrgSeed> = sources
+        .iter()
+        .map(|(n, _)| OrgSeed {
+            slug: (*n).into(),
+            name: (*n).into(),
+            owner_email: None,
+        })
+        .collect();
+    let app = spawn_with(Mail::Log, move |c| {
+        c.orgs = orgs;
+        c.sources = parsed;
+        c.sync.retry_base_ms = 10;
+    })
+    .await;
+    for (name, _) in &sources[..6] {
+        let r = app
+            .post(
+                &format!("/api/v1/orgs/{name}/sources/{name}/runs"),
+                OPERATOR,
+                json!({}),
+            )
+            .await;
+        assert_eq!(r.status, 202, "{}", r.text);
+        let id = r.body["id"].as_str().unwrap().to_owned();
+        let path = format!("/api/v1/orgs/{name}/runs/{id}");
+        wait_for(30, "the run", || async {
+            app.get(&path, OPERATOR).await.body["status"] != "running"
+        })
+        .await;
+        let run = app.get(&path, OPERATOR).await.body;
+        assert_eq!(run["status"], "succeeded", "{name}: {run}");
+        assert_eq!(run["counts"]["fetched"], PEOPLE, "{name}: {run}");
+        // Everyone but the suspended user 7.
+        assert_eq!(run["counts"]["created"], PEOPLE - 1, "{name}: {run}");
+        assert_eq!(count(&app, name).await, ((PEOPLE - 1) as u64, 0), "{name}");
+    }
+    // Moodle answers a bad token with an exception object in a 200: the run fails, nothing
+    // changes, and the message says why.
+    let r = app
+        .post(
+            "/api/v1/orgs/moodle-bad/sources/moodle-bad/runs",
+            OPERATOR,
+            json!({}),
+        )
+        .await;
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/orgs/moodle-bad/runs/{id}");
+    wait_for(30, "the run", || async {
+        app.get(&path, OPERATOR).await.body["status"] != "running"
+    })
+    .await;
+    let run = app.get(&path, OPERATOR).await.body;
+    assert_eq!(run["status"], "failed", "{run}");
+    let msg = run["message"].as_str().unwrap();
+    assert!(msg.contains("Invalid token"), "{msg}");
+    assert!(!msg.contains("wrong"), "the token is never shown: {msg}");
+    assert_eq!(count(&app, "moodle-bad").await, (0, 0));
+    assert!(hits.load(Ordering::SeqCst) >= 3, "the offset source paged");
+    let _ = std::fs::remove_dir_all(dir);
+}
