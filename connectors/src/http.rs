@@ -56,12 +56,14 @@ pub async fn send(
         let body = resp.text().await.unwrap_or_default();
         let snippet: String = body.chars().take(200).collect();
         let message = format!("{what}: HTTP {status}: {}", snippet.trim());
+        let mut error = if transient {
+            FetchError::transient(message)
+        } else {
+            FetchError::permanent(message)
+        };
+        error.status = Some(status.as_u16());
         Err(Attempt {
-            error: if transient {
-                FetchError::transient(message)
-            } else {
-                FetchError::permanent(message)
-            },
+            error,
             retry_after: wait,
         })
     };

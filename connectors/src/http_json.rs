@@ -95,6 +95,16 @@ pub enum Auth {
     Header { name: String, value: SecretRef },
     /// An API key as a query parameter, e.g. Moodle's `wstoken`.
     Query { name: String, value: SecretRef },
+    /// OAuth2 client credentials: a token from `token_url`, renewed before it expires and
+    /// whenever the API answers 401.
+    #[serde(rename = "oauth2_client_credentials")]
+    OAuth2 {
+        token_url: String,
+        client_id: String,
+        client_secret: SecretRef,
+        #[serde(default)]
+        scopes: Vec<String>,
+    },
 }
 
 /// How the system pages.
@@ -289,7 +299,7 @@ impl Source for HttpJsonSource {
     async fn open(&self, ctx: &Context) -> Result<Snapshot, FetchError> {
         let config = self.config.resolved().map_err(FetchError::permanent)?;
         // Secrets are read now, so a missing one fails the run before any request.
-        let auth = match &config.auth {
+        let mut auth = match &config.auth {
             None => None,
             Some(a) => Some(resolve(a)?),
         };
@@ -298,7 +308,7 @@ impl Source for HttpJsonSource {
         let mapping = self.mapping.clone();
         tokio::spawn(async move {
             let mut tx = tx;
-            match fetch(&config, auth.as_ref(), &mapping, &ctx, &mut tx).await {
+            match fetch(&config, auth.as_mut(), &mapping, &ctx, &mut tx).await {
                 Ok(()) => tx.done().await,
                 Err(e) => tx.fail(e).await,
             }
@@ -313,6 +323,81 @@ enum Resolved {
     Basic(String, String),
     Header(String, String),
     Query(String, String),
+    OAuth2(OAuth2Client),
+}
+
+/// An OAuth2 client-credentials client and its current token.
+struct OAuth2Client {
+    token_url: String,
+    client_id: String,
+    client_secret: String,
+    scopes: Vec<String>,
+    token: Option<(String, Instant)>,
+}
+
+/// The oauth2 crate's requests, sent through our reqwest client (one HTTP stack, rustls).
+async fn oauth2_http(
+    http: reqwest::Client,
+    req: oauth2::HttpRequest,
+) -> Result<oauth2::HttpResponse, std::io::Error> {
+    let (parts, body) = req.into_parts();
+    let resp = http
+        .request(parts.method, parts.uri.to_string())
+        .headers(parts.headers)
+        .body(body)
+        .send()
+        .await
+        .map_err(std::io::Error::other)?;
+    let mut out = http::Response::builder().status(resp.status());
+    for (k, v) in resp.headers() {
+        out = out.header(k, v);
+    }
+    let bytes = resp.bytes().await.map_err(std::io::Error::other)?;
+    out.body(bytes.to_vec()).map_err(std::io::Error::other)
+}
+
+impl OAuth2Client {
+    /// The access token, fetched again when missing, expiring within 30 s, or `stale`.
+    async fn token(&mut self, ctx: &Context, stale: bool) -> Result<String, FetchError> {
+        use oauth2::{ClientId, ClientSecret, Scope, TokenResponse, TokenUrl};
+        if !stale
+            && let Some((t, until)) = &self.token
+            && Instant::now() + Duration::from_secs(30) < *until
+        {
+            return Ok(t.clone());
+        }
+        let url = TokenUrl::new(self.token_url.clone())
+            .map_err(|e| FetchError::permanent(format!("auth.token_url: {e}")))?;
+        let client = oauth2::basic::BasicClient::new(ClientId::new(self.client_id.clone()))
+            .set_client_secret(ClientSecret::new(self.client_secret.clone()))
+            .set_token_uri(url);
+        let http = ctx.http.clone();
+        let call = move |req: oauth2::HttpRequest| oauth2_http(http.clone(), req);
+        let mut request = client.exchange_client_credentials();
+        for s in &self.scopes {
+            request = request.add_scope(Scope::new(s.clone()));
+        }
+        let response = request.request_async(&call).await.map_err(|e| {
+            let detail = match &e {
+                oauth2::RequestTokenError::ServerResponse(r) => format!("{}", r.error()),
+                oauth2::RequestTokenError::Request(_) => {
+                    "the token endpoint cannot be reached".into()
+                }
+                oauth2::RequestTokenError::Parse(_, _) => {
+                    "the token endpoint answered something else than a token".into()
+                }
+                oauth2::RequestTokenError::Other(m) => m.clone(),
+            };
+            FetchError::transient(format!(
+                "OAuth2 token request to {}: {detail}",
+                redact(&self.token_url)
+            ))
+        })?;
+        let token = response.access_token().secret().clone();
+        let lifetime = response.expires_in().unwrap_or(Duration::from_secs(3600));
+        self.token = Some((token.clone(), Instant::now() + lifetime));
+        Ok(token)
+    }
 }
 
 fn resolve(a: &Auth) -> Result<Resolved, FetchError> {
@@ -326,12 +411,24 @@ fn resolve(a: &Auth) -> Result<Resolved, FetchError> {
         Auth::Basic { username, password } => Resolved::Basic(username.clone(), read(password)?),
         Auth::Header { name, value } => Resolved::Header(name.clone(), read(value)?),
         Auth::Query { name, value } => Resolved::Query(name.clone(), read(value)?),
+        Auth::OAuth2 {
+            token_url,
+            client_id,
+            client_secret,
+            scopes,
+        } => Resolved::OAuth2(OAuth2Client {
+            token_url: token_url.clone(),
+            client_id: client_id.clone(),
+            client_secret: read(client_secret)?,
+            scopes: scopes.clone(),
+            token: None,
+        }),
     })
 }
 
 async fn fetch(
     c: &HttpJsonConfig,
-    auth: Option<&Resolved>,
+    mut auth: Option<&mut Resolved>,
     mapping: &Mapping,
     ctx: &Context,
     tx: &mut Sender,
@@ -384,20 +481,47 @@ async fn fetch(
         }
         last_request = Some(Instant::now());
         let mut request_url = url.clone();
-        if let Some(Resolved::Query(name, value)) = auth {
+        if let Some(Resolved::Query(name, value)) = auth.as_deref() {
             set_param(&mut request_url, name, value);
         }
         let what = redact(url.as_str());
-        let resp = crate::http::send(ctx, &what, || {
-            let r = ctx.http.get(request_url.clone());
-            match auth {
-                Some(Resolved::Bearer(t)) => r.bearer_auth(t),
-                Some(Resolved::Basic(u, p)) => r.basic_auth(u, Some(p)),
-                Some(Resolved::Header(n, v)) => r.header(n.as_str(), v.as_str()),
-                _ => r,
+        // A 401 with an OAuth2 token: the token may have been revoked or expired early; one
+        // fresh token and one more try.
+        let mut resp = None;
+        for attempt in 0..2 {
+            let bearer = match auth.as_deref_mut() {
+                Some(Resolved::OAuth2(o)) => Some(o.token(ctx, attempt > 0).await?),
+                Some(Resolved::Bearer(t)) => Some(t.clone()),
+                _ => None,
+            };
+            let sent = crate::http::send(ctx, &what, || {
+                let r = ctx.http.get(request_url.clone());
+                if let Some(t) = &bearer {
+                    return r.bearer_auth(t);
+                }
+                match auth.as_deref() {
+                    Some(Resolved::Basic(u, p)) => r.basic_auth(u, Some(p)),
+                    Some(Resolved::Header(n, v)) => r.header(n.as_str(), v.as_str()),
+                    _ => r,
+                }
+            })
+            .await;
+            match sent {
+                Err(e)
+                    if e.status == Some(401)
+                        && attempt == 0
+                        && matches!(auth.as_deref(), Some(Resolved::OAuth2(_))) => {}
+                other => {
+                    resp = Some(other?);
+                    break;
+                }
             }
-        })
-        .await?;
+        }
+        let Some(resp) = resp else {
+            return Err(FetchError::permanent(format!(
+                "{what}: refused the OAuth2 token"
+            )));
+        };
         let link = resp
             .headers()
             .get_all(reqwest::header::LINK)

@@ -66,6 +66,8 @@ pub enum Coverage {
 pub struct FetchError {
     pub message: String,
     pub transient: bool,
+    /// The HTTP status that ended the request, if one did.
+    pub status: Option<u16>,
 }
 
 impl FetchError {
@@ -73,12 +75,14 @@ impl FetchError {
         Self {
             message: message.into(),
             transient: false,
+            status: None,
         }
     }
     pub fn transient(message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
             transient: true,
+            status: None,
         }
     }
 }

@@ -31,10 +31,51 @@ fn num(q: &Q, k: &str, d: usize) -> usize {
     q.get(k).and_then(|v| v.parse().ok()).unwrap_or(d)
 }
 
-async fn fake_lms(hits: Arc<AtomicUsize>) -> String {
-    use axum::routing::get;
+async fn fake_lms(hits: Arc<AtomicUsize>) -> (String, Arc<AtomicUsize>) {
+    use axum::routing::{get, post};
     let h = hits.clone();
+    // OAuth2: tokens `tok-1`, `tok-2`, …; the current one is revoked after two pages, so a run
+    // must get a fresh token mid-way.
+    let issued = Arc::new(AtomicUsize::new(0));
+    let uses = Arc::new(AtomicUsize::new(0));
+    let (i1, i2, u2) = (issued.clone(), issued.clone(), uses.clone());
     let router = axum::Router::new()
+        .route(
+            "/oauth/token",
+            post(move |headers: HeaderMap, body: String| {
+                let i1 = i1.clone();
+                async move {
+                    // client_id "rosterd", secret "oauth-secret", sent as HTTP basic.
+                    let basic = headers.get("authorization").and_then(|v| v.to_str().ok());
+                    if basic != Some("Basic cm9zdGVyZDpvYXV0aC1zZWNyZXQ=")
+                        || !body.contains("grant_type=client_credentials")
+                        || !body.contains("scope=roster.read")
+                    {
+                        return (StatusCode::UNAUTHORIZED, axum::Json(json!({"error": "invalid_client"})))
+                            .into_response();
+                    }
+                    let n = i1.fetch_add(1, Ordering::SeqCst) + 1;
+                    axum::Json(json!({"access_token": format!("tok-{n}"), "token_type": "bearer", "expires_in": 3600}))
+                        .into_response()
+                }
+            }),
+        )
+        .route(
+            "/oauth/users",
+            get(move |headers: HeaderMap, q: Q| {
+                let (i2, u2) = (i2.clone(), u2.clone());
+                async move {
+                    let current = format!("Bearer tok-{}", i2.load(Ordering::SeqCst));
+                    let given = headers.get("authorization").and_then(|v| v.to_str().ok());
+                    if given != Some(current.as_str()) || u2.fetch_add(1, Ordering::SeqCst) == 2 {
+                        u2.store(0, Ordering::SeqCst);
+                        return (StatusCode::UNAUTHORIZED, "token expired").into_response();
+                    }
+                    axum::Json(json!({"users": slice(num(&q, "offset", 0), num(&q, "limit", 10))}))
+                        .into_response()
+                }
+            }),
+        )
         .route(
             "/offset",
             get(move |headers: HeaderMap, q: Q| {
@@ -118,7 +159,7 @@ async fn fake_lms(hits: Arc<AtomicUsize>) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await });
-    format!("http://{addr}")
+    (format!("http://{addr}"), issued)
 }
 
 const MAPPING: &str = r#"
@@ -141,7 +182,7 @@ async fn count(app: &TestApp, org: &str) -> (u64, u64) {
 #[tokio::test]
 async fn every_pagination_style_reads_the_whole_roster_with_its_credentials() {
     let hits = Arc::new(AtomicUsize::new(0));
-    let base = fake_lms(hits.clone()).await;
+    let (base, issued) = fake_lms(hits.clone()).await;
     let dir = temp_dir();
     let secret = |name: &str, value: &str| {
         let p = dir.join(name);
@@ -188,6 +229,13 @@ async fn every_pagination_style_reads_the_whole_roster_with_its_credentials() {
             ),
         ),
         (
+            "oauth",
+            format!(
+                "url = \"{base}/oauth/users\"\nrecords_path = \"users\"\nauth = {{ type = \"oauth2_client_credentials\", token_url = \"{base}/oauth/token\", client_id = \"rosterd\", client_secret = \"{}\", scopes = [\"roster.read\"] }}\npagination = {{ style = \"offset\", limit = 50 }}",
+                secret("oauth", "oauth-secret")
+            ),
+        ),
+        (
             "moodle-bad",
             format!(
                 "preset = \"moodle\"\nbase_url = \"{base}/moodle\"\nauth = {{ type = \"query\", name = \"wstoken\", value = \"{}\" }}",
@@ -216,7 +264,7 @@ async fn every_pagination_style_reads_the_whole_roster_with_its_credentials() {
         c.sync.retry_base_ms = 10;
     })
     .await;
-    for (name, _) in &sources[..6] {
+    for (name, _) in &sources[..7] {
         let r = app
             .post(
                 &format!("/api/v1/orgs/{name}/sources/{name}/runs"),
@@ -260,5 +308,9 @@ async fn every_pagination_style_reads_the_whole_roster_with_its_credentials() {
     assert!(!msg.contains("wrong"), "the token is never shown: {msg}");
     assert_eq!(count(&app, "moodle-bad").await, (0, 0));
     assert!(hits.load(Ordering::SeqCst) >= 3, "the offset source paged");
+    assert!(
+        issued.load(Ordering::SeqCst) >= 2,
+        "the OAuth2 token was renewed mid-run after a 401"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
