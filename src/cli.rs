@@ -321,6 +321,16 @@ async fn org_id(roster: &Roster, slug: &str) -> anyhow::Result<Uuid> {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut config = load_config(&cli)?;
+    // Commands that talk to sources log their warnings (a held run, a failed fetch) to stderr;
+    // only warnings by default, so the output stays for people; RUST_LOG raises it.
+    if matches!(
+        cli.command,
+        Command::Sync { .. } | Command::Approve { .. } | Command::Import { .. }
+    ) {
+        let mut logging = config.logging.clone();
+        logging.level = "warn".into();
+        crate::telemetry::init(&logging);
+    }
     match cli.command {
         Command::Serve { listen } => {
             if let Some(addr) = listen {

@@ -314,3 +314,82 @@ async fn every_pagination_style_reads_the_whole_roster_with_its_credentials() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Runs the binary's `sync` against the fake LMS at `trace` log level and returns everything it
+/// printed.
+async fn sync_with_logs(base: &str, settings: &str, retries: usize) -> (i32, String) {
+    let (url, cleanup) = fresh_database().await;
+    let _db = DbGuard(cleanup);
+    let dir = temp_dir();
+    let config = dir.join("rosterd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[database]\nurl = \"{url}\"\n[mail]\nsink = \"log\"\n[sync]\nfetch_retries = {retries}\nretry_base_ms = 10\nrequest_timeout_secs = 1\n\
+             [[orgs]]\nslug = \"logs\"\nname = \"Logs\"\n\
+             [[sources]]\nname = \"lms\"\norg = \"logs\"\nkind = \"http_json\"\n{settings}\n{MAPPING}\n",
+        )
+        .replace("{base}", base),
+    )
+    .unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_rosterd"))
+        .arg("--config")
+        .arg(&config)
+        .args(["sync", "lms"])
+        .env("RUST_LOG", "trace")
+        .env_remove("ROSTERD_DATABASE_URL")
+        .env_remove("ROSTERD_CONFIG")
+        .output()
+        .await
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[tokio::test]
+async fn secrets_never_reach_the_logs_and_a_hung_server_times_out() {
+    let (base, _) = fake_lms(Arc::new(AtomicUsize::new(0))).await;
+    let dir = temp_dir();
+    let token = dir.join("token");
+    std::fs::write(&token, "moodle-token\n").unwrap();
+    let settings = format!(
+        "preset = \"moodle\"\nbase_url = \"{{base}}/moodle\"\nauth = {{ type = \"query\", name = \"wstoken\", value = \"file:{}\" }}",
+        token.display()
+    );
+    let (code, logs) = sync_with_logs(&base, &settings, 0).await;
+    assert_eq!(code, 0, "{logs}");
+    assert!(logs.contains("created 249"), "{logs}");
+    assert!(
+        logs.contains("TRACE") || logs.contains("DEBUG"),
+        "logs at trace level: {logs}"
+    );
+    assert!(
+        !logs.contains("moodle-token"),
+        "the token leaked into the logs"
+    );
+
+    // A server that accepts the connection and never answers: the request times out (1 s), the
+    // run fails and says so.
+    let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hung_addr = hung.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = hung.accept().await {
+            held.push(sock);
+        }
+    });
+    let started = std::time::Instant::now();
+    let (code, logs) =
+        sync_with_logs(&format!("http://{hung_addr}"), "url = \"{base}/users\"", 0).await;
+    assert_eq!(code, 1, "{logs}");
+    assert!(logs.contains("timed out"), "{logs}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    let _ = std::fs::remove_dir_all(dir);
+}
