@@ -208,7 +208,7 @@ impl<'de> Deserialize<'de> for SourceConfig {
             .partition(|(k, _)| COMMON_KEYS.contains(&k.as_str()));
         if !kind.contains_key("kind") {
             return Err(D::Error::custom(format!(
-                "{label}: missing key `kind` (one of: csv, http_json)"
+                "{label}: missing key `kind` (one of: csv, http_json, workday)"
             )));
         }
         let c = SourceCommon::deserialize(toml::Value::Table(common))

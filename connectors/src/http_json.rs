@@ -80,6 +80,15 @@ pub enum Preset {
     Moodle,
 }
 
+/// How an OAuth2 client authenticates to the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuth {
+    #[default]
+    Basic,
+    Post,
+}
+
 /// How requests prove who they are.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -95,6 +104,19 @@ pub enum Auth {
     Header { name: String, value: SecretRef },
     /// An API key as a query parameter, e.g. Moodle's `wstoken`.
     Query { name: String, value: SecretRef },
+    /// OAuth2 refresh-token grant (Workday "API Client for Integrations"): a token from
+    /// `token_url` for the stored refresh token, renewed like client credentials.
+    #[serde(rename = "oauth2_refresh_token")]
+    OAuth2Refresh {
+        token_url: String,
+        client_id: String,
+        client_secret: SecretRef,
+        refresh_token: SecretRef,
+        /// How the client authenticates to the token endpoint: `basic` (default) or `post`
+        /// (id and secret in the form body; one Workday host variant needs it).
+        #[serde(default)]
+        client_auth: ClientAuth,
+    },
     /// OAuth2 client credentials: a token from `token_url`, renewed before it expires and
     /// whenever the API answers 401.
     #[serde(rename = "oauth2_client_credentials")]
@@ -122,6 +144,10 @@ pub enum Pagination {
         limit_param: String,
         #[serde(default = "page_size")]
         limit: usize,
+        /// Where the page says how many records there are in all (Workday: `total`); with it,
+        /// paging ends once that many were read, not only at a short page.
+        #[serde(default)]
+        total_path: Option<String>,
     },
     /// `?page=1&per_page=100`, then `page=2`, … until a short page.
     Page {
@@ -332,6 +358,9 @@ struct OAuth2Client {
     client_id: String,
     client_secret: String,
     scopes: Vec<String>,
+    /// Set for the refresh-token grant (replaced when the server rotates it).
+    refresh_token: Option<String>,
+    client_auth: ClientAuth,
     token: Option<(String, Instant)>,
 }
 
@@ -370,14 +399,30 @@ impl OAuth2Client {
             .map_err(|e| FetchError::permanent(format!("auth.token_url: {e}")))?;
         let client = oauth2::basic::BasicClient::new(ClientId::new(self.client_id.clone()))
             .set_client_secret(ClientSecret::new(self.client_secret.clone()))
+            .set_auth_type(match self.client_auth {
+                ClientAuth::Basic => oauth2::AuthType::BasicAuth,
+                ClientAuth::Post => oauth2::AuthType::RequestBody,
+            })
             .set_token_uri(url);
         let http = ctx.http.clone();
         let call = move |req: oauth2::HttpRequest| oauth2_http(http.clone(), req);
-        let mut request = client.exchange_client_credentials();
-        for s in &self.scopes {
-            request = request.add_scope(Scope::new(s.clone()));
-        }
-        let response = request.request_async(&call).await.map_err(|e| {
+        let result = match &self.refresh_token {
+            Some(r) => {
+                let refresh = oauth2::RefreshToken::new(r.clone());
+                client
+                    .exchange_refresh_token(&refresh)
+                    .request_async(&call)
+                    .await
+            }
+            None => {
+                let mut request = client.exchange_client_credentials();
+                for s in &self.scopes {
+                    request = request.add_scope(Scope::new(s.clone()));
+                }
+                request.request_async(&call).await
+            }
+        };
+        let response = result.map_err(|e| {
             let detail = match &e {
                 oauth2::RequestTokenError::ServerResponse(r) => format!("{}", r.error()),
                 oauth2::RequestTokenError::Request(_) => {
@@ -394,6 +439,10 @@ impl OAuth2Client {
             ))
         })?;
         let token = response.access_token().secret().clone();
+        // A rotated refresh token replaces the old one for the rest of the run.
+        if let (Some(r), Some(new)) = (&mut self.refresh_token, response.refresh_token()) {
+            *r = new.secret().clone();
+        }
         let lifetime = response.expires_in().unwrap_or(Duration::from_secs(3600));
         self.token = Some((token.clone(), Instant::now() + lifetime));
         Ok(token)
@@ -421,6 +470,23 @@ fn resolve(a: &Auth) -> Result<Resolved, FetchError> {
             client_id: client_id.clone(),
             client_secret: read(client_secret)?,
             scopes: scopes.clone(),
+            refresh_token: None,
+            client_auth: ClientAuth::Basic,
+            token: None,
+        }),
+        Auth::OAuth2Refresh {
+            token_url,
+            client_id,
+            client_secret,
+            refresh_token,
+            client_auth,
+        } => Resolved::OAuth2(OAuth2Client {
+            token_url: token_url.clone(),
+            client_id: client_id.clone(),
+            client_secret: read(client_secret)?,
+            scopes: Vec::new(),
+            refresh_token: Some(read(refresh_token)?),
+            client_auth: *client_auth,
             token: None,
         }),
     })
@@ -444,6 +510,7 @@ async fn fetch(
             offset_param,
             limit_param,
             limit,
+            ..
         } => {
             set_param(&mut url, offset_param, "0");
             set_param(&mut url, limit_param, &limit.to_string());
@@ -576,12 +643,17 @@ async fn fetch(
             Pagination::Offset {
                 offset_param,
                 limit,
+                total_path,
                 ..
             } => {
-                if n < *limit {
+                offset += n;
+                let total = total_path
+                    .as_deref()
+                    .and_then(|p| at(&doc, p))
+                    .and_then(Value::as_u64);
+                if n == 0 || total.map_or(n < *limit, |t| offset as u64 >= t) {
                     return Ok(());
                 }
-                offset += n;
                 set_param(&mut url, offset_param, &offset.to_string());
             }
             Pagination::Page {

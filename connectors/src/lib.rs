@@ -16,6 +16,7 @@ pub mod mapping;
 pub mod record;
 pub mod secret;
 pub mod source;
+pub mod workday;
 
 pub use mapping::{FieldSpec, Mapping, MappingError, Transform};
 pub use record::{Record, RecordError};
@@ -31,6 +32,8 @@ pub enum SourceKind {
     Csv(csv_source::CsvConfig),
     /// A REST roster answering JSON (LMS platforms; a Moodle preset).
     HttpJson(Box<http_json::HttpJsonConfig>),
+    /// Workday: the REST `workers` API or a RaaS custom report.
+    Workday(Box<workday::WorkdayConfig>),
 }
 
 impl SourceKind {
@@ -38,6 +41,7 @@ impl SourceKind {
         match self {
             SourceKind::Csv(_) => "csv",
             SourceKind::HttpJson(_) => "http_json",
+            SourceKind::Workday(_) => "workday",
         }
     }
 
@@ -46,6 +50,7 @@ impl SourceKind {
         match self {
             SourceKind::Csv(c) => c.check(),
             SourceKind::HttpJson(c) => c.check(),
+            SourceKind::Workday(c) => c.check(),
         }
     }
 
@@ -62,6 +67,14 @@ impl SourceKind {
             }
             SourceKind::HttpJson(c) => {
                 http_json::HttpJsonSource {
+                    config: (**c).clone(),
+                    mapping: mapping.clone(),
+                }
+                .open(ctx)
+                .await
+            }
+            SourceKind::Workday(c) => {
+                workday::WorkdaySource {
                     config: (**c).clone(),
                     mapping: mapping.clone(),
                 }

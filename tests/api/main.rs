@@ -22,3 +22,4 @@ mod shutdown;
 mod smtp;
 mod sync;
 mod sync_process;
+mod workday;

@@ -1,0 +1,239 @@
+//! The Workday connector against a local server speaking Workday's wire format: the OAuth2
+//! refresh-token grant, the REST `workers` collection (limit ≤ 100, offset,
+//! `total`, absent keys for empty fields, a 429 with `Retry-After`), and a RaaS report.
+
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Path, Query};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use rosterd::config::OrgSeed;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+use crate::sync::{parse_sources, temp_dir};
+
+const WORKERS: usize = 230;
+
+fn worker(i: usize) -> Value {
+    let mut w = json!({"id": format!("{i:032x}"), "descriptor": format!("Worker {i}"),
+        "href": format!("https://wd.example/ccx/api/v1/acme/workers/{i:032x}"),
+        "businessTitle": "Analyst", "isManager": false,
+        "primarySupervisoryOrganization": {"id": "b5ad", "descriptor": "Finance", "href": "x"}});
+    // Empty fields are omitted: every 50th worker has no work email.
+    if !i.is_multiple_of(50) {
+        w["primaryWorkEmail"] = json!(format!("w{i}@wd.example"));
+    }
+    w
+}
+
+#[derive(Default)]
+struct State {
+    tokens: usize,
+    refresh: String,
+    throttled: bool,
+}
+
+async fn fake_workday(state: Arc<Mutex<State>>) -> String {
+    use axum::routing::{get, post};
+    state.lock().unwrap().refresh = "refresh-1".into();
+    let (s1, s2) = (state.clone(), state.clone());
+    let router = axum::Router::new()
+        .route(
+            "/ccx/oauth2/{tenant}/token",
+            post(move |Path(tenant): Path<String>, headers: HeaderMap, body: String| {
+                let s = s1.clone();
+                async move {
+                    let mut st = s.lock().unwrap();
+                    // client "rosterd-client" / "client-secret" as HTTP basic.
+                    let basic = headers.get("authorization").and_then(|v| v.to_str().ok());
+                    if tenant != "acme" || basic != Some("Basic cm9zdGVyZC1jbGllbnQ6Y2xpZW50LXNlY3JldA==") {
+                        return (StatusCode::UNAUTHORIZED, "<html>Unauthorized</html>").into_response();
+                    }
+                    let wanted = format!("refresh_token={}", st.refresh);
+                    if !body.contains("grant_type=refresh_token") || !body.contains(&wanted) {
+                        return (StatusCode::BAD_REQUEST, axum::Json(json!({"error": "invalid_grant"})))
+                            .into_response();
+                    }
+                    st.tokens += 1;
+                    axum::Json(json!({"access_token": format!("wd-{}", st.tokens),
+                        "token_type": "Bearer", "expires_in": 3600, "refresh_token": st.refresh}))
+                    .into_response()
+                }
+            }),
+        )
+        .route(
+            "/ccx/api/v1/{tenant}/workers",
+            get(move |headers: HeaderMap, Query(q): Query<std::collections::HashMap<String, String>>| {
+                let s = s2.clone();
+                async move {
+                    let mut st = s.lock().unwrap();
+                    let want = format!("Bearer wd-{}", st.tokens);
+                    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(want.as_str()) {
+                        return (StatusCode::UNAUTHORIZED, axum::Json(json!({"error": "invalid token"})))
+                            .into_response();
+                    }
+                    let limit: usize = q.get("limit").and_then(|v| v.parse().ok()).unwrap_or(20);
+                    let offset: usize = q.get("offset").and_then(|v| v.parse().ok()).unwrap_or(0);
+                    if limit > 100 {
+                        return (StatusCode::BAD_REQUEST, axum::Json(json!({"error": "limit must be at most 100",
+                            "errors": [{"error": "too large", "field": "limit", "location": "query"}]})))
+                        .into_response();
+                    }
+                    if offset == 100 && !st.throttled {
+                        st.throttled = true;
+                        return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")], "slow down").into_response();
+                    }
+                    let data: Vec<Value> = (offset..(offset + limit).min(WORKERS)).map(worker).collect();
+                    axum::Json(json!({"total": WORKERS, "data": data})).into_response()
+                }
+            }),
+        )
+        .route(
+            "/ccx/service/customreport2/{tenant}/{owner}/{report}",
+            get(|Path((tenant, owner, report)): Path<(String, String, String)>, headers: HeaderMap,
+                 Query(q): Query<std::collections::HashMap<String, String>>| async move {
+                // isu@acme : isu-password
+                let basic = headers.get("authorization").and_then(|v| v.to_str().ok());
+                if (tenant.as_str(), owner.as_str(), report.as_str()) != ("acme", "ISU_Owner", "Active_and_Terminated")
+                    || basic != Some("Basic aXN1OmlzdS1wYXNzd29yZA==")
+                    || q.get("format").map(String::as_str) != Some("json")
+                    || q.get("Company!WID").map(String::as_str) != Some("c0ffee")
+                {
+                    return (StatusCode::UNAUTHORIZED, "no").into_response();
+                }
+                axum::Json(json!({"Report_Entry": [
+                    {"Employee_ID": "21001", "Legal_Name_First_Name": "Logan", "Legal_Name_Last_Name": "McNeil",
+                     "Email_Primary_Work": "lmcneil@acme.example", "Active_Status": "1", "Termination_Date": ""},
+                    {"Employee_ID": "21044", "Legal_Name_First_Name": "Ben", "Legal_Name_Last_Name": "Ito",
+                     "Email_Primary_Work": "bito@acme.example", "Active_Status": "0", "Termination_Date": "2026-10-31",
+                     "Supervisory_Organizations": [{"Descriptor": "Finance"}, {"Descriptor": "Audit"}]},
+                    {"Employee_ID": "21050", "Legal_Name_First_Name": "Ana", "Legal_Name_Last_Name": "Ruiz",
+                     "Email_Primary_Work": "aruiz@acme.example", "Active_Status": "1"}
+                ]}))
+                .into_response()
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    addr.to_string()
+}
+
+async fn run(app: &TestApp, org: &str, source: &str) -> Value {
+    let r = app
+        .post(
+            &format!("/api/v1/orgs/{org}/sources/{source}/runs"),
+            OPERATOR,
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let path = format!("/api/v1/orgs/{org}/runs/{}", r.body["id"].as_str().unwrap());
+    wait_for(30, "the run", || async {
+        app.get(&path, OPERATOR).await.body["status"] != "running"
+    })
+    .await;
+    app.get(&path, OPERATOR).await.body
+}
+
+#[tokio::test]
+async fn workday_workers_and_a_raas_report_sync_with_their_credentials() {
+    let state = Arc::new(Mutex::new(State::default()));
+    let host = fake_workday(state.clone()).await;
+    let dir = temp_dir();
+    let secret = |name: &str, value: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, value).unwrap();
+        format!("file:{}", p.display())
+    };
+    let text = format!(
+        r#"
+[[sources]]
+name = "wd-workers"
+org = "wd"
+kind = "workday"
+host = "{host}"
+tenant = "acme"
+insecure_http = true
+auth = {{ type = "oauth2_refresh_token", client_id = "rosterd-client", client_secret = "{cs}", refresh_token = "{rt}" }}
+authoritative = true
+max_removals = "100%"
+[sources.mapping]
+external_id = "id"
+member_email = "primaryWorkEmail"
+display_name = "descriptor"
+
+[[sources]]
+name = "wd-report"
+org = "wdr"
+kind = "workday"
+mode = "raas"
+host = "{host}"
+tenant = "acme"
+insecure_http = true
+report_owner = "ISU_Owner"
+report_name = "Active_and_Terminated"
+prompts = {{ "Company!WID" = "c0ffee" }}
+auth = {{ type = "basic", username = "isu", password = "{pw}" }}
+authoritative = true
+max_removals = "100%"
+[sources.mapping]
+external_id = "Employee_ID"
+member_email = "Email_Primary_Work"
+given_name = "Legal_Name_First_Name"
+family_name = "Legal_Name_Last_Name"
+active = {{ field = "Active_Status", map = {{ "1" = "true", "0" = "false" }} }}
+"#,
+        cs = secret("cs", "client-secret"),
+        rt = secret("rt", "refresh-1"),
+        pw = secret("pw", "isu-password"),
+    );
+    let parsed = parse_sources(&text);
+    let app = spawn_with(Mail::Log, move |c| {
+        c.orgs = ["wd", "wdr"]
+            .iter()
+            .map(|s| OrgSeed {
+                slug: (*s).into(),
+                name: (*s).into(),
+                owner_email: None,
+            })
+            .collect();
+        c.sources = parsed;
+        c.sync.retry_base_ms = 10;
+    })
+    .await;
+
+    // REST workers: 3 pages of at most 100 (one throttled with Retry-After), `total` ends it;
+    // the 5 workers without a work email are row errors, everyone else is created.
+    let r = run(&app, "wd", "wd-workers").await;
+    assert_eq!(r["status"], "succeeded", "{r}");
+    assert_eq!(r["counts"]["fetched"], WORKERS, "{r}");
+    assert_eq!(r["counts"]["created"], WORKERS - 5, "{r}");
+    assert_eq!(r["counts"]["errors"], 5, "{r}");
+    {
+        let st = state.lock().unwrap();
+        assert_eq!(st.tokens, 1, "one token for the run");
+        assert!(st.throttled);
+    }
+    // The next run exchanges the refresh token again and reads the same roster: no changes.
+    let r = run(&app, "wd", "wd-workers").await;
+    assert_eq!(r["status"], "succeeded", "{r}");
+    assert_eq!(r["counts"]["created"], 0, "{r}");
+    assert_eq!(state.lock().unwrap().tokens, 2);
+    // A refresh token the tenant no longer knows fails the run with Workday's error, and no
+    // token appears in the message.
+    state.lock().unwrap().refresh = "revoked".into();
+    let r = run(&app, "wd", "wd-workers").await;
+    assert_eq!(r["status"], "failed", "{r}");
+    let msg = r["message"].as_str().unwrap();
+    assert!(msg.contains("invalid_grant"), "{msg}");
+    assert!(!msg.contains("refresh-1"), "no token in messages: {msg}");
+
+    // RaaS: explicit status; the terminated worker is not created.
+    let r = run(&app, "wdr", "wd-report").await;
+    assert_eq!(r["status"], "succeeded", "{r}");
+    assert_eq!(r["counts"]["fetched"], 3, "{r}");
+    assert_eq!(r["counts"]["created"], 2, "{r}");
+    let _ = std::fs::remove_dir_all(dir);
+}
