@@ -189,19 +189,6 @@ impl Snapshot {
         )
     }
 
-    /// A snapshot of the given rows (tests, import jobs).
-    pub fn from_rows(coverage: Coverage, rows: Vec<Row>) -> Snapshot {
-        let (tx, rx) = mpsc::channel(2);
-        let _ = tx.try_send(Item::Rows(rows));
-        let _ = tx.try_send(Item::Done);
-        Snapshot {
-            coverage,
-            rx,
-            ready: Default::default(),
-            finished: false,
-        }
-    }
-
     /// The next row; `None` once the source said it sent everything; an error if it failed or
     /// stopped without saying it was done.
     pub async fn next(&mut self) -> Option<Result<Row, FetchError>> {

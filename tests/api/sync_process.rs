@@ -363,9 +363,6 @@ async fn two_daemons_run_each_tick_once_and_one_carries_on_when_the_other_dies()
     for w in t.windows(2) {
         assert_eq!((w[1] - w[0]).num_seconds(), 2, "{t:?}");
     }
-    let replicas: std::collections::HashSet<&str> =
-        before.iter().map(|r| r.created_by.as_str()).collect();
-    assert!(!replicas.is_empty());
 
     // Kill one replica hard; the other keeps running the ticks (taking over an expired lease).
     a.start_kill().unwrap();
