@@ -76,7 +76,7 @@ async fn read(label: &str, kind: SourceKind, mapping: Mapping, ctx: &Context, n:
     reset_peak();
     let before = kib("VmRSS:");
     let t = Instant::now();
-    let mut snap = kind.open(&mapping, ctx).await.unwrap();
+    let mut snap = kind.open(&mapping, ctx, None).await.unwrap();
     let mut rows = 0usize;
     while let Some(r) = snap.next().await {
         let (_, rec) = r.unwrap();

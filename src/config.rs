@@ -659,7 +659,7 @@ impl Config {
                 .check()
                 .map_err(|e| format!("source `{}`: {e}", src.name))?;
             src.kind
-                .check()
+                .check(&src.mapping)
                 .map_err(|e| format!("source `{}`: {e}", src.name))?;
         }
         for (i, org) in self.orgs.iter().enumerate() {

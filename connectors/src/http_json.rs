@@ -277,7 +277,7 @@ pub fn at<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
 }
 
 /// A JSON value as the text a mapping reads (`null` and containers: none).
-fn text(v: &Value) -> Option<String> {
+pub(crate) fn text(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
@@ -344,7 +344,7 @@ impl Source for HttpJsonSource {
 }
 
 /// Credentials with their secrets read.
-enum Resolved {
+pub(crate) enum Resolved {
     Bearer(String),
     Basic(String, String),
     Header(String, String),
@@ -353,13 +353,15 @@ enum Resolved {
 }
 
 /// An OAuth2 client-credentials client and its current token.
-struct OAuth2Client {
+pub(crate) struct OAuth2Client {
     token_url: String,
     client_id: String,
     client_secret: String,
     scopes: Vec<String>,
     /// Set for the refresh-token grant (replaced when the server rotates it).
     refresh_token: Option<String>,
+    /// Where the refresh token came from: a rotated one is written back there when it can be.
+    refresh_ref: Option<SecretRef>,
     client_auth: ClientAuth,
     token: Option<(String, Instant)>,
 }
@@ -386,6 +388,26 @@ async fn oauth2_http(
 }
 
 impl OAuth2Client {
+    /// A client-credentials client (the token endpoint, the app's id and secret, its scopes).
+    pub(crate) fn client_credentials(
+        token_url: String,
+        client_id: String,
+        client_secret: secrecy::SecretString,
+        scopes: Vec<String>,
+        client_auth: ClientAuth,
+    ) -> Self {
+        Self {
+            token_url,
+            client_id,
+            client_secret: client_secret.expose_secret().to_owned(),
+            scopes,
+            refresh_token: None,
+            refresh_ref: None,
+            client_auth,
+            token: None,
+        }
+    }
+
     /// The access token, fetched again when missing, expiring within 30 s, or `stale`.
     async fn token(&mut self, ctx: &Context, stale: bool) -> Result<String, FetchError> {
         use oauth2::{ClientId, ClientSecret, Scope, TokenResponse, TokenUrl};
@@ -439,9 +461,26 @@ impl OAuth2Client {
             ))
         })?;
         let token = response.access_token().secret().clone();
-        // A rotated refresh token replaces the old one for the rest of the run.
-        if let (Some(r), Some(new)) = (&mut self.refresh_token, response.refresh_token()) {
+        // A rotated refresh token replaces the old one for the rest of the run, and in its
+        // `file:` secret for the runs after (the old one may no longer work).
+        if let (Some(r), Some(new)) = (&mut self.refresh_token, response.refresh_token())
+            && new.secret() != r
+        {
             *r = new.secret().clone();
+            match self.refresh_ref.as_ref().map(|s| s.store(r)) {
+                Some(Ok(true)) => tracing::info!(
+                    secret = %self.refresh_ref.as_ref().map(ToString::to_string).unwrap_or_default(),
+                    "stored the rotated OAuth2 refresh token"
+                ),
+                Some(Ok(false)) | None => tracing::warn!(
+                    "the token endpoint rotated the refresh token, but it comes from an env: \
+                     reference and cannot be stored; use a file: reference (or a non-expiring \
+                     token)"
+                ),
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "cannot store the rotated refresh token")
+                }
+            }
         }
         let lifetime = response.expires_in().unwrap_or(Duration::from_secs(3600));
         self.token = Some((token.clone(), Instant::now() + lifetime));
@@ -449,7 +488,7 @@ impl OAuth2Client {
     }
 }
 
-fn resolve(a: &Auth) -> Result<Resolved, FetchError> {
+pub(crate) fn resolve(a: &Auth) -> Result<Resolved, FetchError> {
     let read = |r: &SecretRef| {
         r.resolve()
             .map(|s| s.expose_secret().to_owned())
@@ -471,6 +510,7 @@ fn resolve(a: &Auth) -> Result<Resolved, FetchError> {
             client_secret: read(client_secret)?,
             scopes: scopes.clone(),
             refresh_token: None,
+            refresh_ref: None,
             client_auth: ClientAuth::Basic,
             token: None,
         }),
@@ -486,15 +526,86 @@ fn resolve(a: &Auth) -> Result<Resolved, FetchError> {
             client_secret: read(client_secret)?,
             scopes: Vec::new(),
             refresh_token: Some(read(refresh_token)?),
+            refresh_ref: Some(refresh_token.clone()),
             client_auth: *client_auth,
             token: None,
         }),
     })
 }
 
+/// Sends a source's GET requests: its credentials (an OAuth2 token renewed once on a 401), its
+/// request rate limit, and the shared retries of [`crate::http::send`].
+pub(crate) struct Requester<'a> {
+    auth: Option<&'a mut Resolved>,
+    gap: Option<Duration>,
+    last: Option<Instant>,
+}
+
+impl<'a> Requester<'a> {
+    pub(crate) fn new(auth: Option<&'a mut Resolved>, per_second: Option<f64>) -> Self {
+        Self {
+            auth,
+            gap: per_second.map(|r| Duration::from_secs_f64(1.0 / r)),
+            last: None,
+        }
+    }
+
+    /// GETs `url` (`what` names it in errors, without secrets) and returns a 2xx response.
+    pub(crate) async fn get(
+        &mut self,
+        ctx: &Context,
+        url: &Url,
+        what: &str,
+    ) -> Result<reqwest::Response, FetchError> {
+        if let (Some(gap), Some(last)) = (self.gap, self.last) {
+            let since = last.elapsed();
+            if since < gap {
+                tokio::time::sleep(gap - since).await;
+            }
+        }
+        self.last = Some(Instant::now());
+        let mut request_url = url.clone();
+        if let Some(Resolved::Query(name, value)) = self.auth.as_deref() {
+            set_param(&mut request_url, name, value);
+        }
+        // A 401 with an OAuth2 token: the token may have been revoked or expired early; one
+        // fresh token and one more try.
+        for attempt in 0..2 {
+            let bearer = match self.auth.as_deref_mut() {
+                Some(Resolved::OAuth2(o)) => Some(o.token(ctx, attempt > 0).await?),
+                Some(Resolved::Bearer(t)) => Some(t.clone()),
+                _ => None,
+            };
+            let auth = self.auth.as_deref();
+            let sent = crate::http::send(ctx, what, || {
+                let r = ctx.http.get(request_url.clone());
+                if let Some(t) = &bearer {
+                    return r.bearer_auth(t);
+                }
+                match auth {
+                    Some(Resolved::Basic(u, p)) => r.basic_auth(u, Some(p)),
+                    Some(Resolved::Header(n, v)) => r.header(n.as_str(), v.as_str()),
+                    _ => r,
+                }
+            })
+            .await;
+            match sent {
+                Err(e)
+                    if e.status == Some(401)
+                        && attempt == 0
+                        && matches!(auth, Some(Resolved::OAuth2(_))) => {}
+                other => return other,
+            }
+        }
+        Err(FetchError::permanent(format!(
+            "{what}: refused the OAuth2 token"
+        )))
+    }
+}
+
 async fn fetch(
     c: &HttpJsonConfig,
-    mut auth: Option<&mut Resolved>,
+    auth: Option<&mut Resolved>,
     mapping: &Mapping,
     ctx: &Context,
     tx: &mut Sender,
@@ -528,10 +639,7 @@ async fn fetch(
         _ => {}
     }
     let fields: Vec<String> = mapping.fields().into_iter().map(str::to_owned).collect();
-    let gap = c
-        .max_requests_per_second
-        .map(|r| Duration::from_secs_f64(1.0 / r));
-    let mut last_request: Option<Instant> = None;
+    let mut client = Requester::new(auth, c.max_requests_per_second);
     let mut record_no = 0u64;
     for pages in 1.. {
         if pages > c.max_pages {
@@ -540,55 +648,8 @@ async fn fetch(
                 c.max_pages
             )));
         }
-        if let (Some(gap), Some(last)) = (gap, last_request) {
-            let since = last.elapsed();
-            if since < gap {
-                tokio::time::sleep(gap - since).await;
-            }
-        }
-        last_request = Some(Instant::now());
-        let mut request_url = url.clone();
-        if let Some(Resolved::Query(name, value)) = auth.as_deref() {
-            set_param(&mut request_url, name, value);
-        }
         let what = redact(url.as_str());
-        // A 401 with an OAuth2 token: the token may have been revoked or expired early; one
-        // fresh token and one more try.
-        let mut resp = None;
-        for attempt in 0..2 {
-            let bearer = match auth.as_deref_mut() {
-                Some(Resolved::OAuth2(o)) => Some(o.token(ctx, attempt > 0).await?),
-                Some(Resolved::Bearer(t)) => Some(t.clone()),
-                _ => None,
-            };
-            let sent = crate::http::send(ctx, &what, || {
-                let r = ctx.http.get(request_url.clone());
-                if let Some(t) = &bearer {
-                    return r.bearer_auth(t);
-                }
-                match auth.as_deref() {
-                    Some(Resolved::Basic(u, p)) => r.basic_auth(u, Some(p)),
-                    Some(Resolved::Header(n, v)) => r.header(n.as_str(), v.as_str()),
-                    _ => r,
-                }
-            })
-            .await;
-            match sent {
-                Err(e)
-                    if e.status == Some(401)
-                        && attempt == 0
-                        && matches!(auth.as_deref(), Some(Resolved::OAuth2(_))) => {}
-                other => {
-                    resp = Some(other?);
-                    break;
-                }
-            }
-        }
-        let Some(resp) = resp else {
-            return Err(FetchError::permanent(format!(
-                "{what}: refused the OAuth2 token"
-            )));
-        };
+        let resp = client.get(ctx, &url, &what).await?;
         let link = resp
             .headers()
             .get_all(reqwest::header::LINK)

@@ -10,8 +10,10 @@
 
 pub mod csv_roster;
 pub mod csv_source;
+pub mod graph;
 pub mod http;
 pub mod http_json;
+pub mod ldap;
 pub mod mapping;
 pub mod record;
 pub mod secret;
@@ -34,6 +36,10 @@ pub enum SourceKind {
     HttpJson(Box<http_json::HttpJsonConfig>),
     /// Workday: the REST `workers` API or a RaaS custom report.
     Workday(Box<workday::WorkdayConfig>),
+    /// Microsoft Entra ID through Microsoft Graph (delta queries).
+    Graph(Box<graph::GraphConfig>),
+    /// Active Directory or OpenLDAP over LDAP (paged search).
+    Ldap(Box<ldap::LdapConfig>),
 }
 
 impl SourceKind {
@@ -42,20 +48,39 @@ impl SourceKind {
             SourceKind::Csv(_) => "csv",
             SourceKind::HttpJson(_) => "http_json",
             SourceKind::Workday(_) => "workday",
+            SourceKind::Graph(_) => "graph",
+            SourceKind::Ldap(_) => "ldap",
         }
     }
 
-    /// Checks the kind's settings; the message names the key.
-    pub fn check(&self) -> Result<(), String> {
+    /// Checks the kind's settings (with the source's mapping); the message names the key.
+    pub fn check(&self, mapping: &Mapping) -> Result<(), String> {
         match self {
             SourceKind::Csv(c) => c.check(),
             SourceKind::HttpJson(c) => c.check(),
             SourceKind::Workday(c) => c.check(),
+            SourceKind::Graph(c) => c.check(mapping),
+            SourceKind::Ldap(c) => c.check(),
         }
     }
 
-    /// Opens a snapshot of the source through `mapping`.
-    pub async fn open(&self, mapping: &Mapping, ctx: &Context) -> Result<Snapshot, FetchError> {
+    /// For a source that reads only changes after its first run: how often a full read comes
+    /// round anyway (the engine then opens it without a checkpoint).
+    pub fn full_every(&self) -> Option<std::time::Duration> {
+        match self {
+            SourceKind::Graph(c) => c.full_every(),
+            _ => None,
+        }
+    }
+
+    /// Opens a snapshot of the source through `mapping`. `checkpoint` is where the last
+    /// applied run of a change-reading source left off (`None`: read everyone).
+    pub async fn open(
+        &self,
+        mapping: &Mapping,
+        ctx: &Context,
+        checkpoint: Option<&str>,
+    ) -> Result<Snapshot, FetchError> {
         match self {
             SourceKind::Csv(c) => {
                 csv_source::CsvSource {
@@ -75,6 +100,23 @@ impl SourceKind {
             }
             SourceKind::Workday(c) => {
                 workday::WorkdaySource {
+                    config: (**c).clone(),
+                    mapping: mapping.clone(),
+                }
+                .open(ctx)
+                .await
+            }
+            SourceKind::Graph(c) => {
+                graph::GraphSource {
+                    config: (**c).clone(),
+                    mapping: mapping.clone(),
+                    checkpoint: checkpoint.map(str::to_owned),
+                }
+                .open(ctx)
+                .await
+            }
+            SourceKind::Ldap(c) => {
+                ldap::LdapSource {
                     config: (**c).clone(),
                     mapping: mapping.clone(),
                 }

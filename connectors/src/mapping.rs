@@ -207,6 +207,25 @@ impl Mapping {
         line: u64,
         get: impl Fn(&str) -> Option<&'a str>,
     ) -> Result<Record, RecordError> {
+        self.map(line, get, false)
+    }
+
+    /// Maps one change from a delta query: a field it lacks is unchanged, not empty, so a
+    /// missing active flag leaves the person's access as it is (`Record::status_unknown`).
+    pub fn apply_change<'a>(
+        &self,
+        line: u64,
+        get: impl Fn(&str) -> Option<&'a str>,
+    ) -> Result<Record, RecordError> {
+        self.map(line, get, true)
+    }
+
+    fn map<'a>(
+        &self,
+        line: u64,
+        get: impl Fn(&str) -> Option<&'a str>,
+        change: bool,
+    ) -> Result<Record, RecordError> {
         let err = |spec: &FieldSpec, value: Option<String>, message: String| RecordError {
             line,
             column: spec.field().map(str::to_owned),
@@ -235,6 +254,7 @@ impl Mapping {
         };
         let member_email = email(&self.member_email)?;
         let login_email = email(&self.login_email)?;
+        let mut status_unknown = false;
         let active = match (&self.active, opt(&self.active)) {
             (Some(spec), Some(v)) => parse_active(&v).ok_or_else(|| {
                 err(
@@ -243,6 +263,10 @@ impl Mapping {
                     "expected true/false, yes/no, 1/0 or active/inactive (add a `map`)".into(),
                 )
             })?,
+            (Some(_), None) if change => {
+                status_unknown = true;
+                true
+            }
             (Some(spec), None) => return Err(err(spec, None, "the active flag is empty".into())),
             (None, _) => true,
         };
@@ -285,6 +309,7 @@ impl Mapping {
             family_name: opt(&self.family_name),
             display_name: opt(&self.display_name),
             active,
+            status_unknown,
             role,
             groups,
             raw,

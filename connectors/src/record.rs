@@ -15,6 +15,10 @@ pub struct Record {
     pub display_name: Option<String>,
     /// Whether the source says the person should have access.
     pub active: bool,
+    /// The record does not say whether the person has access (a change from a delta query that
+    /// did not touch it): `active` means nothing, and neither a removal nor a reactivation
+    /// follows from this record.
+    pub status_unknown: bool,
     /// A role hint (`admin` or `member`) when the mapping has one.
     pub role: Option<String>,
     pub groups: Vec<String>,

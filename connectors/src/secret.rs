@@ -78,6 +78,38 @@ impl SecretRef {
                 }),
         }
     }
+
+    /// Replaces the secret's value where that is possible: a `file:` secret is rewritten
+    /// atomically (a new file, owner-only, renamed over the old); an `env:` secret cannot be,
+    /// and `Ok(false)` says so. For credentials the other side rotates (OAuth2 refresh tokens).
+    pub fn store(&self, value: &str) -> Result<bool, SecretError> {
+        let SecretRef::File(path) = self else {
+            return Ok(false);
+        };
+        let fail = |e: std::io::Error| SecretError::File {
+            path: path.clone(),
+            reason: e.to_string(),
+        };
+        let target = std::path::Path::new(path);
+        let mut tmp = target.as_os_str().to_owned();
+        tmp.push(format!(".{}.new", std::process::id()));
+        let tmp = std::path::PathBuf::from(tmp);
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let written = options.open(&tmp).and_then(|mut f| {
+            use std::io::Write;
+            f.write_all(value.as_bytes())?;
+            f.write_all(b"\n")?;
+            f.sync_all()
+        });
+        if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, target)) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(fail(e));
+        }
+        Ok(true)
+    }
 }
 
 impl<'de> Deserialize<'de> for SecretRef {
@@ -114,7 +146,22 @@ mod tests {
         std::fs::write(&path, "from-file\n").unwrap();
         let r = SecretRef::parse(&format!("file:{}", path.display())).unwrap();
         assert_eq!(r.resolve().unwrap().expose_secret(), "from-file");
+        // A rotated secret replaces the file's value; an env secret cannot be replaced.
+        assert!(r.store("rotated").unwrap());
+        assert_eq!(r.resolve().unwrap().expose_secret(), "rotated");
+        assert_eq!(
+            std::fs::read_dir(&dir).unwrap().count(),
+            1,
+            "no temp file left"
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "owner-only: {mode:o}");
+        }
         let missing = SecretRef::parse("env:ROSTERD_SURELY_UNSET_VARIABLE").unwrap();
+        assert!(!missing.store("x").unwrap());
         assert_eq!(
             missing.resolve().unwrap_err(),
             SecretError::MissingEnv("ROSTERD_SURELY_UNSET_VARIABLE".into())

@@ -98,8 +98,8 @@ pub const CHUNK_ROWS: usize = 256;
 #[derive(Debug)]
 pub enum Item {
     Rows(Vec<Row>),
-    /// Every row was sent.
-    Done,
+    /// Every row was sent; a source that reads changes says where to start next time.
+    Done(Option<String>),
     /// The fetch failed; rows sent so far are not the whole snapshot.
     Failed(FetchError),
 }
@@ -110,6 +110,7 @@ pub struct Snapshot {
     rx: mpsc::Receiver<Item>,
     ready: std::collections::VecDeque<Row>,
     finished: bool,
+    checkpoint: Option<String>,
 }
 
 /// The sending side, for connectors: rows are buffered into chunks; `done` or `fail` flushes
@@ -152,14 +153,19 @@ impl Sender {
         let chunk = std::mem::take(&mut self.buf);
         self.tx.blocking_send(Item::Rows(chunk)).is_ok()
     }
-    pub async fn done(mut self) {
+    pub async fn done(self) {
+        self.done_at(None).await
+    }
+    /// Every row was sent, and the next run may read only what changed after `checkpoint`
+    /// (Graph's deltaLink, say); the engine keeps it once this run's plan is applied.
+    pub async fn done_at(mut self, checkpoint: Option<String>) {
         if self.flush().await {
-            let _ = self.tx.send(Item::Done).await;
+            let _ = self.tx.send(Item::Done(checkpoint)).await;
         }
     }
     pub fn blocking_done(mut self) {
         if self.blocking_flush() {
-            let _ = self.tx.blocking_send(Item::Done);
+            let _ = self.tx.blocking_send(Item::Done(None));
         }
     }
     /// Fails the fetch; buffered rows are dropped (a failed snapshot is never planned).
@@ -185,8 +191,14 @@ impl Snapshot {
                 rx,
                 ready: Default::default(),
                 finished: false,
+                checkpoint: None,
             },
         )
+    }
+
+    /// Where the next run may start reading changes, once the source said it sent everything.
+    pub fn checkpoint(&self) -> Option<&str> {
+        self.checkpoint.as_deref()
     }
 
     /// The next row; `None` once the source said it sent everything; an error if it failed or
@@ -206,7 +218,10 @@ impl Snapshot {
             match self.rx.poll_recv(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Some(Item::Rows(rows))) => self.ready.extend(rows),
-                Poll::Ready(Some(Item::Done)) => self.finished = true,
+                Poll::Ready(Some(Item::Done(checkpoint))) => {
+                    self.finished = true;
+                    self.checkpoint = checkpoint;
+                }
                 Poll::Ready(Some(Item::Failed(e))) => {
                     self.finished = true;
                     return Poll::Ready(Some(Err(e)));

@@ -92,6 +92,9 @@ pub struct RunView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub filename: Option<String>,
     pub created_by: String,
+    /// `full` (the source's whole roster) or `changes` (a delta read); absent before the read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<String>,
 }
 
 impl From<&RunRow> for RunView {
@@ -128,6 +131,7 @@ impl From<&RunRow> for RunView {
             approved_at: r.approved_at,
             filename: r.filename.clone(),
             created_by: r.created_by.clone(),
+            coverage: r.coverage.clone(),
         }
     }
 }

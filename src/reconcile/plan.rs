@@ -540,8 +540,10 @@ impl Planner {
                     .and_then(|k| self.by_email.get(&self.current, k))
             });
         let Some(i) = found else {
-            if !r.active {
-                self.tally.unchanged += 1; // an inactive person we never had: nothing to do
+            // An inactive person we never had, or a change that does not say whether the person
+            // has access (the periodic full snapshot brings them if they should be here).
+            if !r.active || r.status_unknown {
+                self.tally.unchanged += 1;
                 return Ok(());
             }
             if email_key.is_none() {
@@ -568,7 +570,7 @@ impl Planner {
         self.matched[i] = true;
         let c = &self.current[i];
         let linked_here = c.link.as_deref() == Some(r.external_id.as_str());
-        if !r.active {
+        if !r.active && !r.status_unknown {
             // A source removes only members it brought (linked and claiming); by hand, anyone.
             let ours = self.policy.by_hand || (linked_here && c.claiming);
             if c.access == Access::Removed || !ours {
@@ -596,6 +598,10 @@ impl Planner {
                     reason: Reason::Inactive,
                 });
             }
+            return Ok(());
+        }
+        if c.access == Access::Removed && r.status_unknown {
+            self.tally.unchanged += 1;
             return Ok(());
         }
         if c.access == Access::Removed {
@@ -931,6 +937,44 @@ mod tests {
             by_hand: true,
         };
         assert_eq!(plan(&current, &snap, &by_hand).tally.removals, 1);
+    }
+
+    #[test]
+    fn a_change_that_does_not_state_access_neither_removes_reactivates_nor_creates() {
+        let current = [
+            member(1, "a@x.io", Some("A"), Access::Enrolled),
+            member(2, "b@x.io", Some("B"), Access::Removed),
+        ];
+        let change = |id: &str, given: &str| Record {
+            external_id: id.into(),
+            given_name: Some(given.into()),
+            active: true,
+            status_unknown: true,
+            ..Default::default()
+        };
+        let changes = Policy {
+            authoritative: true,
+            complete: false,
+            by_hand: false,
+        };
+        let snap = [
+            (1, change("A", "Ann")),
+            (2, change("B", "Bea")),
+            (3, change("C", "Cy")),
+        ];
+        let p = plan(&current, &snap, &changes);
+        // Only A's name changes: B stays removed, C (unknown, maybe disabled) is not created.
+        assert_eq!(p.items.len(), 1, "{:?}", p.items);
+        assert_eq!(p.of("update").len(), 1);
+        assert_eq!(p.tally.unchanged, 2);
+        assert!(p.errors.is_empty(), "{:?}", p.errors);
+        // The same change stating the access does reactivate B.
+        let mut stated = change("B", "Bea");
+        stated.status_unknown = false;
+        assert_eq!(
+            plan(&current, &[(1, stated)], &changes).tally.reactivations,
+            1
+        );
     }
 
     #[test]

@@ -21,6 +21,10 @@ pub struct SourceRow {
     pub retry_after: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
     pub updated_at: DateTime<Utc>,
+    /// Where the last applied run of a change-reading source left off (Graph's deltaLink).
+    pub checkpoint: Option<String>,
+    /// When the last full read of the source was applied.
+    pub full_at: Option<DateTime<Utc>>,
 }
 
 /// Creates the row for a configured source (or moves it to its configured org).
@@ -41,7 +45,7 @@ pub async fn ensure_source(
 pub async fn source(tx: &mut Tx, name: &str) -> Result<Option<SourceRow>> {
     Ok(on_tx!(tx, c => sqlx::query_as::<_, SourceRow>(
         "SELECT name, org_id, lease_owner, lease_expires_at, consecutive_failures, retry_after,
-                last_error, updated_at
+                last_error, updated_at, checkpoint, full_at
          FROM sync_sources WHERE name = $1")
         .bind(name).fetch_optional(&mut *c).await)?)
 }
@@ -140,17 +144,48 @@ pub struct RunRow {
     pub approved_at: Option<DateTime<Utc>>,
     pub filename: Option<String>,
     pub created_by: String,
+    /// What the read covered: `full` (everyone) or `changes` (a delta query).
+    pub coverage: Option<String>,
+    /// Where the read ended, for the next change-reading run once this one is applied.
+    #[serde(skip)]
+    pub checkpoint: Option<String>,
 }
 
 const RUN_COLUMNS: &str = "id, source, org_id, kind, trigger, fire_time, status, phase, started_at,
     finished_at, lease_owner, lease_name, fetched, created, updated, removed, reactivated, unchanged, errors,
     planned_creates, planned_updates, planned_removals, planned_reactivations, message, warnings,
-    approved_by, approved_at, filename, created_by";
+    approved_by, approved_at, filename, created_by, coverage, checkpoint";
 
 impl RunRow {
     pub fn warnings(&self) -> Vec<String> {
         serde_json::from_str(&self.warnings).unwrap_or_default()
     }
+}
+
+/// Records what a run's read covered and where it ended.
+pub async fn set_read(
+    tx: &mut Tx,
+    id: Uuid,
+    coverage: &str,
+    checkpoint: Option<&str>,
+) -> Result<()> {
+    on_tx!(tx, c => sqlx::query("UPDATE sync_runs SET coverage = $2, checkpoint = $3 WHERE id = $1")
+        .bind(id).bind(coverage).bind(checkpoint)
+        .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// After a run's plan is applied: the source reads changes from the run's checkpoint next time,
+/// and a full read counts as the last full one.
+pub async fn advance(tx: &mut Tx, source: &str, run: &RunRow, now: DateTime<Utc>) -> Result<()> {
+    let full = run.coverage.as_deref() == Some("full");
+    on_tx!(tx, c => sqlx::query(
+        "UPDATE sync_sources SET checkpoint = $2,
+             full_at = CASE WHEN $3 THEN $4 ELSE full_at END
+         WHERE name = $1")
+        .bind(source).bind(&run.checkpoint).bind(full).bind(now)
+        .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    Ok(())
 }
 
 /// Inserts a run; `false` when its scheduled tick already has one (another replica ran it).

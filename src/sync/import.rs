@@ -301,6 +301,8 @@ impl Engine {
             approved_at: None,
             filename: Some(filename.chars().take(200).collect()),
             created_by: by.to_owned(),
+            coverage: None,
+            checkpoint: None,
         };
         let mut tx = self.store().write().await?;
         store::sync::insert_run(&mut tx, &run).await?;

@@ -40,6 +40,13 @@ use crate::store::{self, Store, StoreError};
 pub const IMPORT_SOURCE: &str = "import";
 
 /// The lease under which an org's import jobs apply.
+/// What a finished read covered and where it ended.
+#[derive(Debug)]
+pub(crate) struct Read {
+    coverage: Coverage,
+    checkpoint: Option<String>,
+}
+
 fn import_lease(org_id: Uuid) -> String {
     format!("{IMPORT_SOURCE}/{org_id}")
 }
@@ -401,6 +408,8 @@ impl Engine {
             approved_at: None,
             filename: None,
             created_by: by.to_owned(),
+            coverage: None,
+            checkpoint: None,
         };
         if !store::sync::insert_run(&mut tx, &run).await? {
             tx.rollback().await?;
@@ -477,7 +486,7 @@ impl Engine {
         run: Option<(&RunRow, &Lease)>,
         dry: &mut DryRun,
         progress: &Option<ProgressFn>,
-    ) -> Result<(Planner, std::result::Result<Coverage, String>)> {
+    ) -> Result<(Planner, std::result::Result<Read, String>)> {
         if let Err(e) = self.store().refresh_member_stats().await {
             tracing::warn!(error = %e, "refreshing planner statistics failed");
         }
@@ -494,16 +503,37 @@ impl Engine {
             by_hand: false,
         };
         let mut planner = Planner::new(current, policy);
+        let checkpoint = self.checkpoint(def).await?;
         let snapshot = def
             .config
             .kind
-            .open(&def.config.mapping, &self.inner.ctx)
+            .open(&def.config.mapping, &self.inner.ctx, checkpoint.as_deref())
             .await;
         let fetched = match snapshot {
             Ok(s) => self.consume(s, &mut planner, run, dry, progress).await?,
             Err(e) => Err(e.message),
         };
         Ok((planner, fetched))
+    }
+
+    /// Where a change-reading source starts: its stored checkpoint, unless a full read is due
+    /// (none applied yet, or the last is older than the source's `full_every`).
+    async fn checkpoint(&self, def: &SourceDef) -> Result<Option<String>> {
+        let Some(every) = def.config.kind.full_every() else {
+            return Ok(None);
+        };
+        let row = {
+            let mut tx = self.store().read().await?;
+            let r = store::sync::source(&mut tx, &def.config.name).await?;
+            tx.rollback().await?;
+            r
+        };
+        let now = self.clock().now();
+        let every = chrono::Duration::from_std(every).unwrap_or(chrono::Duration::MAX);
+        Ok(row.and_then(|r| match r.full_at {
+            Some(at) if now - at < every => r.checkpoint,
+            _ => None,
+        }))
     }
 
     /// Reads a snapshot into the planner.
@@ -514,7 +544,7 @@ impl Engine {
         run: Option<(&RunRow, &Lease)>,
         dry: &mut DryRun,
         progress: &Option<ProgressFn>,
-    ) -> Result<std::result::Result<Coverage, String>> {
+    ) -> Result<std::result::Result<Read, String>> {
         let coverage = snapshot.coverage;
         let mut items = Vec::new();
         let mut errors = Vec::new();
@@ -523,7 +553,12 @@ impl Engine {
         let outcome = loop {
             let next = snapshot.next().await;
             match next {
-                None => break Ok(coverage),
+                None => {
+                    break Ok(Read {
+                        coverage,
+                        checkpoint: snapshot.checkpoint().map(str::to_owned),
+                    });
+                }
                 Some(Err(e)) => break Err(e.message),
                 Some(Ok((line, row))) => {
                     dry.counts.fetched += 1;
@@ -600,15 +635,17 @@ impl Engine {
         Ok(())
     }
 
-    /// Why a plan must wait for an admin, if it must.
+    /// Why a plan must wait for an admin, if it must. `whole_roster`: the read was an
+    /// authoritative source's full roster, so coming back empty is suspicious (a delta read with
+    /// no changes is not).
     fn held_reason(
         max: MaxRemovals,
-        authoritative: bool,
+        whole_roster: bool,
         claimed_before: u64,
         fetched: i64,
         removals: u64,
     ) -> Option<String> {
-        if authoritative && fetched == 0 && claimed_before > 0 {
+        if whole_roster && fetched == 0 && claimed_before > 0 {
             return Some(format!(
                 "the source returned nobody, but {claimed_before} member(s) came from it; \
                  approve the run to remove them"
@@ -639,10 +676,10 @@ impl Engine {
         dry.warnings = planner.warnings.clone();
         match fetched {
             Err(e) => dry.failed = Some(e),
-            Ok(_) => {
+            Ok(read) => {
                 dry.held = Self::held_reason(
                     def.config.max_removals,
-                    def.config.authoritative,
+                    def.config.authoritative && read.coverage == Coverage::Full,
                     planner.claimed_before(),
                     dry.counts.fetched,
                     planner.tally.removals,
@@ -695,13 +732,25 @@ impl Engine {
                     as u64,
             });
         }
-        if let Err(message) = fetched {
-            tracing::warn!(source = %run.source, error = %message, "fetch failed; nothing applied");
-            return self.fail(&run, &message).await;
+        let read = match fetched {
+            Ok(read) => read,
+            Err(message) => {
+                tracing::warn!(source = %run.source, error = %message, "fetch failed; nothing applied");
+                return self.fail(&run, &message).await;
+            }
+        };
+        {
+            let mut tx = self.store().write().await?;
+            let coverage = match read.coverage {
+                Coverage::Full => "full",
+                Coverage::Changes => "changes",
+            };
+            store::sync::set_read(&mut tx, run.id, coverage, read.checkpoint.as_deref()).await?;
+            tx.commit().await?;
         }
         if let Some(reason) = Self::held_reason(
             def.config.max_removals,
-            def.config.authoritative,
+            def.config.authoritative && read.coverage == Coverage::Full,
             planner.claimed_before(),
             counts.fetched,
             planner.tally.removals,
@@ -812,10 +861,15 @@ impl Engine {
         if let Err(e) = self.store().refresh_member_stats().await {
             tracing::warn!(error = %e, "refreshing planner statistics failed");
         }
+        // What the read covered and where it ended (recorded after `run` was taken).
+        let read = self.run_row(run.id).await?;
         let now = self.clock().now();
         let mut tx = self.store().write().await?;
-        // Only a run still ours ends as succeeded (the sweeper may have marked it interrupted).
-        store::sync::finish_running(&mut tx, run.id, "succeeded", now).await?;
+        // Only a run still ours ends as succeeded (the sweeper may have marked it interrupted);
+        // only then does a change-reading source move on to where this run's read ended.
+        if store::sync::finish_running(&mut tx, run.id, "succeeded", now).await? && claiming {
+            store::sync::advance(&mut tx, &run.source, &read, now).await?;
+        }
         store::sync::record_outcome(&mut tx, &run.source, None, now).await?;
         tx.commit().await?;
         tracing::info!(source = %run.source, run = %run.id, "sync run succeeded");
@@ -973,7 +1027,7 @@ impl Engine {
         mapping.keep_raw = true;
         def.config
             .kind
-            .open(&mapping, &self.inner.ctx)
+            .open(&mapping, &self.inner.ctx, None)
             .await
             .map_err(|e| SyncError::Invalid(format!("the fetch failed: {}", e.message)))
     }

@@ -10,6 +10,7 @@ mod cli;
 mod concurrency;
 mod conformance;
 mod export;
+mod graph;
 mod health;
 mod helpers;
 mod http_json;

@@ -56,6 +56,8 @@ async fn fake_workday(state: Arc<Mutex<State>>) -> String {
                             .into_response();
                     }
                     st.tokens += 1;
+                    // The tenant rotates refresh tokens: the one just used is no longer valid.
+                    st.refresh = format!("refresh-{}", st.tokens + 1);
                     axum::Json(json!({"access_token": format!("wd-{}", st.tokens),
                         "token_type": "Bearer", "expires_in": 3600, "refresh_token": st.refresh}))
                     .into_response()
@@ -216,11 +218,15 @@ active = {{ field = "Active_Status", map = {{ "1" = "true", "0" = "false" }} }}
         assert_eq!(st.tokens, 1, "one token for the run");
         assert!(st.throttled);
     }
-    // The next run exchanges the refresh token again and reads the same roster: no changes.
+    // The tenant rotated the refresh token; the new one was stored in the `file:` secret, so
+    // the next run exchanges it (the old one would be refused) and reads the same roster.
+    let rt = dir.join("rt");
+    assert_eq!(std::fs::read_to_string(&rt).unwrap().trim(), "refresh-2");
     let r = run(&app, "wd", "wd-workers").await;
     assert_eq!(r["status"], "succeeded", "{r}");
     assert_eq!(r["counts"]["created"], 0, "{r}");
     assert_eq!(state.lock().unwrap().tokens, 2);
+    assert_eq!(std::fs::read_to_string(&rt).unwrap().trim(), "refresh-3");
     // A refresh token the tenant no longer knows fails the run with Workday's error, and no
     // token appears in the message.
     state.lock().unwrap().refresh = "revoked".into();
@@ -228,7 +234,7 @@ active = {{ field = "Active_Status", map = {{ "1" = "true", "0" = "false" }} }}
     assert_eq!(r["status"], "failed", "{r}");
     let msg = r["message"].as_str().unwrap();
     assert!(msg.contains("invalid_grant"), "{msg}");
-    assert!(!msg.contains("refresh-1"), "no token in messages: {msg}");
+    assert!(!msg.contains("refresh-3"), "no token in messages: {msg}");
 
     // RaaS: explicit status; the terminated worker is not created.
     let r = run(&app, "wdr", "wd-report").await;
