@@ -6,6 +6,9 @@
 
 use std::time::Instant;
 
+#[path = "../tests/api/slapd.rs"]
+mod slapd;
+
 use axum::extract::Query;
 use rosterd_connectors::{Context, Mapping, SourceKind};
 use serde_json::{Value, json};
@@ -41,9 +44,45 @@ fn worker(i: usize) -> Value {
            "primarySupervisoryOrganization": {"id": "b5ad", "descriptor": "Finance"}})
 }
 
+fn graph_user(i: usize) -> Value {
+    json!({"id": format!("00000000-0000-4000-8000-{i:012}"), "mail": format!("g{i}@bench.example"),
+           "userPrincipalName": format!("g{i}@bench.onmicrosoft.com"), "givenName": "Ada",
+           "surname": "Lovelace", "accountEnabled": true})
+}
+
 async fn fake(n: usize) -> String {
     use axum::routing::{get, post};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let base = format!("http://{addr}");
     let router = axum::Router::new()
+        .route(
+            "/{tenant}/oauth2/v2.0/token",
+            post(|| async {
+                axum::Json(json!({"access_token": "g", "token_type": "Bearer", "expires_in": 3599}))
+            }),
+        )
+        .route(
+            "/v1.0/users/delta",
+            get(move |q: Q| {
+                let base = base.clone();
+                async move {
+                    // Graph's delta pages, with absolute next links and a delta link at the end.
+                    const PAGE: usize = 500;
+                    let off = num(&q, "$skiptoken", 0);
+                    let value: Vec<Value> = (off..(off + PAGE).min(n)).map(graph_user).collect();
+                    let mut page = json!({ "value": value });
+                    if off + PAGE < n {
+                        page["@odata.nextLink"] =
+                            json!(format!("{base}/v1.0/users/delta?$skiptoken={}", off + PAGE));
+                    } else {
+                        page["@odata.deltaLink"] =
+                            json!(format!("{base}/v1.0/users/delta?$deltatoken=1"));
+                    }
+                    axum::Json(page)
+                }
+            }),
+        )
         .route(
             "/users",
             get(move |q: Q| async move {
@@ -66,8 +105,6 @@ async fn fake(n: usize) -> String {
                 axum::Json(json!({ "total": n, "data": data }))
             }),
         );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await });
     addr.to_string()
 }
@@ -143,6 +180,27 @@ fn main() {
             s = secret.display()
         ));
         read("Workday workers (100 per page)", k, m, &ctx, n).await;
+        // Graph: the first (full) delta round.
+        let (k, m) = parse(&format!(
+            "kind = \"graph\"\ntenant = \"bench\"\nclient_id = \"c\"\nclient_secret = \"file:{s}\"\ngraph_url = \"http://{host}\"\nlogin_url = \"http://{host}\"\n[mapping]\nexternal_id = \"id\"\nmember_email = \"mail\"\nlogin_email = \"userPrincipalName\"\ngiven_name = \"givenName\"\nfamily_name = \"surname\"\nactive = \"accountEnabled\"\n",
+            s = secret.display()
+        ));
+        read("Microsoft Graph users/delta (500 per page)", k, m, &ctx, n).await;
+        // LDAP: a real slapd holding n users, read over StartTLS in pages of 1 000.
+        let t = Instant::now();
+        let server = slapd::Slapd::start_with(&slapd::users_ldif(0..n)).await;
+        eprintln!("slapd loaded {n} users in {:.1} s", t.elapsed().as_secs_f64());
+        std::fs::write(dir.join("pw"), slapd::BIND_PASSWORD).unwrap();
+        let (k, m) = parse(&format!(
+            "kind = \"ldap\"\nurl = \"{url}\"\nca_file = \"{ca}\"\nbind_dn = \"{bind}\"\nbind_password = \"file:{pw}\"\nbase_dn = \"{people}\"\nfilter = \"(objectClass=adUser)\"\npage_size = 1000\n[mapping]\nexternal_id = \"objectGUID\"\nmember_email = \"mail\"\nlogin_email = \"userPrincipalName\"\ngiven_name = \"givenName\"\nfamily_name = \"sn\"\nactive = \"enabled\"\n",
+            url = server.ldap_url(),
+            ca = server.ca_file().display(),
+            bind = slapd::BIND_DN,
+            pw = dir.join("pw").display(),
+            people = slapd::PEOPLE,
+        ));
+        read("LDAP (slapd, StartTLS, paged 1 000)", k, m, &ctx, n).await;
+        server.stop().await;
         let _ = std::fs::remove_dir_all(&dir);
     });
 }

@@ -73,6 +73,20 @@ impl SourceKind {
         }
     }
 
+    /// The rosterd groups this source manages: after a full read is applied, each holds exactly
+    /// the members whose records name it (LDAP `groups`).
+    pub fn managed_groups(&self) -> Vec<String> {
+        match self {
+            SourceKind::Ldap(c) => {
+                let mut names: Vec<String> = c.groups.values().cloned().collect();
+                names.sort();
+                names.dedup();
+                names
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// Opens a snapshot of the source through `mapping`. `checkpoint` is where the last
     /// applied run of a change-reading source left off (`None`: read everyone).
     pub async fn open(

@@ -27,7 +27,104 @@ enum Outcome {
     Error(String),
 }
 
+/// What syncing a source's groups changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GroupChanges {
+    pub created: u64,
+    pub added: u64,
+    pub removed: u64,
+}
+
 impl Roster {
+    /// Makes each group a source manages (`wanted`: rosterd group name → the external ids the
+    /// source puts in it) hold exactly the members the source claims under those ids; a missing
+    /// group is created. Members of the group the source does not put there leave it. One
+    /// transaction, audited per group.
+    pub async fn sync_source_groups(
+        &self,
+        org_id: Uuid,
+        source: &str,
+        actor: &Actor,
+        wanted: &std::collections::BTreeMap<String, std::collections::HashSet<String>>,
+    ) -> Result<GroupChanges> {
+        use std::collections::{HashMap, HashSet};
+        let now = self.clock.now();
+        let mut tx = self.store.write().await?;
+        lock_org(&mut tx, org_id).await?;
+        let claimed: HashMap<String, Uuid> = store::sync::claimed_members(&mut tx, org_id, source)
+            .await?
+            .into_iter()
+            .collect();
+        let mut changes = GroupChanges::default();
+        for (name, ids) in wanted {
+            let group = match store::groups::by_name(&mut tx, org_id, name).await? {
+                Some(g) => g,
+                None => {
+                    let g = store::groups::Group {
+                        id: Uuid::now_v7(),
+                        org_id,
+                        name: name.clone(),
+                        external_id: None,
+                        scim_data: None,
+                        version: 1,
+                        created_at: now,
+                        updated_at: now,
+                    };
+                    store::groups::insert(&mut tx, &g).await?;
+                    record(
+                        &mut tx,
+                        now,
+                        Some(org_id),
+                        actor,
+                        "group.created",
+                        ("group", Some(g.id.to_string())),
+                        None::<&()>,
+                        Some(&serde_json::json!({"group": &g, "source": source})),
+                    )
+                    .await?;
+                    changes.created += 1;
+                    g
+                }
+            };
+            let want: HashSet<Uuid> = ids.iter().filter_map(|x| claimed.get(x).copied()).collect();
+            let have: HashSet<Uuid> = store::groups::member_ids(&mut tx, group.id)
+                .await?
+                .into_iter()
+                .collect();
+            let mut added: Vec<Uuid> = want.difference(&have).copied().collect();
+            let mut removed: Vec<Uuid> = have.difference(&want).copied().collect();
+            if added.is_empty() && removed.is_empty() {
+                continue;
+            }
+            added.sort();
+            removed.sort();
+            for m in &added {
+                store::groups::add_member(&mut tx, group.id, *m, now).await?;
+            }
+            for m in &removed {
+                store::groups::remove_member(&mut tx, group.id, *m).await?;
+            }
+            store::groups::touch(&mut tx, org_id, group.id, now).await?;
+            let changed: Vec<Uuid> = added.iter().chain(removed.iter()).copied().collect();
+            store::members::bump_versions(&mut tx, org_id, &changed, now).await?;
+            record(
+                &mut tx,
+                now,
+                Some(org_id),
+                actor,
+                "group.members_changed",
+                ("group", Some(group.id.to_string())),
+                Some(&serde_json::json!({"removed": removed})),
+                Some(&serde_json::json!({"added": added, "source": source})),
+            )
+            .await?;
+            changes.added += added.len() as u64;
+            changes.removed += removed.len() as u64;
+        }
+        tx.commit().await?;
+        Ok(changes)
+    }
+
     /// Applies a batch of plan items for `source` in `tx` (the caller commits). Items that can
     /// no longer apply (an email taken meanwhile) become error rows; the rest go through.
     pub async fn apply_sync_items(

@@ -112,6 +112,13 @@ pub async fn remove_member(tx: &mut Tx, group_id: Uuid, member_id: Uuid) -> Resu
     Ok(n == 1)
 }
 
+/// Every member id in a group (removed members too).
+pub async fn member_ids(tx: &mut Tx, group_id: Uuid) -> Result<Vec<Uuid>> {
+    Ok(on_tx!(tx, c => sqlx::query_scalar::<_, Uuid>(
+        "SELECT member_id FROM group_members WHERE group_id = $1")
+        .bind(group_id).fetch_all(&mut *c).await)?)
+}
+
 pub async fn clear_members(tx: &mut Tx, group_id: Uuid) -> Result<u64> {
     Ok(
         on_tx!(tx, c => sqlx::query("DELETE FROM group_members WHERE group_id = $1")

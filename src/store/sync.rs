@@ -341,6 +341,34 @@ pub async fn set_planned(tx: &mut Tx, id: Uuid, c: &PlanCounts, warnings: &[Stri
     Ok(())
 }
 
+/// Appends a warning to a run.
+pub async fn add_warning(tx: &mut Tx, id: Uuid, warning: &str) -> Result<()> {
+    let Some(run) = run(tx, id).await? else {
+        return Ok(());
+    };
+    let mut warnings = run.warnings();
+    warnings.push(warning.to_owned());
+    let warnings =
+        serde_json::to_string(&warnings).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    on_tx!(tx, c => sqlx::query("UPDATE sync_runs SET warnings = $2 WHERE id = $1")
+        .bind(id).bind(warnings)
+        .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// The members a source claims (not removed), by the source's external id.
+pub async fn claimed_members(
+    tx: &mut Tx,
+    org_id: Uuid,
+    source: &str,
+) -> Result<Vec<(String, Uuid)>> {
+    Ok(on_tx!(tx, c => sqlx::query_as::<_, (String, Uuid)>(
+        "SELECT l.external_id, l.member_id FROM member_links l
+         JOIN members m ON m.id = l.member_id AND m.org_id = l.org_id
+         WHERE l.org_id = $1 AND l.source = $2 AND l.claiming AND m.access <> 'removed'")
+        .bind(org_id).bind(source).fetch_all(&mut *c).await)?)
+}
+
 /// Adds what one applied batch did to the run's counts.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Applied {

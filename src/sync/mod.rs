@@ -19,6 +19,7 @@ pub mod import;
 mod schedule;
 pub mod scheduler;
 
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -45,6 +46,8 @@ pub const IMPORT_SOURCE: &str = "import";
 pub(crate) struct Read {
     coverage: Coverage,
     checkpoint: Option<String>,
+    /// For a source that manages groups: each group's members, by external id.
+    groups: BTreeMap<String, HashSet<String>>,
 }
 
 fn import_lease(org_id: Uuid) -> String {
@@ -510,7 +513,11 @@ impl Engine {
             .open(&def.config.mapping, &self.inner.ctx, checkpoint.as_deref())
             .await;
         let fetched = match snapshot {
-            Ok(s) => self.consume(s, &mut planner, run, dry, progress).await?,
+            Ok(s) => {
+                let managed = def.config.kind.managed_groups();
+                self.consume(s, &mut planner, &managed, run, dry, progress)
+                    .await?
+            }
             Err(e) => Err(e.message),
         };
         Ok((planner, fetched))
@@ -541,11 +548,16 @@ impl Engine {
         &self,
         mut snapshot: Snapshot,
         planner: &mut Planner,
+        managed: &[String],
         run: Option<(&RunRow, &Lease)>,
         dry: &mut DryRun,
         progress: &Option<ProgressFn>,
     ) -> Result<std::result::Result<Read, String>> {
         let coverage = snapshot.coverage;
+        let mut groups: BTreeMap<String, HashSet<String>> = managed
+            .iter()
+            .map(|g| (g.clone(), HashSet::new()))
+            .collect();
         let mut items = Vec::new();
         let mut errors = Vec::new();
         let mut item_seq = 0i64;
@@ -557,11 +569,19 @@ impl Engine {
                     break Ok(Read {
                         coverage,
                         checkpoint: snapshot.checkpoint().map(str::to_owned),
+                        groups: std::mem::take(&mut groups),
                     });
                 }
                 Some(Err(e)) => break Err(e.message),
                 Some(Ok((line, row))) => {
                     dry.counts.fetched += 1;
+                    if let Ok(rec) = &row {
+                        for g in &rec.groups {
+                            if let Some(ids) = groups.get_mut(g) {
+                                ids.insert(rec.external_id.clone());
+                            }
+                        }
+                    }
                     let res = match &row {
                         Ok(rec) => planner.push(line, rec, &mut items),
                         Err(e) => {
@@ -756,15 +776,28 @@ impl Engine {
             planner.tally.removals,
         ) {
             tracing::warn!(source = %run.source, %reason, "run held for approval");
+
             let now = self.clock().now();
             let mut tx = self.store().write().await?;
             store::sync::set_status(&mut tx, run.id, "held", "held", Some(&reason), Some(now))
                 .await?;
+            if !read.groups.is_empty() {
+                store::sync::add_warning(
+                    &mut tx,
+                    run.id,
+                    "group memberships are not changed by a held run; the next run that applies \
+                     without approval brings them up to date",
+                )
+                .await?;
+            }
             store::sync::record_outcome(&mut tx, &run.source, None, now).await?;
             tx.commit().await?;
             return self.run_row(run.id).await;
         }
-        self.apply(&run, lease, &progress, true).await
+        // Groups follow a full read only (a delta read does not name everyone in a group).
+        let groups =
+            (read.coverage == Coverage::Full && !read.groups.is_empty()).then_some(&read.groups);
+        self.apply(&run, lease, &progress, true, groups).await
     }
 
     /// Applies a run's pending plan items in batches and records the outcome.
@@ -774,6 +807,7 @@ impl Engine {
         lease: &Lease,
         progress: &Option<ProgressFn>,
         claiming: bool,
+        groups: Option<&BTreeMap<String, HashSet<String>>>,
     ) -> Result<RunRow> {
         {
             let mut tx = self.store().write().await?;
@@ -861,6 +895,10 @@ impl Engine {
         if let Err(e) = self.store().refresh_member_stats().await {
             tracing::warn!(error = %e, "refreshing planner statistics failed");
         }
+        // Before the run counts as done: the source's groups.
+        if let Some(groups) = groups {
+            self.sync_groups(run, groups).await?;
+        }
         // What the read covered and where it ended (recorded after `run` was taken).
         let read = self.run_row(run.id).await?;
         let now = self.clock().now();
@@ -874,6 +912,40 @@ impl Engine {
         tx.commit().await?;
         tracing::info!(source = %run.source, run = %run.id, "sync run succeeded");
         self.run_row(run.id).await
+    }
+
+    /// After a full read is applied: the source's groups hold exactly the members it puts in
+    /// them. A failure here leaves the members applied and says so on the run.
+    async fn sync_groups(
+        &self,
+        run: &RunRow,
+        wanted: &BTreeMap<String, HashSet<String>>,
+    ) -> Result<()> {
+        let actor = Actor::Sync {
+            source: run.source.clone(),
+            run_id: run.id,
+        };
+        let synced = self
+            .inner
+            .roster
+            .sync_source_groups(run.org_id, &run.source, &actor, wanted)
+            .await;
+        let note = match synced {
+            Ok(c) => {
+                // Each change is in the audit log (`group.created`, `group.members_changed`).
+                tracing::info!(source = %run.source, created = c.created, added = c.added,
+                    removed = c.removed, "groups synced");
+                return Ok(());
+            }
+            Err(e) => {
+                tracing::warn!(source = %run.source, error = %e, "syncing groups failed");
+                format!("syncing groups failed: {e}; the next run tries again")
+            }
+        };
+        let mut tx = self.store().write().await?;
+        store::sync::add_warning(&mut tx, run.id, &note).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Marks a run failed and backs its source off.
@@ -978,7 +1050,7 @@ impl Engine {
         let claiming = run.kind != "import";
         let engine = self.clone();
         let task = async move {
-            let done = engine.apply(&run, &lease, &None, claiming).await;
+            let done = engine.apply(&run, &lease, &None, claiming, None).await;
             engine.release(&lease_name, lease).await;
             done
         };

@@ -55,6 +55,8 @@ struct Graph {
     throttled: bool,
     /// Delta links issued (each link's token is new, as Graph's are).
     issued: usize,
+    /// The members of group `staff-group`, by id.
+    group: Vec<String>,
 }
 
 impl Graph {
@@ -72,7 +74,7 @@ impl Graph {
 
 async fn fake_graph(state: Arc<Mutex<Graph>>) -> String {
     use axum::routing::{get, post};
-    let (s1, s2) = (state.clone(), state.clone());
+    let (s1, s2, s3) = (state.clone(), state.clone(), state.clone());
     let router = axum::Router::new()
         .route(
             "/{tenant}/oauth2/v2.0/token",
@@ -151,6 +153,42 @@ async fn fake_graph(state: Arc<Mutex<Graph>>) -> String {
                     st.select = q.get("$select").cloned().unwrap_or_default();
                     st.full_reads += 1;
                     full_page(&mut st, 0, &base)
+                }
+            }),
+        )
+        .route(
+            "/v1.0/groups/{group}/transitiveMembers/microsoft.graph.user",
+            get(move |Path(group): Path<String>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>| {
+                let s = s3.clone();
+                async move {
+                    let st = s.lock().unwrap();
+                    let want = format!("Bearer graph-{}", st.tokens);
+                    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(want.as_str()) {
+                        return (StatusCode::UNAUTHORIZED, "no").into_response();
+                    }
+                    if group != "staff-group" {
+                        return (StatusCode::NOT_FOUND, axum::Json(json!({"error": {"code": "Request_ResourceNotFound",
+                            "message": format!("Resource '{group}' does not exist.")}}))).into_response();
+                    }
+                    let top: usize = q.get("$top").and_then(|v| v.parse().ok()).unwrap_or(100);
+                    if top > 999 {
+                        return (StatusCode::BAD_REQUEST, axum::Json(json!({"error": {"code": "Request_UnsupportedQuery",
+                            "message": "Invalid page size specified"}}))).into_response();
+                    }
+                    // Pages of 60 whatever `$top` asks, as Graph may do.
+                    let skip: usize = q.get("$skiptoken").and_then(|v| v.parse().ok()).unwrap_or(0);
+                    let select = q.get("$select").cloned().unwrap_or_default();
+                    let shaped = Graph { select, ..Default::default() };
+                    let value: Vec<Value> = st.group.iter().skip(skip).take(60)
+                        .filter_map(|id| st.users.get(id)).map(|u| shaped.shape(u)).collect();
+                    let mut page = json!({"value": value});
+                    if skip + 60 < st.group.len() {
+                        // List next links repeat the query (`$select`, `$top`).
+                        page["@odata.nextLink"] = json!(format!(
+                            "{}/v1.0/groups/{group}/transitiveMembers/microsoft.graph.user?$select={}&$top={top}&$skiptoken={}",
+                            st.base, shaped.select, skip + 60));
+                    }
+                    axum::Json(page).into_response()
                 }
             }),
         );
@@ -261,6 +299,7 @@ async fn graph_reads_everyone_then_only_changes_and_heals_with_full_reads() {
     {
         let mut st = state.lock().unwrap();
         st.users = (1..=USERS).map(|i| (id(i), user(i))).collect();
+        st.group = (101..=250).map(id).collect();
     }
     let base = fake_graph(state.clone()).await;
     let dir = temp_dir();
@@ -307,6 +346,23 @@ member_email = "mail"
 active = "accountEnabled"
 
 [[sources]]
+name = "entra-group"
+org = "grp"
+kind = "graph"
+tenant = "contoso.onmicrosoft.com"
+client_id = "app-id"
+client_secret = "{good}"
+graph_url = "{base}"
+login_url = "{base}"
+group_id = "staff-group"
+authoritative = true
+max_removals = "100%"
+[sources.mapping]
+external_id = "id"
+member_email = "mail"
+active = "accountEnabled"
+
+[[sources]]
 name = "entra-bad-secret"
 org = "other"
 kind = "graph"
@@ -324,7 +380,7 @@ member_email = "mail"
     );
     let parsed = parse_sources(&text);
     let app = spawn_with(Mail::Log, move |c| {
-        c.orgs = ["entra", "other", "strict"]
+        c.orgs = ["entra", "other", "strict", "grp"]
             .iter()
             .map(|s| OrgSeed {
                 slug: (*s).into(),
@@ -518,6 +574,20 @@ member_email = "mail"
     assert_eq!(
         (r["coverage"].as_str(), r["counts"]["fetched"].as_i64()),
         (Some("changes"), Some(0)),
+        "{r}"
+    );
+
+    // 8. A group's transitive members, read in full each run (three pages by next link):
+    // someone who leaves the group is removed.
+    let r = run(&app, "grp", "entra-group").await;
+    assert_eq!(r["status"], "succeeded", "{r}");
+    assert_eq!(r["coverage"], "full", "{r}");
+    assert_eq!(counts(&r), [150, 150, 0, 0, 0], "{r}");
+    state.lock().unwrap().group.retain(|m| m != &id(101));
+    let r = run(&app, "grp", "entra-group").await;
+    assert_eq!(
+        (r["coverage"].as_str(), counts(&r)),
+        (Some("full"), [149, 0, 0, 1, 0]),
         "{r}"
     );
     let _ = std::fs::remove_dir_all(dir);

@@ -393,3 +393,65 @@ async fn secrets_never_reach_the_logs_and_a_hung_server_times_out() {
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A source's `max_requests_per_second` spaces its requests out: the fake server notes when each
+/// page request arrives, and no two arrive closer than the limit allows (a lower bound, which a
+/// slow machine only widens).
+#[tokio::test]
+async fn a_source_never_asks_faster_than_its_rate_limit() {
+    use std::sync::Mutex;
+    use std::time::Instant;
+    let arrivals: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let a = arrivals.clone();
+    let router = axum::Router::new().route(
+        "/paced",
+        axum::routing::get(move |q: Q| {
+            let a = a.clone();
+            async move {
+                a.lock().unwrap().push(Instant::now());
+                axum::Json(json!({"data": {"users": slice((num(&q, "page", 1) - 1) * 50, 50)}}))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let text = format!(
+        "[[sources]]\nname = \"paced\"\norg = \"paced\"\nkind = \"http_json\"\nurl = \"{base}/paced\"\n\
+         records_path = \"data.users\"\npagination = {{ style = \"page\", size = 50 }}\n\
+         max_requests_per_second = 10\n{MAPPING}\n"
+    );
+    let parsed = parse_sources(&text);
+    let app = spawn_with(Mail::Log, move |c| {
+        c.orgs = vec![OrgSeed {
+            slug: "paced".into(),
+            name: "Paced".into(),
+            owner_email: None,
+        }];
+        c.sources = parsed;
+    })
+    .await;
+    let r = app
+        .post("/api/v1/orgs/paced/sources/paced/runs", OPERATOR, json!({}))
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let path = format!("/api/v1/orgs/paced/runs/{}", r.body["id"].as_str().unwrap());
+    wait_for(30, "the run", || async {
+        app.get(&path, OPERATOR).await.body["status"] != "running"
+    })
+    .await;
+    let run = app.get(&path, OPERATOR).await.body;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["counts"]["fetched"], PEOPLE, "{run}");
+    let times = arrivals.lock().unwrap().clone();
+    // 250 people in pages of 50: five full pages and the short (empty) sixth.
+    assert_eq!(times.len(), 6);
+    for pair in times.windows(2) {
+        let gap = pair[1] - pair[0];
+        // 10 per second: 100 ms apart, less a little for the first request's own latency.
+        assert!(
+            gap >= std::time::Duration::from_millis(90),
+            "requests {gap:?} apart"
+        );
+    }
+}
