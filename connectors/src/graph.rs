@@ -27,7 +27,7 @@
 //! active = "accountEnabled"
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use reqwest::Url;
 use serde::Deserialize;
@@ -37,7 +37,7 @@ use crate::http_json::{ClientAuth, OAuth2Client, Requester, Resolved, at, text};
 use crate::mapping::Mapping;
 use crate::record::Record;
 use crate::secret::SecretRef;
-use crate::source::{Context, Coverage, FetchError, Row, Sender, Snapshot, Source};
+use crate::source::{Context, Coverage, FetchError, Finish, Groups, Row, Sender, Snapshot, Source};
 
 /// An Entra ID tenant and what to read from it.
 #[derive(Debug, Clone, Deserialize)]
@@ -74,6 +74,10 @@ pub struct GraphConfig {
     /// Most pages one run reads; more fails the run rather than loop forever.
     #[serde(default = "default_max_pages")]
     pub max_pages: usize,
+    /// Entra group object id → rosterd group name: every run reads each group's (transitive)
+    /// members, and the rosterd group holds exactly those this source brought.
+    #[serde(default)]
+    pub groups: BTreeMap<String, String>,
 }
 
 const fn default_full_sync_every_hours() -> u32 {
@@ -131,9 +135,18 @@ impl GraphConfig {
             );
         }
         if let Some(g) = &self.group_id
-            && (g.trim().is_empty() || g.contains(['/', '?', '#']))
+            && !object_id(g)
         {
             return Err("group_id: the group's object id".into());
+        }
+        if let Some((id, _)) = self
+            .groups
+            .iter()
+            .find(|(id, name)| !object_id(id) || name.trim().is_empty())
+        {
+            return Err(format!(
+                "groups: `{id}` must be a group's object id mapped to a rosterd group name"
+            ));
         }
         if self.group_id.is_some() && self.delta == Some(true) {
             return Err(
@@ -164,7 +177,17 @@ impl GraphConfig {
 
     /// Whether a link Graph gave (next page, delta) points into the configured Graph.
     fn owns(&self, url: &Url) -> bool {
-        url.as_str().starts_with(&format!("{}/", self.base()))
+        let Ok(base) = Url::parse(&self.graph_url) else {
+            return false;
+        };
+        let prefix = base.path().trim_end_matches('/');
+        url.scheme() == base.scheme()
+            && url.host_str() == base.host_str()
+            && url.port_or_known_default() == base.port_or_known_default()
+            && url
+                .path()
+                .strip_prefix(prefix)
+                .is_some_and(|rest| rest.starts_with('/'))
     }
 
     /// `$select`: `id`, the mapping's fields (their first path segment) and `select`.
@@ -180,12 +203,27 @@ impl GraphConfig {
         fields.join(",")
     }
 
+    /// The first page of a group's (transitive) user members.
+    fn members_url(&self, group: &str, select: &str) -> Result<Url, String> {
+        let mut url = Url::parse(&format!(
+            "{}/v1.0/groups/{group}/transitiveMembers/microsoft.graph.user",
+            self.base()
+        ))
+        .map_err(|e| format!("graph_url: {e}"))?;
+        url.query_pairs_mut()
+            .append_pair("$select", select)
+            .append_pair("$top", "999");
+        Ok(url)
+    }
+
     /// The first page of a full read.
     fn full_url(&self, mapping: &Mapping) -> Result<Url, String> {
-        let path = match (&self.group_id, self.uses_delta()) {
-            (Some(g), _) => format!("/v1.0/groups/{g}/transitiveMembers/microsoft.graph.user"),
-            (None, true) => "/v1.0/users/delta".into(),
-            (None, false) => "/v1.0/users".into(),
+        if let Some(g) = &self.group_id {
+            return self.members_url(g, &self.select(mapping));
+        }
+        let path = match self.uses_delta() {
+            true => "/v1.0/users/delta",
+            false => "/v1.0/users",
         };
         let mut url =
             Url::parse(&format!("{}{path}", self.base())).map_err(|e| format!("graph_url: {e}"))?;
@@ -207,6 +245,13 @@ pub struct GraphSource {
     pub checkpoint: Option<String>,
 }
 
+/// What a run leaves for the next: the deltaLink, and the `$select` it was made with.
+#[derive(Debug, serde::Deserialize)]
+struct Checkpoint {
+    select: String,
+    delta_link: String,
+}
+
 /// Whether an error on a stored deltaLink means "start over with a full read".
 fn delta_expired(e: &FetchError) -> bool {
     e.status == Some(410)
@@ -224,7 +269,7 @@ impl Source for GraphSource {
             .client_secret
             .resolve()
             .map_err(|e| FetchError::permanent(format!("client_secret: {e}")))?;
-        let mut auth = Resolved::OAuth2(OAuth2Client::client_credentials(
+        let auth = Resolved::OAuth2(OAuth2Client::client_credentials(
             format!(
                 "{}/{}/oauth2/v2.0/token",
                 c.login_url.trim_end_matches('/'),
@@ -237,17 +282,22 @@ impl Source for GraphSource {
             ClientAuth::Post,
         ));
         let full = c.full_url(&self.mapping).map_err(FetchError::permanent)?;
-        // A stored link is followed only to the Graph this source is configured for.
+        let select = c.select(&self.mapping);
+        // A stored link is followed only to the Graph this source is configured for, and only
+        // for the same `$select` (a link keeps the query it started with).
         let stored = self
             .checkpoint
             .as_deref()
             .filter(|_| c.uses_delta())
-            .and_then(|l| Url::parse(l).ok())
+            .and_then(|cp| serde_json::from_str::<Checkpoint>(cp).ok())
+            .filter(|cp| cp.select == select)
+            .and_then(|cp| Url::parse(&cp.delta_link).ok())
             .filter(|u| c.owns(u));
+        // One requester for the whole run: its rate limit spans every request.
+        let mut requester = Requester::new(Some(auth), c.max_requests_per_second);
         // The first page decides what this run covers: changes since the stored link, or (no
         // link, or Graph says it expired) everyone.
         let (coverage, first_url, first) = {
-            let mut requester = Requester::new(Some(&mut auth), c.max_requests_per_second);
             match stored {
                 Some(link) => match get_page(&mut requester, ctx, &link).await {
                     Ok(page) => (Coverage::Changes, link, page),
@@ -269,14 +319,21 @@ impl Source for GraphSource {
         let mapping = self.mapping.clone();
         let config = c.clone();
         tokio::spawn(async move {
-            let mut requester = Requester::new(Some(&mut auth), config.max_requests_per_second);
             let read = Read {
                 config: &config,
                 mapping: &mapping,
                 coverage,
             };
-            match read.pages(&mut requester, &ctx, first_url, first).await {
-                Ok((rows, link)) => send_all(tx, rows, link).await,
+            let read_all = async {
+                let (rows, link) = read.pages(&mut requester, &ctx, first_url, first).await?;
+                let groups = read.groups(&mut requester, &ctx).await?;
+                let checkpoint = link.map(|delta_link| {
+                    serde_json::json!({"select": select, "delta_link": delta_link}).to_string()
+                });
+                Ok::<_, FetchError>((rows, Finish { checkpoint, groups }))
+            };
+            match read_all.await {
+                Ok((rows, finish)) => send_all(tx, rows, finish).await,
                 Err(e) => tx.fail(e).await,
             }
         });
@@ -284,18 +341,39 @@ impl Source for GraphSource {
     }
 }
 
-async fn send_all(mut tx: Sender, rows: Vec<Option<Row>>, link: Option<String>) {
+async fn send_all(mut tx: Sender, rows: Vec<Option<Row>>, finish: Finish) {
     for row in rows.into_iter().flatten() {
         if !tx.row(row).await {
             return;
         }
     }
-    tx.done_at(link).await
+    tx.done_with(finish).await
+}
+
+/// The mapping's fields of one Graph object, as text (dot paths reach into objects).
+fn fields_of<'m>(mapping: &'m Mapping, object: &Value) -> Vec<(&'m str, Option<String>)> {
+    mapping
+        .fields()
+        .into_iter()
+        .map(|f| (f, at(object, f).and_then(text)))
+        .collect()
+}
+
+fn lookup<'v>(values: &'v [(&str, Option<String>)], field: &str) -> Option<&'v str> {
+    values
+        .iter()
+        .find(|(k, _)| *k == field)
+        .and_then(|(_, v)| v.as_deref())
+}
+
+/// A Graph object id: no path or query characters.
+fn object_id(id: &str) -> bool {
+    !id.trim().is_empty() && !id.contains(['/', '?', '#', '&', ' '])
 }
 
 /// GETs one page and parses it.
 async fn get_page(
-    requester: &mut Requester<'_>,
+    requester: &mut Requester,
     ctx: &Context,
     url: &Url,
 ) -> Result<Value, FetchError> {
@@ -322,7 +400,7 @@ impl Read<'_> {
     /// each id first appeared. Returns the rows and the new deltaLink.
     async fn pages(
         &self,
-        requester: &mut Requester<'_>,
+        requester: &mut Requester,
         ctx: &Context,
         first_url: Url,
         first: Value,
@@ -364,9 +442,81 @@ impl Read<'_> {
                     url.path()
                 )));
             }
+            if self.coverage == Coverage::Full {
+                self.require_status(&mut rows);
+            }
             return Ok((rows, delta));
         }
         unreachable!("the page loop ends by returning")
+    }
+
+    /// Each mapped group's (transitive) members, by the mapping's external id; `None` when the
+    /// source maps no groups.
+    async fn groups(
+        &self,
+        requester: &mut Requester,
+        ctx: &Context,
+    ) -> Result<Option<Groups>, FetchError> {
+        if self.config.groups.is_empty() {
+            return Ok(None);
+        }
+        let mut out: Groups = BTreeMap::new();
+        let select = self.config.select(self.mapping);
+        for (group, name) in &self.config.groups {
+            let ids: &mut HashSet<String> = out.entry(name.clone()).or_default();
+            let mut url = self
+                .config
+                .members_url(group, &select)
+                .map_err(FetchError::permanent)?;
+            for pages in 1.. {
+                if pages > self.config.max_pages {
+                    return Err(FetchError::permanent(format!(
+                        "group {group}: more than max_pages ({}) pages",
+                        self.config.max_pages
+                    )));
+                }
+                let page = get_page(requester, ctx, &url).await?;
+                let Some(Value::Array(users)) = page.get("value") else {
+                    return Err(FetchError::permanent(format!(
+                        "Graph {}: no `value` array",
+                        url.path()
+                    )));
+                };
+                for u in users {
+                    let values = fields_of(self.mapping, u);
+                    if let Some(id) = self.mapping.external_id_of(|f| lookup(&values, f)) {
+                        ids.insert(id);
+                    }
+                }
+                match page.get("@odata.nextLink").and_then(Value::as_str) {
+                    Some(next) => url = self.link(next)?,
+                    None => break,
+                }
+            }
+        }
+        Ok(Some(out))
+    }
+
+    /// In a full read every user must say whether the account is enabled: one that never did
+    /// is an error row (as it would be from any full roster), not "access unchanged".
+    fn require_status(&self, rows: &mut [Option<Row>]) {
+        for (line, row) in rows.iter_mut().flatten() {
+            if let Ok(r) = row
+                && r.status_unknown
+            {
+                *row = Err(crate::record::RecordError {
+                    line: *line,
+                    column: self
+                        .mapping
+                        .active
+                        .as_ref()
+                        .and_then(|a| a.field())
+                        .map(str::to_owned),
+                    value: None,
+                    message: "the active flag is empty".into(),
+                });
+            }
+        }
     }
 
     /// A next link, only to the configured Graph.
@@ -410,31 +560,22 @@ impl Read<'_> {
                 r
             })
         } else {
-            let values: Vec<(&str, Option<String>)> = self
-                .mapping
-                .fields()
-                .into_iter()
-                .map(|f| (f, at(user, f).and_then(text)))
-                .collect();
-            let get = |f: &str| {
-                values
-                    .iter()
-                    .find(|(k, _)| *k == f)
-                    .and_then(|(_, v)| v.as_deref())
-            };
-            match self.coverage {
-                Coverage::Full => self.mapping.apply(entry, get),
-                Coverage::Changes => self.mapping.apply_change(entry, get),
-            }
+            // Each entry maps as a change (a repeated one may carry only what changed); a full
+            // read checks at the end that every user's access was stated.
+            let values = fields_of(self.mapping, user);
+            self.mapping
+                .apply_change(entry, |f: &str| lookup(&values, f))
         };
         match slot {
-            Some(i) => {
-                rows[i] = Some(match rows[i].take() {
-                    Some((line, Ok(old))) => (line, mapped.map(|new| merge(old, new))),
-                    Some((line, Err(_))) => (line, mapped),
-                    None => (entry, mapped),
-                });
-            }
+            Some(i) => match (rows[i].take(), mapped) {
+                (Some((line, Ok(old))), Ok(new)) => rows[i] = Some((line, Ok(merge(old, new)))),
+                // What was known stays; the bad entry is an error row of its own.
+                (Some(kept @ (_, Ok(_))), Err(e)) => {
+                    rows[i] = Some(kept);
+                    rows.push(Some((entry, Err(e))));
+                }
+                (_, mapped) => rows[i] = Some((entry, mapped)),
+            },
             None => {
                 if let Some(id) = id {
                     by_id.insert(id, rows.len());
@@ -598,5 +739,51 @@ client_secret = "env:X"
             &mut ids,
         );
         assert_eq!(rows.into_iter().flatten().count(), 0);
+
+        // In a full read a repeated partial entry merges; a user whose access was never
+        // stated becomes an error row.
+        let (mut rows, mut ids) = (Vec::new(), HashMap::new());
+        full.take(1, &changes[0], &mut rows, &mut ids);
+        full.take(2, &changes[1], &mut rows, &mut ids);
+        full.take(3, &changes[2], &mut rows, &mut ids);
+        full.require_status(&mut rows);
+        let a = rows[0].as_ref().unwrap().1.as_ref().unwrap();
+        assert_eq!(a.family_name.as_deref(), Some("Lee"));
+        assert!(a.active && !a.status_unknown);
+        let b = rows[1].as_ref().unwrap().1.as_ref().unwrap_err();
+        assert_eq!(b.column.as_deref(), Some("accountEnabled"));
+
+        // A later entry that cannot be mapped keeps what was known and adds an error row.
+        let (mut rows, mut ids) = (Vec::new(), HashMap::new());
+        let disabled = serde_json::json!({"id": "d", "accountEnabled": false});
+        read.take(1, &disabled, &mut rows, &mut ids);
+        read.take(
+            2,
+            &serde_json::json!({"id": "d", "mail": "not-an-email"}),
+            &mut rows,
+            &mut ids,
+        );
+        assert_eq!(rows.len(), 2);
+        let kept = rows[0].as_ref().unwrap().1.as_ref().unwrap();
+        assert!(!kept.active && !kept.status_unknown, "still disabled");
+        assert!(rows[1].as_ref().unwrap().1.is_err());
+    }
+
+    #[test]
+    fn links_belong_to_the_configured_graph_by_scheme_host_port_and_path() {
+        let mut c = config();
+        c.graph_url = "https://Graph.Microsoft.com:443".into();
+        let owns = |u: &str| c.owns(&Url::parse(u).unwrap());
+        assert!(owns(
+            "https://graph.microsoft.com/v1.0/users/delta?$deltatoken=x"
+        ));
+        assert!(!owns("https://graph.microsoft.com.evil.example/v1.0/users"));
+        assert!(!owns("http://graph.microsoft.com/v1.0/users"));
+        assert!(!owns("https://graph.microsoft.com:8443/v1.0/users"));
+        let mut c = config();
+        c.graph_url = "http://127.0.0.1:9/graph/".into();
+        let owns = |u: &str| c.owns(&Url::parse(u).unwrap());
+        assert!(owns("http://127.0.0.1:9/graph/v1.0/users"));
+        assert!(!owns("http://127.0.0.1:9/graphx/v1.0/users"));
     }
 }

@@ -325,7 +325,7 @@ impl Source for HttpJsonSource {
     async fn open(&self, ctx: &Context) -> Result<Snapshot, FetchError> {
         let config = self.config.resolved().map_err(FetchError::permanent)?;
         // Secrets are read now, so a missing one fails the run before any request.
-        let mut auth = match &config.auth {
+        let auth = match &config.auth {
             None => None,
             Some(a) => Some(resolve(a)?),
         };
@@ -334,7 +334,7 @@ impl Source for HttpJsonSource {
         let mapping = self.mapping.clone();
         tokio::spawn(async move {
             let mut tx = tx;
-            match fetch(&config, auth.as_mut(), &mapping, &ctx, &mut tx).await {
+            match fetch(&config, auth, &mapping, &ctx, &mut tx).await {
                 Ok(()) => tx.done().await,
                 Err(e) => tx.fail(e).await,
             }
@@ -535,14 +535,14 @@ pub(crate) fn resolve(a: &Auth) -> Result<Resolved, FetchError> {
 
 /// Sends a source's GET requests: its credentials (an OAuth2 token renewed once on a 401), its
 /// request rate limit, and the shared retries of [`crate::http::send`].
-pub(crate) struct Requester<'a> {
-    auth: Option<&'a mut Resolved>,
+pub(crate) struct Requester {
+    auth: Option<Resolved>,
     gap: Option<Duration>,
     last: Option<Instant>,
 }
 
-impl<'a> Requester<'a> {
-    pub(crate) fn new(auth: Option<&'a mut Resolved>, per_second: Option<f64>) -> Self {
+impl Requester {
+    pub(crate) fn new(auth: Option<Resolved>, per_second: Option<f64>) -> Self {
         Self {
             auth,
             gap: per_second.map(|r| Duration::from_secs_f64(1.0 / r)),
@@ -565,18 +565,18 @@ impl<'a> Requester<'a> {
         }
         self.last = Some(Instant::now());
         let mut request_url = url.clone();
-        if let Some(Resolved::Query(name, value)) = self.auth.as_deref() {
+        if let Some(Resolved::Query(name, value)) = self.auth.as_ref() {
             set_param(&mut request_url, name, value);
         }
         // A 401 with an OAuth2 token: the token may have been revoked or expired early; one
         // fresh token and one more try.
         for attempt in 0..2 {
-            let bearer = match self.auth.as_deref_mut() {
+            let bearer = match self.auth.as_mut() {
                 Some(Resolved::OAuth2(o)) => Some(o.token(ctx, attempt > 0).await?),
                 Some(Resolved::Bearer(t)) => Some(t.clone()),
                 _ => None,
             };
-            let auth = self.auth.as_deref();
+            let auth = self.auth.as_ref();
             let sent = crate::http::send(ctx, what, || {
                 let r = ctx.http.get(request_url.clone());
                 if let Some(t) = &bearer {
@@ -605,7 +605,7 @@ impl<'a> Requester<'a> {
 
 async fn fetch(
     c: &HttpJsonConfig,
-    auth: Option<&mut Resolved>,
+    auth: Option<Resolved>,
     mapping: &Mapping,
     ctx: &Context,
     tx: &mut Sender,

@@ -168,7 +168,19 @@ impl LdapConfig {
                     return Err("tls: `none` makes no sense with ldaps://".into());
                 }
             }
-            "ldap" => {}
+            "ldap" => {
+                let loopback = matches!(
+                    url.host_str(),
+                    Some("127.0.0.1" | "localhost" | "[::1]" | "::1")
+                );
+                if self.tls == Tls::None && !loopback {
+                    return Err(
+                        "tls: `none` sends the password in clear; it is allowed only \
+                         for a directory on this host (127.0.0.1 or localhost)"
+                            .into(),
+                    );
+                }
+            }
             other => {
                 return Err(format!(
                     "url: the scheme must be ldap:// or ldaps://, not {other}://"
@@ -343,7 +355,11 @@ fn ldap_error(what: &str, e: ldap3::LdapError) -> FetchError {
 impl Read<'_> {
     async fn connect(&self, password: &str) -> Result<ldap3::Ldap, FetchError> {
         let c = self.config;
-        let starttls = c.url.starts_with("ldap://") && c.tls == Tls::Starttls;
+        // The scheme as parsed (`LDAP://` is `ldap://`): StartTLS unless the URL is ldaps.
+        let scheme = reqwest::Url::parse(&c.url)
+            .map(|u| u.scheme().to_owned())
+            .unwrap_or_default();
+        let starttls = scheme == "ldap" && c.tls == Tls::Starttls;
         let settings = LdapConnSettings::new()
             .set_conn_timeout(self.ctx.request_timeout)
             .set_starttls(starttls)
@@ -514,6 +530,73 @@ mod tests {
     }
 
     #[test]
+    fn entries_map_with_computed_attributes_and_groups() {
+        let config: LdapConfig = toml::from_str(
+            r#"
+url = "ldaps://dc.example.org"
+bind_dn = "cn=svc"
+bind_password = "env:X"
+base_dn = "dc=example,dc=org"
+groups = { "CN=Staff,OU=Groups,DC=example,DC=org" = "Staff" }
+"#,
+        )
+        .unwrap();
+        let mapping: Mapping = toml::from_str(
+            "external_id = \"objectGUID\"\nmember_email = \"mail\"\nactive = \"enabled\"\n",
+        )
+        .unwrap();
+        let read = Read {
+            config: &config,
+            mapping: &mapping,
+            ctx: &Context::new(reqwest::Client::new(), ".".into()),
+            tls: config
+                .tls_config(&Context::new(reqwest::Client::new(), ".".into()))
+                .unwrap(),
+        };
+        // Sixteen GUID bytes that happen to be ASCII arrive as text, not in `bin_attrs`.
+        let ascii = "0123456789abcdef";
+        let entry = |uac: &str| SearchEntry {
+            dn: "uid=a,ou=people,dc=example,dc=org".into(),
+            attrs: [
+                ("objectGUID".to_owned(), vec![ascii.to_owned()]),
+                ("mail".to_owned(), vec!["a@example.org".to_owned()]),
+                ("userAccountControl".to_owned(), vec![uac.to_owned()]),
+                (
+                    "memberOf".to_owned(),
+                    vec![
+                        "cn=staff, ou=groups, dc=example, dc=org".to_owned(),
+                        "cn=other".to_owned(),
+                    ],
+                ),
+            ]
+            .into_iter()
+            .collect(),
+            bin_attrs: Default::default(),
+        };
+        let groups = vec![(
+            dn_key("CN=Staff,OU=Groups,DC=example,DC=org"),
+            "Staff".to_owned(),
+        )];
+        let r = read
+            .record(1, &entry("512"), &HashSet::new(), &groups)
+            .unwrap();
+        assert_eq!(r.external_id, guid_string(ascii.as_bytes()).unwrap());
+        assert!(r.active);
+        assert_eq!(r.groups, ["Staff"]);
+        let r = read
+            .record(1, &entry("514"), &HashSet::new(), &groups)
+            .unwrap();
+        assert!(!r.active, "ACCOUNTDISABLE");
+        let disabled: HashSet<String> = [dn_key("uid=a,ou=people,dc=example,dc=org")].into();
+        assert!(
+            !read
+                .record(1, &entry("512"), &disabled, &groups)
+                .unwrap()
+                .active
+        );
+    }
+
+    #[test]
     fn dns_compare_without_case_or_spaces() {
         assert_eq!(
             dn_key("CN=Staff, OU=Groups,DC=Example, DC=org"),
@@ -540,6 +623,14 @@ base_dn = "dc=example,dc=org"
         };
         assert!(bad(&|c| c.url = "http://dc".into()).starts_with("url"));
         assert!(bad(&|c| c.tls = Tls::None).starts_with("tls"));
+        assert!(
+            bad(&|c| {
+                c.url = "LDAP://dc.example.org".into();
+                c.tls = Tls::None;
+            })
+            .starts_with("tls"),
+            "plain text only to this host, whatever the scheme's case"
+        );
         assert!(bad(&|c| c.filter = Some("objectClass=user".into())).starts_with("filter"));
         assert!(bad(&|c| c.page_size = 5000).starts_with("page_size"));
         assert!(

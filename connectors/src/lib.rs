@@ -22,9 +22,17 @@ pub mod workday;
 
 pub use mapping::{FieldSpec, Mapping, MappingError, Transform};
 pub use record::{Record, RecordError};
-pub use source::{Context, Coverage, FetchError, Row, Snapshot, Source};
+pub use source::{Context, Coverage, FetchError, Finish, Groups, Row, Snapshot, Source};
 
 use serde::Deserialize;
+
+/// The distinct rosterd group names of a `groups` map, sorted.
+fn names(map: &std::collections::BTreeMap<String, String>) -> Vec<String> {
+    let mut names: Vec<String> = map.values().cloned().collect();
+    names.sort();
+    names.dedup();
+    names
+}
 
 /// The kind-specific settings of a source: the only registry of connectors.
 #[derive(Debug, Clone, Deserialize)]
@@ -73,16 +81,12 @@ impl SourceKind {
         }
     }
 
-    /// The rosterd groups this source manages: after a full read is applied, each holds exactly
-    /// the members whose records name it (LDAP `groups`).
+    /// The rosterd groups this source manages: after a run is applied, each holds exactly the
+    /// members the source puts in it (LDAP and Graph `groups`).
     pub fn managed_groups(&self) -> Vec<String> {
         match self {
-            SourceKind::Ldap(c) => {
-                let mut names: Vec<String> = c.groups.values().cloned().collect();
-                names.sort();
-                names.dedup();
-                names
-            }
+            SourceKind::Ldap(c) => names(&c.groups),
+            SourceKind::Graph(c) => names(&c.groups),
             _ => Vec::new(),
         }
     }

@@ -201,6 +201,11 @@ impl Mapping {
         .collect()
     }
 
+    /// The external id alone of one source record (`None` when empty).
+    pub fn external_id_of<'a>(&self, get: impl Fn(&str) -> Option<&'a str>) -> Option<String> {
+        self.external_id.value(&get)
+    }
+
     /// Maps one source record. `get` reads a source field; `line` locates errors.
     pub fn apply<'a>(
         &self,
@@ -236,7 +241,14 @@ impl Mapping {
             .external_id
             .value(&get)
             .ok_or_else(|| err(&self.external_id, None, "the id is empty".into()))?;
-        let opt = |s: &Option<FieldSpec>| s.as_ref().and_then(|s| s.value(&get));
+        // In a change, a field the change leaves out is unknown: no default stands in for it
+        // (a default would overwrite what the member has, or state an access never stated).
+        let absent = |s: &FieldSpec| change && s.field().is_some_and(|f| get(f).is_none());
+        let opt = |s: &Option<FieldSpec>| {
+            s.as_ref()
+                .filter(|s| !absent(s))
+                .and_then(|s| s.value(&get))
+        };
         let email = |key: &Option<FieldSpec>| -> Result<Option<String>, RecordError> {
             match (key, opt(key)) {
                 (Some(spec), Some(v)) => {
@@ -263,6 +275,10 @@ impl Mapping {
                     "expected true/false, yes/no, 1/0 or active/inactive (add a `map`)".into(),
                 )
             })?,
+            (Some(spec), _) if absent(spec) => {
+                status_unknown = true;
+                true
+            }
             (Some(_), None) if change => {
                 status_unknown = true;
                 true
@@ -314,5 +330,36 @@ impl Mapping {
             groups,
             raw,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_change_leaves_out_what_it_does_not_carry_even_with_defaults() {
+        let m: Mapping = toml::from_str(
+            r#"
+external_id = "id"
+given_name = { field = "givenName", default = "?" }
+role = { field = "isAdmin", map = { "true" = "admin", "false" = "member" }, default = "member" }
+active = { field = "accountEnabled", default = "false" }
+"#,
+        )
+        .unwrap();
+        let rename = [("id", "a"), ("givenName", "Ann")];
+        let get = |f: &str| rename.iter().find(|(k, _)| *k == f).map(|(_, v)| *v);
+        let r = m.apply_change(1, get).unwrap();
+        assert_eq!(r.given_name.as_deref(), Some("Ann"));
+        assert_eq!(
+            r.role, None,
+            "no default role for a change that says nothing of it"
+        );
+        assert!(r.status_unknown, "no default access either");
+        // The same record read in full takes the defaults.
+        let r = m.apply(1, get).unwrap();
+        assert_eq!(r.role.as_deref(), Some("member"));
+        assert!(!r.active && !r.status_unknown);
     }
 }

@@ -8,6 +8,7 @@
 //!
 //! Sources never touch the store: this crate does not depend on sqlx or axum.
 
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
@@ -94,12 +95,26 @@ pub type Row = (u64, Result<Record, RecordError>);
 /// Rows travel in chunks of this many: one wake-up of the engine per chunk, not per row.
 pub const CHUNK_ROWS: usize = 256;
 
+/// Group memberships a source read in full: rosterd group name → the external ids in it.
+pub type Groups = BTreeMap<String, HashSet<String>>;
+
+/// What a finished read knows beyond its rows.
+#[derive(Debug, Default)]
+pub struct Finish {
+    /// Where the next run may start reading changes (Graph's deltaLink); the engine keeps it
+    /// once this run's plan is applied.
+    pub checkpoint: Option<String>,
+    /// The complete membership of the source's managed groups, when the source reads it apart
+    /// from its records (Graph reads each group's members on every run, delta or not).
+    pub groups: Option<Groups>,
+}
+
 /// What a producer sends: rows, then exactly one verdict.
 #[derive(Debug)]
 pub enum Item {
     Rows(Vec<Row>),
-    /// Every row was sent; a source that reads changes says where to start next time.
-    Done(Option<String>),
+    /// Every row was sent; with what the source knows beyond the rows.
+    Done(Finish),
     /// The fetch failed; rows sent so far are not the whole snapshot.
     Failed(FetchError),
 }
@@ -110,7 +125,7 @@ pub struct Snapshot {
     rx: mpsc::Receiver<Item>,
     ready: std::collections::VecDeque<Row>,
     finished: bool,
-    checkpoint: Option<String>,
+    finish: Finish,
 }
 
 /// The sending side, for connectors: rows are buffered into chunks; `done` or `fail` flushes
@@ -154,18 +169,17 @@ impl Sender {
         self.tx.blocking_send(Item::Rows(chunk)).is_ok()
     }
     pub async fn done(self) {
-        self.done_at(None).await
+        self.done_with(Finish::default()).await
     }
-    /// Every row was sent, and the next run may read only what changed after `checkpoint`
-    /// (Graph's deltaLink, say); the engine keeps it once this run's plan is applied.
-    pub async fn done_at(mut self, checkpoint: Option<String>) {
+    /// Every row was sent, and this is what the source knows beyond them.
+    pub async fn done_with(mut self, finish: Finish) {
         if self.flush().await {
-            let _ = self.tx.send(Item::Done(checkpoint)).await;
+            let _ = self.tx.send(Item::Done(finish)).await;
         }
     }
     pub fn blocking_done(mut self) {
         if self.blocking_flush() {
-            let _ = self.tx.blocking_send(Item::Done(None));
+            let _ = self.tx.blocking_send(Item::Done(Finish::default()));
         }
     }
     /// Fails the fetch; buffered rows are dropped (a failed snapshot is never planned).
@@ -191,14 +205,19 @@ impl Snapshot {
                 rx,
                 ready: Default::default(),
                 finished: false,
-                checkpoint: None,
+                finish: Finish::default(),
             },
         )
     }
 
     /// Where the next run may start reading changes, once the source said it sent everything.
     pub fn checkpoint(&self) -> Option<&str> {
-        self.checkpoint.as_deref()
+        self.finish.checkpoint.as_deref()
+    }
+
+    /// The group memberships the source read apart from its records, once it sent everything.
+    pub fn take_groups(&mut self) -> Option<Groups> {
+        self.finish.groups.take()
     }
 
     /// The next row; `None` once the source said it sent everything; an error if it failed or
@@ -218,9 +237,9 @@ impl Snapshot {
             match self.rx.poll_recv(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Some(Item::Rows(rows))) => self.ready.extend(rows),
-                Poll::Ready(Some(Item::Done(checkpoint))) => {
+                Poll::Ready(Some(Item::Done(finish))) => {
                     self.finished = true;
-                    self.checkpoint = checkpoint;
+                    self.finish = finish;
                 }
                 Poll::Ready(Some(Item::Failed(e))) => {
                     self.finished = true;

@@ -13,6 +13,7 @@ mod members;
 mod orgs;
 mod provisioning;
 mod syncing;
+pub use syncing::{GroupChanges, GroupGuard};
 mod tokens;
 
 use std::sync::Arc;

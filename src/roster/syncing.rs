@@ -27,25 +27,41 @@ enum Outcome {
     Error(String),
 }
 
-/// What syncing a source's groups changed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// What syncing a source's groups changed, and what it left alone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GroupChanges {
     pub created: u64,
     pub added: u64,
     pub removed: u64,
+    /// Members who would have left a group but stayed (removals not allowed in this run).
+    pub kept: u64,
+    /// Groups left as they were, and why.
+    pub warnings: Vec<String>,
+}
+
+/// The limits of one group sync.
+#[derive(Debug, Clone, Copy)]
+pub struct GroupGuard {
+    /// Whether anyone may leave a group (not after a read with unreadable rows: they may be
+    /// the members in question).
+    pub removals: bool,
+    /// The source's `max_removals`, per group.
+    pub max_removals: crate::config::MaxRemovals,
 }
 
 impl Roster {
     /// Makes each group a source manages (`wanted`: rosterd group name → the external ids the
     /// source puts in it) hold exactly the members the source claims under those ids; a missing
-    /// group is created. Members of the group the source does not put there leave it. One
-    /// transaction, audited per group.
+    /// group is created. Members of the group the source does not put there leave it, within
+    /// `guard`. A group the source put nobody in, or one a SCIM client manages, is left alone.
+    /// One transaction, audited per group.
     pub async fn sync_source_groups(
         &self,
         org_id: Uuid,
         source: &str,
         actor: &Actor,
-        wanted: &std::collections::BTreeMap<String, std::collections::HashSet<String>>,
+        wanted: &rosterd_connectors::Groups,
+        guard: &GroupGuard,
     ) -> Result<GroupChanges> {
         use std::collections::{HashMap, HashSet};
         let now = self.clock.now();
@@ -58,6 +74,12 @@ impl Roster {
         let mut changes = GroupChanges::default();
         for (name, ids) in wanted {
             let group = match store::groups::by_name(&mut tx, org_id, name).await? {
+                Some(g) if g.scim_data.is_some() => {
+                    changes.warnings.push(format!(
+                        "group `{name}` is managed by a SCIM client: this source leaves it alone"
+                    ));
+                    continue;
+                }
                 Some(g) => g,
                 None => {
                     let g = store::groups::Group {
@@ -91,8 +113,31 @@ impl Roster {
                 .await?
                 .into_iter()
                 .collect();
+            if want.is_empty() && !have.is_empty() {
+                // Like an empty snapshot: more likely an unreadable attribute or a mistyped
+                // group than everyone leaving at once.
+                changes.warnings.push(format!(
+                    "group `{name}`: the source put nobody in it; its {} member(s) stay",
+                    have.len()
+                ));
+                continue;
+            }
             let mut added: Vec<Uuid> = want.difference(&have).copied().collect();
             let mut removed: Vec<Uuid> = have.difference(&want).copied().collect();
+            let limit = guard.max_removals.limit(have.len() as u64);
+            if !guard.removals {
+                changes.kept += removed.len() as u64;
+                removed.clear();
+            } else if removed.len() as u64 > limit {
+                changes.warnings.push(format!(
+                    "group `{name}`: {} of {} member(s) would leave, more than max_removals \
+                     ({}, here {limit}); nobody left it in this run",
+                    removed.len(),
+                    have.len(),
+                    guard.max_removals
+                ));
+                removed.clear();
+            }
             if added.is_empty() && removed.is_empty() {
                 continue;
             }

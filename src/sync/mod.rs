@@ -19,13 +19,13 @@ pub mod import;
 mod schedule;
 pub mod scheduler;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rosterd_connectors::{Context, Coverage, Snapshot};
+use rosterd_connectors::{Context, Coverage, Groups, Snapshot};
 use uuid::Uuid;
 
 pub use schedule::Schedule;
@@ -40,16 +40,17 @@ use crate::store::{self, Store, StoreError};
 /// The link source (and run source) name of admin CSV imports.
 pub const IMPORT_SOURCE: &str = "import";
 
-/// The lease under which an org's import jobs apply.
 /// What a finished read covered and where it ended.
 #[derive(Debug)]
 pub(crate) struct Read {
     coverage: Coverage,
     checkpoint: Option<String>,
-    /// For a source that manages groups: each group's members, by external id.
-    groups: BTreeMap<String, HashSet<String>>,
+    /// For a source that manages groups, when the read knows them completely: each group's
+    /// members, by external id (from the source itself, or from a full read's records).
+    groups: Option<Groups>,
 }
 
+/// The lease under which an org's import jobs apply.
 fn import_lease(org_id: Uuid) -> String {
     format!("{IMPORT_SOURCE}/{org_id}")
 }
@@ -554,7 +555,7 @@ impl Engine {
         progress: &Option<ProgressFn>,
     ) -> Result<std::result::Result<Read, String>> {
         let coverage = snapshot.coverage;
-        let mut groups: BTreeMap<String, HashSet<String>> = managed
+        let mut groups: Groups = managed
             .iter()
             .map(|g| (g.clone(), HashSet::new()))
             .collect();
@@ -566,10 +567,13 @@ impl Engine {
             let next = snapshot.next().await;
             match next {
                 None => {
+                    // A delta read's records do not name everyone in a group.
+                    let from_records = (coverage == Coverage::Full && !managed.is_empty())
+                        .then(|| std::mem::take(&mut groups));
                     break Ok(Read {
                         coverage,
                         checkpoint: snapshot.checkpoint().map(str::to_owned),
-                        groups: std::mem::take(&mut groups),
+                        groups: snapshot.take_groups().or(from_records),
                     });
                 }
                 Some(Err(e)) => break Err(e.message),
@@ -781,7 +785,7 @@ impl Engine {
             let mut tx = self.store().write().await?;
             store::sync::set_status(&mut tx, run.id, "held", "held", Some(&reason), Some(now))
                 .await?;
-            if !read.groups.is_empty() {
+            if read.groups.is_some() {
                 store::sync::add_warning(
                     &mut tx,
                     run.id,
@@ -794,10 +798,8 @@ impl Engine {
             tx.commit().await?;
             return self.run_row(run.id).await;
         }
-        // Groups follow a full read only (a delta read does not name everyone in a group).
-        let groups =
-            (read.coverage == Coverage::Full && !read.groups.is_empty()).then_some(&read.groups);
-        self.apply(&run, lease, &progress, true, groups).await
+        self.apply(&run, lease, &progress, true, read.groups.as_ref())
+            .await
     }
 
     /// Applies a run's pending plan items in batches and records the outcome.
@@ -807,7 +809,7 @@ impl Engine {
         lease: &Lease,
         progress: &Option<ProgressFn>,
         claiming: bool,
-        groups: Option<&BTreeMap<String, HashSet<String>>>,
+        groups: Option<&Groups>,
     ) -> Result<RunRow> {
         {
             let mut tx = self.store().write().await?;
@@ -895,8 +897,10 @@ impl Engine {
         if let Err(e) = self.store().refresh_member_stats().await {
             tracing::warn!(error = %e, "refreshing planner statistics failed");
         }
-        // Before the run counts as done: the source's groups.
-        if let Some(groups) = groups {
+        // Before the run counts as done (and only while it is still ours): the source's groups.
+        if let Some(groups) = groups
+            && !lease.lost.load(Ordering::SeqCst)
+        {
             self.sync_groups(run, groups).await?;
         }
         // What the read covered and where it ended (recorded after `run` was taken).
@@ -914,36 +918,55 @@ impl Engine {
         self.run_row(run.id).await
     }
 
-    /// After a full read is applied: the source's groups hold exactly the members it puts in
-    /// them. A failure here leaves the members applied and says so on the run.
-    async fn sync_groups(
-        &self,
-        run: &RunRow,
-        wanted: &BTreeMap<String, HashSet<String>>,
-    ) -> Result<()> {
+    /// After a read that knew the source's groups completely is applied: each holds exactly the
+    /// members the source puts in it, within the same guards as members (no one leaves a group
+    /// in a run with unreadable rows, nor more than `max_removals` of it; a group the source
+    /// leaves empty, or one a SCIM client manages, is left alone). A failure leaves the members
+    /// applied and says so on the run.
+    async fn sync_groups(&self, run: &RunRow, wanted: &Groups) -> Result<()> {
         let actor = Actor::Sync {
             source: run.source.clone(),
             run_id: run.id,
         };
+        let errors = self.run_row(run.id).await?.errors;
+        let guard = crate::roster::GroupGuard {
+            removals: errors == 0,
+            max_removals: self.source(&run.source)?.config.max_removals,
+        };
         let synced = self
             .inner
             .roster
-            .sync_source_groups(run.org_id, &run.source, &actor, wanted)
+            .sync_source_groups(run.org_id, &run.source, &actor, wanted, &guard)
             .await;
-        let note = match synced {
+        let mut notes = Vec::new();
+        match synced {
             Ok(c) => {
                 // Each change is in the audit log (`group.created`, `group.members_changed`).
                 tracing::info!(source = %run.source, created = c.created, added = c.added,
                     removed = c.removed, "groups synced");
-                return Ok(());
+                if errors > 0 && c.kept > 0 {
+                    notes.push(format!(
+                        "{errors} row(s) could not be read: {} member(s) stay in groups the source \
+                         no longer puts them in, until a clean run",
+                        c.kept
+                    ));
+                }
+                notes.extend(c.warnings);
             }
             Err(e) => {
                 tracing::warn!(source = %run.source, error = %e, "syncing groups failed");
-                format!("syncing groups failed: {e}; the next run tries again")
+                notes.push(format!(
+                    "syncing groups failed: {e}; the next run tries again"
+                ));
             }
-        };
+        }
+        if notes.is_empty() {
+            return Ok(());
+        }
         let mut tx = self.store().write().await?;
-        store::sync::add_warning(&mut tx, run.id, &note).await?;
+        for n in &notes {
+            store::sync::add_warning(&mut tx, run.id, n).await?;
+        }
         tx.commit().await?;
         Ok(())
     }

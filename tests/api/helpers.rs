@@ -340,6 +340,24 @@ impl TestApp {
             .await
     }
 
+    /// The display names (or emails) of a group's members, sorted; empty if there is no group.
+    pub async fn group_members(&self, slug: &str, name: &str) -> Vec<String> {
+        let org_id = self.org_id(slug).await;
+        let mut tx = self.store.read().await.unwrap();
+        let Some(g) = store::groups::by_name(&mut tx, org_id, name).await.unwrap() else {
+            return Vec::new();
+        };
+        let mut names: Vec<String> = store::groups::members_of(&mut tx, g.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(_, n)| n)
+            .collect();
+        tx.rollback().await.unwrap();
+        names.sort();
+        names
+    }
+
     /// Every member row of an org (a snapshot to compare before/after a rejected request).
     pub async fn snapshot(&self, slug: &str) -> String {
         let id = self.org_id(slug).await;
