@@ -419,6 +419,19 @@ impl OAuth2Client {
         }
         let url = TokenUrl::new(self.token_url.clone())
             .map_err(|e| FetchError::permanent(format!("auth.token_url: {e}")))?;
+        // A refresh token kept in a file may be rotated by another process using it (the CLI
+        // beside the daemon): take the file's lock for the whole exchange, and read the token
+        // again under it.
+        let _lock = match (&self.refresh_ref, &mut self.refresh_token) {
+            (Some(secret @ SecretRef::File(path)), Some(current)) => {
+                let lock = lock_file(path).await;
+                if let Ok(v) = secret.resolve() {
+                    *current = v.expose_secret().to_owned();
+                }
+                lock
+            }
+            _ => None,
+        };
         let client = oauth2::basic::BasicClient::new(ClientId::new(self.client_id.clone()))
             .set_client_secret(ClientSecret::new(self.client_secret.clone()))
             .set_auth_type(match self.client_auth {
@@ -486,6 +499,25 @@ impl OAuth2Client {
         self.token = Some((token.clone(), Instant::now() + lifetime));
         Ok(token)
     }
+}
+
+/// An exclusive lock on `{path}.lock`, held until dropped; `None` (and no lock) when the file
+/// cannot be created, e.g. a read-only secrets directory, where nothing can rotate anyway.
+async fn lock_file(path: &str) -> Option<std::fs::File> {
+    let lock = format!("{path}.lock");
+    tokio::task::spawn_blocking(move || {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock)
+            .ok()?;
+        f.lock().ok()?;
+        Some(f)
+    })
+    .await
+    .ok()
+    .flatten()
 }
 
 pub(crate) fn resolve(a: &Auth) -> Result<Resolved, FetchError> {
@@ -762,6 +794,62 @@ async fn fetch(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn clients_sharing_a_rotating_refresh_token_file_take_turns() {
+        use std::sync::{Arc, Mutex};
+        // A token endpoint that accepts only the current refresh token and rotates it.
+        let current = Arc::new(Mutex::new((String::from("r1"), 0usize)));
+        let c = current.clone();
+        let router = axum::Router::new().route(
+            "/token",
+            axum::routing::post(move |body: String| {
+                let c = c.clone();
+                async move {
+                    let mut st = c.lock().unwrap();
+                    if !body.contains(&format!("refresh_token={}", st.0)) {
+                        return (
+                            axum::http::StatusCode::BAD_REQUEST,
+                            axum::Json(serde_json::json!({"error": "invalid_grant"})),
+                        );
+                    }
+                    st.1 += 1;
+                    st.0 = format!("r{}", st.1 + 1);
+                    (
+                        axum::http::StatusCode::OK,
+                        axum::Json(serde_json::json!({"access_token": format!("a{}", st.1),
+                            "token_type": "bearer", "expires_in": 3600, "refresh_token": st.0})),
+                    )
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/token", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        let dir = std::env::temp_dir().join(format!("rosterd-rt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("rt");
+        std::fs::write(&file, "r1\n").unwrap();
+        let auth: Auth = toml::from_str(&format!(
+            "type = \"oauth2_refresh_token\"\ntoken_url = \"{url}\"\nclient_id = \"c\"\n\
+             client_secret = \"file:{f}\"\nrefresh_token = \"file:{f}\"\n",
+            f = file.display()
+        ))
+        .unwrap();
+        // Two users of one token file (the daemon and the CLI, say), both started with r1.
+        let (Resolved::OAuth2(mut a), Resolved::OAuth2(mut b)) =
+            (resolve(&auth).unwrap(), resolve(&auth).unwrap())
+        else {
+            panic!("an OAuth2 client");
+        };
+        let ctx = Context::new(reqwest::Client::new(), ".".into());
+        let (ta, tb) = tokio::join!(a.token(&ctx, false), b.token(&ctx, false));
+        let mut tokens = [ta.unwrap(), tb.unwrap()];
+        tokens.sort();
+        assert_eq!(tokens, ["a1", "a2"], "both exchanged, one after the other");
+        assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), "r3");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 
     #[test]
     fn link_headers_and_dot_paths() {

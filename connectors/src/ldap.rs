@@ -33,6 +33,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
+use backon::{ExponentialBuilder, Retryable};
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::{LdapConnAsync, LdapConnSettings, Scope, SearchEntry};
 use secrecy::ExposeSecret;
@@ -421,7 +422,18 @@ impl Read<'_> {
 
     async fn run(&self, password: &str, tx: &mut Sender) -> Result<(), FetchError> {
         let c = self.config;
-        let mut ldap = self.connect(password).await?;
+        // A directory that refuses or drops the connection (restarting, failing over) is tried
+        // again with backoff and jitter, like an HTTP source; a refused bind is not.
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(self.ctx.retry_base)
+            .with_max_delay(std::time::Duration::from_secs(60))
+            .with_max_times(self.ctx.retries)
+            .with_jitter();
+        let mut ldap = (|| self.connect(password))
+            .retry(backoff)
+            .sleep(tokio::time::sleep)
+            .when(|e: &FetchError| e.transient)
+            .await?;
         let filter = c.filter();
         // Entries the disabled filter matches, by DN (usually few).
         let mut disabled = HashSet::new();
@@ -593,6 +605,40 @@ groups = { "CN=Staff,OU=Groups,DC=example,DC=org" = "Staff" }
                 .record(1, &entry("512"), &disabled, &groups)
                 .unwrap()
                 .active
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dropped_connection_is_retried_with_backoff_then_fails_the_read() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        // A "directory" that accepts and hangs up at once, counting connections.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let a = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((conn, _)) = listener.accept().await {
+                a.fetch_add(1, Ordering::SeqCst);
+                drop(conn);
+            }
+        });
+        let config: LdapConfig = toml::from_str(&format!(
+            "url = \"ldap://127.0.0.1:{port}\"\ntls = \"none\"\nbind_dn = \"cn=svc\"\n\
+             bind_password = \"env:PATH\"\nbase_dn = \"dc=example,dc=org\"\n"
+        ))
+        .unwrap();
+        let mapping: Mapping = toml::from_str("external_id = \"entryUUID\"\n").unwrap();
+        let mut ctx = Context::new(reqwest::Client::new(), ".".into());
+        ctx.retries = 2;
+        ctx.retry_base = std::time::Duration::from_millis(1);
+        let mut snap = LdapSource { config, mapping }.open(&ctx).await.unwrap();
+        let err = snap.next().await.unwrap().unwrap_err();
+        assert!(err.transient, "{err}");
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            3,
+            "one try and two retries"
         );
     }
 
