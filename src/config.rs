@@ -643,6 +643,9 @@ impl Config {
             );
         }
         let mut names = std::collections::HashSet::new();
+        // Each (org, group name) has at most one source keeping it: two would undo each other.
+        let mut group_owner: std::collections::HashMap<(String, String), &str> =
+            std::collections::HashMap::new();
         for src in &self.sources {
             let at = |key: &str, msg: String| format!("source `{}`: {key}: {msg}", src.name);
             crate::domain::Slug::parse(&src.name).map_err(|e| at("name", e.to_string()))?;
@@ -661,6 +664,18 @@ impl Config {
             src.kind
                 .check(&src.mapping)
                 .map_err(|e| format!("source `{}`: {e}", src.name))?;
+            for g in src.kind.managed_groups() {
+                let key = (src.org.clone(), g.to_lowercase());
+                if let Some(other) = group_owner.insert(key, &src.name) {
+                    return Err(at(
+                        "groups",
+                        format!(
+                            "group `{g}` of org `{}` is already kept by source `{other}`",
+                            src.org
+                        ),
+                    ));
+                }
+            }
         }
         for (i, org) in self.orgs.iter().enumerate() {
             Slug::parse(&org.slug).map_err(|e| format!("orgs[{i}].slug: {e}"))?;
@@ -778,6 +793,28 @@ mod tests {
         let two = format!("{}{}", source(csv, ok_mapping), source(csv, ok_mapping));
         let err = Config::parse(&two, "r.toml").unwrap_err().to_string();
         assert!(err.contains("two sources have this name"), "{err}");
+        // Two sources of one org may not keep the same group.
+        let ldap = |name: &str, group: &str| {
+            format!(
+                "[[sources]]\nname = \"{name}\"\norg = \"acme\"\nkind = \"ldap\"\n\
+                 url = \"ldaps://dc\"\nbind_dn = \"cn=s\"\nbind_password = \"env:P\"\n\
+                 base_dn = \"dc=x\"\ngroups = {{ \"cn=g,dc=x\" = \"{group}\" }}\n\
+                 [sources.mapping]\nexternal_id = \"objectGUID\"\n"
+            )
+        };
+        let both = format!("{}{}", ldap("a", "Staff"), ldap("b", "staff"));
+        let err = Config::parse(&both, "r.toml").unwrap_err().to_string();
+        assert!(
+            err.contains(
+                "source `b`: groups: group `staff` of org `acme` is already kept by source `a`"
+            ),
+            "{err}"
+        );
+        Config::parse(
+            &format!("{}{}", ldap("a", "Staff"), ldap("b", "Faculty")),
+            "r.toml",
+        )
+        .unwrap();
         let err = Config::parse("[sync]\nlease_secs = 0\n", "r.toml")
             .unwrap_err()
             .to_string();

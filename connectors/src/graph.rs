@@ -154,9 +154,7 @@ impl GraphConfig {
                     .into(),
             );
         }
-        if self.max_requests_per_second.is_some_and(|r| r <= 0.0) {
-            return Err("max_requests_per_second: must be above 0".into());
-        }
+        crate::http_json::check_rate(self.max_requests_per_second)?;
         if self.max_pages == 0 {
             return Err("max_pages: must be at least 1".into());
         }
@@ -245,11 +243,14 @@ pub struct GraphSource {
     pub checkpoint: Option<String>,
 }
 
-/// What a run leaves for the next: the deltaLink, and the `$select` it was made with.
+/// What a run leaves for the next: the deltaLink, and the tenant, app and `$select` it was made
+/// with (a link is followed only for the same).
 #[derive(Debug, serde::Deserialize)]
 struct Checkpoint {
     select: String,
     delta_link: String,
+    tenant: String,
+    client_id: String,
 }
 
 /// Whether an error on a stored deltaLink means "start over with a full read".
@@ -290,7 +291,9 @@ impl Source for GraphSource {
             .as_deref()
             .filter(|_| c.uses_delta())
             .and_then(|cp| serde_json::from_str::<Checkpoint>(cp).ok())
-            .filter(|cp| cp.select == select)
+            .filter(|cp| {
+                cp.select == select && cp.tenant == c.tenant && cp.client_id == c.client_id
+            })
             .and_then(|cp| Url::parse(&cp.delta_link).ok())
             .filter(|u| c.owns(u));
         // One requester for the whole run: its rate limit spans every request.
@@ -326,11 +329,21 @@ impl Source for GraphSource {
             };
             let read_all = async {
                 let (rows, link) = read.pages(&mut requester, &ctx, first_url, first).await?;
-                let groups = read.groups(&mut requester, &ctx).await?;
+                let mut warnings = Vec::new();
+                let groups = read.groups(&mut requester, &ctx, &mut warnings).await?;
                 let checkpoint = link.map(|delta_link| {
-                    serde_json::json!({"select": select, "delta_link": delta_link}).to_string()
+                    serde_json::json!({"select": select, "delta_link": delta_link,
+                        "tenant": config.tenant, "client_id": config.client_id})
+                    .to_string()
                 });
-                Ok::<_, FetchError>((rows, Finish { checkpoint, groups }))
+                Ok::<_, FetchError>((
+                    rows,
+                    Finish {
+                        checkpoint,
+                        groups,
+                        warnings,
+                    },
+                ))
             };
             match read_all.await {
                 Ok((rows, finish)) => send_all(tx, rows, finish).await,
@@ -451,16 +464,19 @@ impl Read<'_> {
     }
 
     /// Each mapped group's (transitive) members, by the mapping's external id; `None` when the
-    /// source maps no groups.
+    /// source maps no groups. A group Graph no longer knows (404) is left out, with a warning,
+    /// so its rosterd group stays as it is.
     async fn groups(
         &self,
         requester: &mut Requester,
         ctx: &Context,
+        warnings: &mut Vec<String>,
     ) -> Result<Option<Groups>, FetchError> {
         if self.config.groups.is_empty() {
             return Ok(None);
         }
         let mut out: Groups = BTreeMap::new();
+        let mut missing: HashSet<&str> = HashSet::new();
         let select = self.config.select(self.mapping);
         for (group, name) in &self.config.groups {
             let ids: &mut HashSet<String> = out.entry(name.clone()).or_default();
@@ -475,7 +491,18 @@ impl Read<'_> {
                         self.config.max_pages
                     )));
                 }
-                let page = get_page(requester, ctx, &url).await?;
+                let page = match get_page(requester, ctx, &url).await {
+                    Ok(page) => page,
+                    Err(e) if e.status == Some(404) && pages == 1 => {
+                        warnings.push(format!(
+                            "group {group} (`{name}`) was not found in Entra ID; `{name}` is left \
+                             as it is"
+                        ));
+                        missing.insert(name);
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                };
                 let Some(Value::Array(users)) = page.get("value") else {
                     return Err(FetchError::permanent(format!(
                         "Graph {}: no `value` array",
@@ -494,6 +521,8 @@ impl Read<'_> {
                 }
             }
         }
+        // A name is known only if every group mapped to it was read.
+        out.retain(|name, _| !missing.contains(name.as_str()));
         Ok(Some(out))
     }
 
@@ -560,11 +589,16 @@ impl Read<'_> {
                 r
             })
         } else {
-            // Each entry maps as a change (a repeated one may carry only what changed); a full
-            // read checks at the end that every user's access was stated.
+            // A repeated entry may carry only what changed, so it maps as a change; a full read
+            // checks at the end that every user's access was stated.
             let values = fields_of(self.mapping, user);
-            self.mapping
-                .apply_change(entry, |f: &str| lookup(&values, f))
+            let get = |f: &str| lookup(&values, f);
+            if self.coverage == Coverage::Full && slot.is_none() {
+                // A user's first entry in a full read is the whole user: defaults apply.
+                self.mapping.apply(entry, get)
+            } else {
+                self.mapping.apply_change(entry, get)
+            }
         };
         match slot {
             Some(i) => match (rows[i].take(), mapped) {

@@ -249,11 +249,7 @@ impl HttpJsonConfig {
         if c.max_pages == 0 {
             return Err("max_pages: must be at least 1".into());
         }
-        if c.max_requests_per_second
-            .is_some_and(|r| !(r > 0.0 && r.is_finite()))
-        {
-            return Err("max_requests_per_second: must be a positive number".into());
-        }
+        check_rate(c.max_requests_per_second)?;
         match &c.pagination {
             Pagination::Offset { limit: 0, .. } => {
                 Err("pagination.limit: must be at least 1".into())
@@ -565,6 +561,17 @@ pub(crate) fn resolve(a: &Auth) -> Result<Resolved, FetchError> {
     })
 }
 
+/// Checks a `max_requests_per_second` setting: a finite number, at least one request in
+/// 1000 seconds.
+pub(crate) fn check_rate(rate: Option<f64>) -> Result<(), String> {
+    match rate {
+        Some(r) if !(r.is_finite() && (0.001..=100_000.0).contains(&r)) => {
+            Err("max_requests_per_second: a number between 0.001 and 100000".into())
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Sends a source's GET requests: its credentials (an OAuth2 token renewed once on a 401), its
 /// request rate limit, and the shared retries of [`crate::http::send`].
 pub(crate) struct Requester {
@@ -577,7 +584,7 @@ impl Requester {
     pub(crate) fn new(auth: Option<Resolved>, per_second: Option<f64>) -> Self {
         Self {
             auth,
-            gap: per_second.map(|r| Duration::from_secs_f64(1.0 / r)),
+            gap: per_second.and_then(|r| Duration::try_from_secs_f64(1.0 / r).ok()),
             last: None,
         }
     }

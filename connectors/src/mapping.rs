@@ -70,7 +70,8 @@ pub struct FieldRule {
     /// Applied in order.
     #[serde(default)]
     pub transforms: Vec<Transform>,
-    /// Replaces a value by another (after transforms; exact match first, then ignoring case).
+    /// Replaces a value by another (after transforms; exact match first, then ignoring case;
+    /// a `"*"` key stands for any other non-empty value, e.g. a termination date → `false`).
     #[serde(default)]
     pub map: BTreeMap<String, String>,
     /// Used when the field is empty or missing.
@@ -145,6 +146,10 @@ impl FieldSpec {
                 .map(|(_, m)| m)
         }) {
             v = m.clone();
+        } else if let Some(any) = rule.map.get("*")
+            && !v.trim().is_empty()
+        {
+            v = any.clone();
         }
         if v.trim().is_empty() {
             return rule.default.clone();
@@ -361,5 +366,25 @@ active = { field = "accountEnabled", default = "false" }
         let r = m.apply(1, get).unwrap();
         assert_eq!(r.role.as_deref(), Some("member"));
         assert!(!r.active && !r.status_unknown);
+    }
+
+    #[test]
+    fn a_star_maps_any_other_value_and_an_empty_one_takes_the_default() {
+        // A RaaS report's termination date: any date means inactive, none means active.
+        let m: Mapping = toml::from_str(
+            r#"
+external_id = "id"
+active = { field = "Termination_Date", map = { "*" = "false" }, default = "true" }
+"#,
+        )
+        .unwrap();
+        let active = |date: &str| {
+            let row = [("id", "1"), ("Termination_Date", date)];
+            m.apply(1, |f| row.iter().find(|(k, _)| *k == f).map(|(_, v)| *v))
+                .unwrap()
+                .active
+        };
+        assert!(!active("2026-10-31"));
+        assert!(active(""));
     }
 }

@@ -107,6 +107,8 @@ pub struct Finish {
     /// The complete membership of the source's managed groups, when the source reads it apart
     /// from its records (Graph reads each group's members on every run, delta or not).
     pub groups: Option<Groups>,
+    /// What an admin should know about this read (a mapped group that no longer exists, say).
+    pub warnings: Vec<String>,
 }
 
 /// What a producer sends: rows, then exactly one verdict.
@@ -215,9 +217,9 @@ impl Snapshot {
         self.finish.checkpoint.as_deref()
     }
 
-    /// The group memberships the source read apart from its records, once it sent everything.
-    pub fn take_groups(&mut self) -> Option<Groups> {
-        self.finish.groups.take()
+    /// What the source knows beyond its rows, once it sent everything.
+    pub fn take_finish(&mut self) -> Finish {
+        std::mem::take(&mut self.finish)
     }
 
     /// The next row; `None` once the source said it sent everything; an error if it failed or

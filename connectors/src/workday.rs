@@ -54,9 +54,14 @@ pub struct WorkdayConfig {
     pub prompts: BTreeMap<String, String>,
     /// How to authenticate.
     pub auth: WorkdayAuth,
-    /// Use `http://` instead of `https://` (only for a local test server).
+    /// Use `http://` instead of `https://`: only for a test server on this host (127.0.0.1 or
+    /// localhost).
     #[serde(default)]
     pub insecure_http: bool,
+    /// At most this many requests per second to the tenant (absent: no limit beyond Workday's
+    /// own 429s).
+    #[serde(default)]
+    pub max_requests_per_second: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -173,7 +178,7 @@ impl WorkdayConfig {
             // Workday's REST errors: `{"error": "…", "errors": [...]}`.
             error_path: Some("error".into()),
             max_pages: 100_000,
-            max_requests_per_second: None,
+            max_requests_per_second: self.max_requests_per_second,
         })
     }
 
@@ -184,6 +189,13 @@ impl WorkdayConfig {
         }
         if self.tenant.trim().is_empty() || self.tenant.contains('/') {
             return Err("tenant: the tenant name alone".into());
+        }
+        let hostname = self
+            .host
+            .rsplit_once(':')
+            .map_or(self.host.as_str(), |(h, _)| h);
+        if self.insecure_http && !matches!(hostname, "127.0.0.1" | "localhost" | "[::1]") {
+            return Err("insecure_http: only for a test server on this host (127.0.0.1)".into());
         }
         self.http_json()?.check()
     }

@@ -13,7 +13,7 @@ mod members;
 mod orgs;
 mod provisioning;
 mod syncing;
-pub use syncing::{GroupChanges, GroupGuard};
+pub use syncing::{GroupChanges, GroupSync};
 mod tokens;
 
 use std::sync::Arc;

@@ -33,35 +33,37 @@ pub struct GroupChanges {
     pub created: u64,
     pub added: u64,
     pub removed: u64,
-    /// Members who would have left a group but stayed (removals not allowed in this run).
-    pub kept: u64,
-    /// Groups left as they were, and why.
+    /// Groups or members left as they were, and why (for the run's warnings).
     pub warnings: Vec<String>,
 }
 
-/// The limits of one group sync.
+/// One sync of a source's groups: what the source says, and the guards.
 #[derive(Debug, Clone, Copy)]
-pub struct GroupGuard {
-    /// Whether anyone may leave a group (not after a read with unreadable rows: they may be
-    /// the members in question).
+pub struct GroupSync<'a> {
+    /// rosterd group name → the external ids the source puts in it.
+    pub wanted: &'a rosterd_connectors::Groups,
+    /// Whether anyone may leave a group (not after rows that could not be tied to a person:
+    /// they may be the members in question).
     pub removals: bool,
-    /// The source's `max_removals`, per group.
+    /// External ids whose rows had errors: their memberships stay as they are.
+    pub keep: &'a std::collections::HashSet<String>,
+    /// The source's `max_removals`, applied to each group's active members.
     pub max_removals: crate::config::MaxRemovals,
 }
 
 impl Roster {
-    /// Makes each group a source manages (`wanted`: rosterd group name → the external ids the
-    /// source puts in it) hold exactly the members the source claims under those ids; a missing
-    /// group is created. Members of the group the source does not put there leave it, within
-    /// `guard`. A group the source put nobody in, or one a SCIM client manages, is left alone.
-    /// One transaction, audited per group.
+    /// Makes each group a source manages hold exactly the members the source claims under the
+    /// external ids it puts there; a missing group is created. Removed members always leave the
+    /// source's groups. Active members leave within the guards: not at all after unreadable rows,
+    /// not those whose rows had errors, not more than `max_removals` of a group, and not from a
+    /// group the source put nobody in (more likely a broken read than everyone leaving). A group
+    /// a SCIM client manages is left alone. One transaction, audited per group.
     pub async fn sync_source_groups(
         &self,
         org_id: Uuid,
         source: &str,
         actor: &Actor,
-        wanted: &rosterd_connectors::Groups,
-        guard: &GroupGuard,
+        sync: &GroupSync<'_>,
     ) -> Result<GroupChanges> {
         use std::collections::{HashMap, HashSet};
         let now = self.clock.now();
@@ -71,8 +73,14 @@ impl Roster {
             .await?
             .into_iter()
             .collect();
+        let kept: HashSet<Uuid> = sync
+            .keep
+            .iter()
+            .filter_map(|x| claimed.get(x).copied())
+            .collect();
         let mut changes = GroupChanges::default();
-        for (name, ids) in wanted {
+        let mut held_back = 0usize;
+        for (name, ids) in sync.wanted {
             let group = match store::groups::by_name(&mut tx, org_id, name).await? {
                 Some(g) if g.scim_data.is_some() => {
                     changes.warnings.push(format!(
@@ -109,35 +117,44 @@ impl Roster {
                 }
             };
             let want: HashSet<Uuid> = ids.iter().filter_map(|x| claimed.get(x).copied()).collect();
-            let have: HashSet<Uuid> = store::groups::member_ids(&mut tx, group.id)
-                .await?
-                .into_iter()
+            let mut active = HashSet::new();
+            let mut removed = Vec::new();
+            for (id, access) in store::groups::member_access(&mut tx, org_id, group.id).await? {
+                if access == Access::Removed {
+                    removed.push(id); // no longer in the org: out of its groups too
+                } else {
+                    active.insert(id);
+                }
+            }
+            let mut added: Vec<Uuid> = want.difference(&active).copied().collect();
+            let mut leaving: Vec<Uuid> = active
+                .difference(&want)
+                .filter(|m| !kept.contains(m))
+                .copied()
                 .collect();
-            if want.is_empty() && !have.is_empty() {
-                // Like an empty snapshot: more likely an unreadable attribute or a mistyped
-                // group than everyone leaving at once.
+            if want.is_empty() && !active.is_empty() {
                 changes.warnings.push(format!(
                     "group `{name}`: the source put nobody in it; its {} member(s) stay",
-                    have.len()
+                    active.len()
                 ));
-                continue;
+                leaving.clear();
+            } else if !sync.removals {
+                held_back += leaving.len();
+                leaving.clear();
+            } else {
+                let limit = sync.max_removals.limit(active.len() as u64);
+                if leaving.len() as u64 > limit {
+                    changes.warnings.push(format!(
+                        "group `{name}`: {} of {} member(s) would leave, more than max_removals \
+                         ({}, here {limit}); nobody left it in this run",
+                        leaving.len(),
+                        active.len(),
+                        sync.max_removals
+                    ));
+                    leaving.clear();
+                }
             }
-            let mut added: Vec<Uuid> = want.difference(&have).copied().collect();
-            let mut removed: Vec<Uuid> = have.difference(&want).copied().collect();
-            let limit = guard.max_removals.limit(have.len() as u64);
-            if !guard.removals {
-                changes.kept += removed.len() as u64;
-                removed.clear();
-            } else if removed.len() as u64 > limit {
-                changes.warnings.push(format!(
-                    "group `{name}`: {} of {} member(s) would leave, more than max_removals \
-                     ({}, here {limit}); nobody left it in this run",
-                    removed.len(),
-                    have.len(),
-                    guard.max_removals
-                ));
-                removed.clear();
-            }
+            removed.extend(leaving);
             if added.is_empty() && removed.is_empty() {
                 continue;
             }
@@ -165,6 +182,12 @@ impl Roster {
             .await?;
             changes.added += added.len() as u64;
             changes.removed += removed.len() as u64;
+        }
+        if held_back > 0 {
+            changes.warnings.push(format!(
+                "some rows could not be read: {held_back} member(s) stay in groups the source no \
+                 longer puts them in, until a clean run"
+            ));
         }
         tx.commit().await?;
         Ok(changes)

@@ -112,11 +112,23 @@ pub async fn remove_member(tx: &mut Tx, group_id: Uuid, member_id: Uuid) -> Resu
     Ok(n == 1)
 }
 
-/// Every member id in a group (removed members too).
-pub async fn member_ids(tx: &mut Tx, group_id: Uuid) -> Result<Vec<Uuid>> {
-    Ok(on_tx!(tx, c => sqlx::query_scalar::<_, Uuid>(
-        "SELECT member_id FROM group_members WHERE group_id = $1")
-        .bind(group_id).fetch_all(&mut *c).await)?)
+/// Every member of a group with their access (removed members too).
+pub async fn member_access(
+    tx: &mut Tx,
+    org_id: Uuid,
+    group_id: Uuid,
+) -> Result<Vec<(Uuid, crate::domain::Access)>> {
+    let rows: Vec<(Uuid, String)> = on_tx!(tx, c => sqlx::query_as(
+        "SELECT m.id, m.access FROM group_members gm JOIN members m ON m.id = gm.member_id
+         WHERE gm.group_id = $1 AND m.org_id = $2")
+        .bind(group_id).bind(org_id).fetch_all(&mut *c).await)?;
+    rows.into_iter()
+        .map(|(id, a)| {
+            a.parse::<crate::domain::Access>()
+                .map(|access| (id, access))
+                .map_err(|_| super::StoreError::Corrupt(format!("member access `{a}`")))
+        })
+        .collect()
 }
 
 pub async fn clear_members(tx: &mut Tx, group_id: Uuid) -> Result<u64> {

@@ -45,9 +45,22 @@ pub const IMPORT_SOURCE: &str = "import";
 pub(crate) struct Read {
     coverage: Coverage,
     checkpoint: Option<String>,
-    /// For a source that manages groups, when the read knows them completely: each group's
-    /// members, by external id (from the source itself, or from a full read's records).
-    groups: Option<Groups>,
+    /// For a source that manages groups, when the read knows them completely.
+    groups: Option<GroupRead>,
+    /// What the source said beyond its rows (a group it could not read, say).
+    warnings: Vec<String>,
+}
+
+/// A source's groups as one read knows them.
+#[derive(Debug, Default)]
+pub(crate) struct GroupRead {
+    /// Each group's members, by external id (from the source itself, or from a full read's
+    /// records).
+    wanted: Groups,
+    /// Whether anyone may leave a group: not after rows that could not be tied to a person.
+    removals: bool,
+    /// External ids whose rows had errors: their memberships stay as they are.
+    keep: HashSet<String>,
 }
 
 /// The lease under which an org's import jobs apply.
@@ -555,6 +568,8 @@ impl Engine {
         progress: &Option<ProgressFn>,
     ) -> Result<std::result::Result<Read, String>> {
         let coverage = snapshot.coverage;
+        // Group memberships named by the records, and what the records' errors leave unknown.
+        let (mut unreadable, mut keep) = (0u64, HashSet::new());
         let mut groups: Groups = managed
             .iter()
             .map(|g| (g.clone(), HashSet::new()))
@@ -567,13 +582,29 @@ impl Engine {
             let next = snapshot.next().await;
             match next {
                 None => {
-                    // A delta read's records do not name everyone in a group.
-                    let from_records = (coverage == Coverage::Full && !managed.is_empty())
-                        .then(|| std::mem::take(&mut groups));
+                    let finish = snapshot.take_finish();
+                    // From the source, groups read apart from the rows; else a full read's
+                    // records (a delta read's do not name everyone in a group).
+                    let groups = match finish.groups {
+                        Some(wanted) => Some(GroupRead {
+                            wanted,
+                            removals: true,
+                            keep: HashSet::new(),
+                        }),
+                        None if coverage == Coverage::Full && !managed.is_empty() => {
+                            Some(GroupRead {
+                                wanted: std::mem::take(&mut groups),
+                                removals: unreadable == 0,
+                                keep: std::mem::take(&mut keep),
+                            })
+                        }
+                        None => None,
+                    };
                     break Ok(Read {
                         coverage,
-                        checkpoint: snapshot.checkpoint().map(str::to_owned),
-                        groups: snapshot.take_groups().or(from_records),
+                        checkpoint: finish.checkpoint,
+                        groups,
+                        warnings: finish.warnings,
                     });
                 }
                 Some(Err(e)) => break Err(e.message),
@@ -590,9 +621,15 @@ impl Engine {
                         Ok(rec) => planner.push(line, rec, &mut items),
                         Err(e) => {
                             planner.unreadable_row();
+                            unreadable += 1;
                             Err(e.clone())
                         }
                     };
+                    if let (Err(_), Ok(rec)) = (&res, &row)
+                        && !managed.is_empty()
+                    {
+                        keep.insert(rec.external_id.clone());
+                    }
                     if let Err(e) = res {
                         error_seq += 1;
                         errors.push(RunError {
@@ -770,6 +807,9 @@ impl Engine {
                 Coverage::Changes => "changes",
             };
             store::sync::set_read(&mut tx, run.id, coverage, read.checkpoint.as_deref()).await?;
+            for w in &read.warnings {
+                store::sync::add_warning(&mut tx, run.id, w).await?;
+            }
             tx.commit().await?;
         }
         if let Some(reason) = Self::held_reason(
@@ -795,6 +835,7 @@ impl Engine {
                 .await?;
             }
             store::sync::record_outcome(&mut tx, &run.source, None, now).await?;
+            self.release_in(&mut tx, &run).await?;
             tx.commit().await?;
             return self.run_row(run.id).await;
         }
@@ -809,7 +850,7 @@ impl Engine {
         lease: &Lease,
         progress: &Option<ProgressFn>,
         claiming: bool,
-        groups: Option<&Groups>,
+        groups: Option<&GroupRead>,
     ) -> Result<RunRow> {
         {
             let mut tx = self.store().write().await?;
@@ -913,53 +954,45 @@ impl Engine {
             store::sync::advance(&mut tx, &run.source, &read, now).await?;
         }
         store::sync::record_outcome(&mut tx, &run.source, None, now).await?;
+        self.release_in(&mut tx, &read).await?;
         tx.commit().await?;
         tracing::info!(source = %run.source, run = %run.id, "sync run succeeded");
         self.run_row(run.id).await
     }
 
     /// After a read that knew the source's groups completely is applied: each holds exactly the
-    /// members the source puts in it, within the same guards as members (no one leaves a group
-    /// in a run with unreadable rows, nor more than `max_removals` of it; a group the source
-    /// leaves empty, or one a SCIM client manages, is left alone). A failure leaves the members
-    /// applied and says so on the run.
-    async fn sync_groups(&self, run: &RunRow, wanted: &Groups) -> Result<()> {
+    /// members the source puts in it, within the guards of `Roster::sync_source_groups`. A
+    /// failure leaves the members applied and says so on the run.
+    async fn sync_groups(&self, run: &RunRow, groups: &GroupRead) -> Result<()> {
         let actor = Actor::Sync {
             source: run.source.clone(),
             run_id: run.id,
         };
-        let errors = self.run_row(run.id).await?.errors;
-        let guard = crate::roster::GroupGuard {
-            removals: errors == 0,
+        let sync = crate::roster::GroupSync {
+            wanted: &groups.wanted,
+            removals: groups.removals,
+            keep: &groups.keep,
             max_removals: self.source(&run.source)?.config.max_removals,
         };
         let synced = self
             .inner
             .roster
-            .sync_source_groups(run.org_id, &run.source, &actor, wanted, &guard)
+            .sync_source_groups(run.org_id, &run.source, &actor, &sync)
             .await;
-        let mut notes = Vec::new();
-        match synced {
+        let notes = match synced {
             Ok(c) => {
                 // Each change is in the audit log (`group.created`, `group.members_changed`).
                 tracing::info!(source = %run.source, created = c.created, added = c.added,
                     removed = c.removed, "groups synced");
-                if errors > 0 && c.kept > 0 {
-                    notes.push(format!(
-                        "{errors} row(s) could not be read: {} member(s) stay in groups the source \
-                         no longer puts them in, until a clean run",
-                        c.kept
-                    ));
-                }
-                notes.extend(c.warnings);
+                c.warnings
             }
             Err(e) => {
                 tracing::warn!(source = %run.source, error = %e, "syncing groups failed");
-                notes.push(format!(
+                vec![format!(
                     "syncing groups failed: {e}; the next run tries again"
-                ));
+                )]
             }
-        }
+        };
         if notes.is_empty() {
             return Ok(());
         }
@@ -985,8 +1018,18 @@ impl Engine {
             store::sync::record_outcome(&mut tx, &run.source, Some((message, now + wait)), now)
                 .await?;
         }
+        self.release_in(&mut tx, run).await?;
         tx.commit().await?;
         self.run_row(run.id).await
+    }
+
+    /// Frees a finished run's lease in the transaction that records how it ended, so whoever
+    /// sees the run done can start the next one (the lease's own release afterwards finds
+    /// nothing left to do).
+    async fn release_in(&self, tx: &mut store::Tx, run: &RunRow) -> Result<()> {
+        let name = run.lease_name.as_deref().unwrap_or(&run.source);
+        store::sync::release(tx, name, &self.inner.replica).await?;
+        Ok(())
     }
 
     /// How long a source that failed `failures` times in a row waits: exponential, capped,

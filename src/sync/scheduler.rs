@@ -105,6 +105,9 @@ async fn run_source(engine: Engine, name: String, mut stop: watch::Receiver<bool
                 Err(e) => tracing::error!(source = %name, error = %e, "scheduled run failed"),
             }
         }
-        next = def.schedule.next_after(fire.max(clock.now()));
+        // Ticks missed while the run lasted are skipped, but not one falling due right now (a
+        // run that ends exactly on a tick, or a clock that jumped to it).
+        let just_before_now = clock.now() - chrono::Duration::milliseconds(1);
+        next = def.schedule.next_after(fire.max(just_before_now));
     }
 }

@@ -613,5 +613,19 @@ member_email = "mail"
         (Some("full"), [148, 0, 0, 1, 0]),
         "{r}"
     );
+
+    // The CLI at trace level: neither the client secret nor an access token appears.
+    let source = format!(
+        "[[sources]]\nname = \"trace\"\norg = \"logs\"\nkind = \"graph\"\n\
+         tenant = \"contoso.onmicrosoft.com\"\nclient_id = \"app-id\"\nclient_secret = \"{}\"\n\
+         graph_url = \"{base}\"\nlogin_url = \"{base}\"\n[sources.mapping]\nexternal_id = \"id\"\n\
+         member_email = \"mail\"\nactive = \"accountEnabled\"\n",
+        secret("good2", "graph-secret")
+    );
+    let (code, logs) = crate::http_json::cli_sync_at_trace(&source, "trace", 0).await;
+    assert_eq!(code, 0, "{logs}");
+    assert!(logs.contains("TRACE") || logs.contains("DEBUG"), "{logs}");
+    assert!(!logs.contains("graph-secret"), "the client secret leaked");
+    assert!(!logs.contains("Bearer graph-"), "an access token leaked");
     let _ = std::fs::remove_dir_all(dir);
 }

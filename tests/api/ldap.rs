@@ -337,3 +337,143 @@ member_email = "mail"
     assert_eq!(app.snapshot("ad").await, before, "nothing changed");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Group sync holds back when a read looks wrong: no more than `max_removals` of a group leave
+/// in one run, a group a SCIM client manages is left alone, and someone removed from the org
+/// leaves the source's groups whatever the limit.
+#[tokio::test]
+async fn group_sync_holds_back_when_a_read_looks_wrong() {
+    let mut ldif = slapd::users_ldif(1..11);
+    ldif.push_str(&slapd::group_ldif("staff", &[1, 2, 3, 4, 5, 6]));
+    ldif.push_str(&slapd::group_ldif("owned", &[1]));
+    let server = Slapd::start_with(&ldif).await;
+    let dir = temp_dir();
+    let pw = dir.join("pw");
+    std::fs::write(&pw, slapd::BIND_PASSWORD).unwrap();
+    let ca = dir.join("ca.pem");
+    std::fs::copy(server.ca_file(), &ca).unwrap();
+    let text = format!(
+        r#"
+[[sources]]
+name = "g"
+org = "grd"
+kind = "ldap"
+url = "{url}"
+ca_file = "{ca}"
+bind_dn = "{bind}"
+bind_password = "file:{pw}"
+base_dn = "{people}"
+filter = "(objectClass=adUser)"
+groups = {{ "{staff}" = "Staff", "{owned}" = "Owned", "cn=ghost,{groups}" = "Ghost" }}
+authoritative = true
+max_removals = 1
+[sources.mapping]
+external_id = "objectGUID"
+member_email = "mail"
+display_name = "displayName"
+active = "enabled"
+"#,
+        url = server.ldaps_url(),
+        ca = ca.display(),
+        bind = slapd::BIND_DN,
+        pw = pw.display(),
+        people = slapd::PEOPLE,
+        staff = slapd::group_dn("staff"),
+        owned = slapd::group_dn("owned"),
+        groups = slapd::GROUPS,
+    );
+    let parsed = parse_sources(&text);
+    let app = spawn_with(Mail::Log, move |c| {
+        c.orgs = vec![OrgSeed {
+            slug: "grd".into(),
+            name: "Guarded".into(),
+            owner_email: None,
+        }];
+        c.sources = parsed;
+    })
+    .await;
+    // A SCIM client keeps a group called "Owned".
+    let r = app
+        .post(
+            "/api/v1/orgs/grd/tokens",
+            OPERATOR,
+            json!({"kind": "scim", "name": "Okta"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let scim = r.body["token"].as_str().unwrap().to_owned();
+    let r = app
+        .scim(
+            reqwest::Method::POST,
+            "/Groups",
+            &scim,
+            Some(
+                json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                "displayName": "Owned", "members": []}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+
+    let r = run(&app, "grd", "g").await;
+    assert_eq!(r["status"], "succeeded", "{r}");
+    assert_eq!(r["counts"]["created"], 10, "{r}");
+    let staff = |n: std::ops::RangeInclusive<usize>| -> Vec<String> {
+        n.map(|i| format!("Given{i} Family{i}")).collect()
+    };
+    assert_eq!(app.group_members("grd", "Staff").await, staff(1..=6));
+    assert!(
+        app.group_members("grd", "Owned").await.is_empty(),
+        "SCIM's group untouched"
+    );
+    assert!(
+        r["warnings"]
+            .to_string()
+            .contains("`Owned` is managed by a SCIM client"),
+        "{r}"
+    );
+
+    // Three of six leave Staff in the directory: more than max_removals (1), so nobody leaves.
+    server
+        .modify(&slapd::remove_members_ldif("staff", &[1, 2, 3]))
+        .await;
+    let r = run(&app, "grd", "g").await;
+    assert_eq!(r["status"], "succeeded", "{r}");
+    assert!(
+        r["warnings"].to_string().contains("more than max_removals"),
+        "{r}"
+    );
+    assert_eq!(app.group_members("grd", "Staff").await, staff(1..=6));
+
+    // User 6 is disabled and removed from the org: they leave Staff whatever the limit, while
+    // the three the directory took out are still held back.
+    server
+        .modify(&slapd::set_uac_ldif(6, slapd::UAC_DISABLED))
+        .await;
+    let r = run(&app, "grd", "g").await;
+    assert_eq!(r["status"], "succeeded", "{r}");
+    assert_eq!(r["counts"]["removed"], 1, "{r}");
+    assert_eq!(app.group_members("grd", "Staff").await, staff(1..=5));
+
+    // The CLI at trace level: the bind password appears nowhere in what it prints.
+    let source = format!(
+        "[[sources]]\nname = \"trace\"\norg = \"logs\"\nkind = \"ldap\"\nurl = \"{}\"\n\
+         ca_file = \"{}\"\nbind_dn = \"{}\"\nbind_password = \"file:{}\"\nbase_dn = \"{}\"\n\
+         filter = \"(objectClass=adUser)\"\n[sources.mapping]\nexternal_id = \"objectGUID\"\n\
+         member_email = \"mail\"\n",
+        server.ldap_url(),
+        ca.display(),
+        slapd::BIND_DN,
+        pw.display(),
+        slapd::PEOPLE
+    );
+    let (code, logs) = crate::http_json::cli_sync_at_trace(&source, "trace", 0).await;
+    assert_eq!(code, 0, "{logs}");
+    assert!(logs.contains("created 10"), "{logs}");
+    assert!(logs.contains("TRACE") || logs.contains("DEBUG"), "{logs}");
+    assert!(
+        !logs.contains(slapd::BIND_PASSWORD),
+        "the bind password leaked"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

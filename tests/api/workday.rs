@@ -32,6 +32,10 @@ struct State {
     tokens: usize,
     refresh: String,
     throttled: bool,
+    /// Lifetime of new access tokens, in seconds (0: an hour).
+    expires_in: u64,
+    /// Workers terminated: the REST list no longer holds them.
+    terminated: Vec<usize>,
 }
 
 async fn fake_workday(state: Arc<Mutex<State>>) -> String {
@@ -58,8 +62,9 @@ async fn fake_workday(state: Arc<Mutex<State>>) -> String {
                     st.tokens += 1;
                     // The tenant rotates refresh tokens: the one just used is no longer valid.
                     st.refresh = format!("refresh-{}", st.tokens + 1);
+                    let expires_in = if st.expires_in == 0 { 3600 } else { st.expires_in };
                     axum::Json(json!({"access_token": format!("wd-{}", st.tokens),
-                        "token_type": "Bearer", "expires_in": 3600, "refresh_token": st.refresh}))
+                        "token_type": "Bearer", "expires_in": expires_in, "refresh_token": st.refresh}))
                     .into_response()
                 }
             }),
@@ -86,8 +91,9 @@ async fn fake_workday(state: Arc<Mutex<State>>) -> String {
                         st.throttled = true;
                         return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")], "slow down").into_response();
                     }
-                    let data: Vec<Value> = (offset..(offset + limit).min(WORKERS)).map(worker).collect();
-                    axum::Json(json!({"total": WORKERS, "data": data})).into_response()
+                    let listed: Vec<usize> = (0..WORKERS).filter(|i| !st.terminated.contains(i)).collect();
+                    let data: Vec<Value> = listed.iter().skip(offset).take(limit).map(|i| worker(*i)).collect();
+                    axum::Json(json!({"total": listed.len(), "data": data})).into_response()
                 }
             }),
         )
@@ -186,6 +192,25 @@ member_email = "Email_Primary_Work"
 given_name = "Legal_Name_First_Name"
 family_name = "Legal_Name_Last_Name"
 active = {{ field = "Active_Status", map = {{ "1" = "true", "0" = "false" }} }}
+
+[[sources]]
+name = "wd-report-dates"
+org = "wdd"
+kind = "workday"
+mode = "raas"
+host = "{host}"
+tenant = "acme"
+insecure_http = true
+report_owner = "ISU_Owner"
+report_name = "Active_and_Terminated"
+prompts = {{ "Company!WID" = "c0ffee" }}
+auth = {{ type = "basic", username = "isu", password = "{pw}" }}
+authoritative = true
+[sources.mapping]
+external_id = "Employee_ID"
+member_email = "Email_Primary_Work"
+# Any termination date means inactive; none (empty or absent) means active.
+active = {{ field = "Termination_Date", map = {{ "*" = "false" }}, default = "true" }}
 "#,
         cs = secret("cs", "client-secret"),
         rt = secret("rt", "refresh-1"),
@@ -193,7 +218,7 @@ active = {{ field = "Active_Status", map = {{ "1" = "true", "0" = "false" }} }}
     );
     let parsed = parse_sources(&text);
     let app = spawn_with(Mail::Log, move |c| {
-        c.orgs = ["wd", "wdr"]
+        c.orgs = ["wd", "wdr", "wdd"]
             .iter()
             .map(|s| OrgSeed {
                 slug: (*s).into(),
@@ -227,6 +252,25 @@ active = {{ field = "Active_Status", map = {{ "1" = "true", "0" = "false" }} }}
     assert_eq!(r["counts"]["created"], 0, "{r}");
     assert_eq!(state.lock().unwrap().tokens, 2);
     assert_eq!(std::fs::read_to_string(&rt).unwrap().trim(), "refresh-3");
+    // Tokens that expire within seconds are renewed mid-run, before each page (each renewal
+    // rotating the refresh token again); and a terminated worker, gone from the list, is
+    // removed.
+    {
+        let mut st = state.lock().unwrap();
+        st.expires_in = 10;
+        st.terminated.push(1);
+    }
+    let r = run(&app, "wd", "wd-workers").await;
+    assert_eq!(r["status"], "succeeded", "{r}");
+    assert_eq!(r["counts"]["removed"], 1, "{r}");
+    assert_eq!(r["counts"]["fetched"], WORKERS - 1, "{r}");
+    assert_eq!(
+        state.lock().unwrap().tokens,
+        5,
+        "one token per page: three pages"
+    );
+    assert_eq!(std::fs::read_to_string(&rt).unwrap().trim(), "refresh-6");
+    state.lock().unwrap().expires_in = 0;
     // A refresh token the tenant no longer knows fails the run with Workday's error, and no
     // token appears in the message.
     state.lock().unwrap().refresh = "revoked".into();
@@ -234,12 +278,17 @@ active = {{ field = "Active_Status", map = {{ "1" = "true", "0" = "false" }} }}
     assert_eq!(r["status"], "failed", "{r}");
     let msg = r["message"].as_str().unwrap();
     assert!(msg.contains("invalid_grant"), "{msg}");
-    assert!(!msg.contains("refresh-3"), "no token in messages: {msg}");
+    assert!(!msg.contains("refresh-6"), "no token in messages: {msg}");
 
     // RaaS: explicit status; the terminated worker is not created.
     let r = run(&app, "wdr", "wd-report").await;
     assert_eq!(r["status"], "succeeded", "{r}");
     assert_eq!(r["counts"]["fetched"], 3, "{r}");
     assert_eq!(r["counts"]["created"], 2, "{r}");
+    // The same report by termination date: a date means inactive.
+    let r = run(&app, "wdd", "wd-report-dates").await;
+    assert_eq!(r["status"], "succeeded", "{r}");
+    assert_eq!(r["counts"]["created"], 2, "{r}");
+    assert_eq!(r["counts"]["errors"], 0, "{r}");
     let _ = std::fs::remove_dir_all(dir);
 }
