@@ -250,23 +250,6 @@ fn changes_page(st: &mut Graph, from: usize, at: usize, base: &str) -> axum::res
     axum::Json(page).into_response()
 }
 
-async fn run(app: &TestApp, org: &str, source: &str) -> Value {
-    let r = app
-        .post(
-            &format!("/api/v1/orgs/{org}/sources/{source}/runs"),
-            OPERATOR,
-            json!({}),
-        )
-        .await;
-    assert_eq!(r.status, 202, "{}", r.text);
-    let path = format!("/api/v1/orgs/{org}/runs/{}", r.body["id"].as_str().unwrap());
-    wait_for(30, "the run", || async {
-        app.get(&path, OPERATOR).await.body["status"] != "running"
-    })
-    .await;
-    app.get(&path, OPERATOR).await.body
-}
-
 /// A member by email, in any state.
 async fn member(app: &TestApp, email: &str) -> Option<Value> {
     for view in ["all", "removed"] {
@@ -397,7 +380,7 @@ member_email = "mail"
     // 1. The first run reads everyone through the delta query: three pages (one throttled
     // once), `accountEnabled` selected; the user without mail is a row error, the disabled
     // one is not created.
-    let r = run(&app, "entra", "entra").await;
+    let r = app.run_source("entra", "entra").await;
     assert_eq!(r["status"], "succeeded", "{r}");
     assert_eq!(r["coverage"], "full", "{r}");
     assert_eq!(counts(&r), [USERS as i64, 248, 0, 0, 1], "{r}");
@@ -450,7 +433,7 @@ member_email = "mail"
         }
         st.log.extend(changes);
     }
-    let r = run(&app, "entra", "entra").await;
+    let r = app.run_source("entra", "entra").await;
     assert_eq!(r["status"], "succeeded", "{r}");
     assert_eq!(r["coverage"], "changes", "{r}");
     // Five users changed (the repeated one merged): 1 created, 2 updated, 2 removed.
@@ -493,7 +476,7 @@ member_email = "mail"
         st.log.push(json!({"id": id(5), "givenName": "Five"}));
         st.log.push(json!({"id": id(20), "surname": "Renamed"}));
     }
-    let r = run(&app, "entra", "entra").await;
+    let r = app.run_source("entra", "entra").await;
     assert_eq!(r["status"], "succeeded", "{r}");
     assert_eq!(r["coverage"], "changes", "{r}");
     assert_eq!(counts(&r), [2, 0, 0, 0, 0], "{r}");
@@ -515,7 +498,7 @@ member_email = "mail"
         let token = format!("{}.{}", st.log.len(), st.issued);
         st.expired.push(token);
     }
-    let r = run(&app, "entra", "entra").await;
+    let r = app.run_source("entra", "entra").await;
     assert_eq!(r["status"], "succeeded", "{r}");
     assert_eq!(r["coverage"], "full", "{r}");
     assert_eq!(state.lock().unwrap().gone, 1);
@@ -529,12 +512,12 @@ member_email = "mail"
     // returned nobody", so it is not held); after `full_sync_every_hours` (24) a full read
     // comes round by itself and heals drift again.
     state.lock().unwrap().users.remove(&id(10));
-    let r = run(&app, "entra", "entra").await;
+    let r = app.run_source("entra", "entra").await;
     assert_eq!(r["status"], "succeeded", "{r}");
     assert_eq!(r["coverage"], "changes", "{r}");
     assert_eq!(counts(&r), [0, 0, 0, 0, 0], "{r}");
     app.clock.advance(chrono::Duration::hours(25));
-    let r = run(&app, "entra", "entra").await;
+    let r = app.run_source("entra", "entra").await;
     assert_eq!(r["status"], "succeeded", "{r}");
     assert_eq!(r["coverage"], "full", "{r}");
     assert_eq!(r["counts"]["removed"], 1, "{r}");
@@ -542,7 +525,7 @@ member_email = "mail"
 
     // 6. A wrong client secret fails the run with the identity platform's error, and the
     // secret appears nowhere.
-    let r = run(&app, "other", "entra-bad-secret").await;
+    let r = app.run_source("other", "entra-bad-secret").await;
     assert_eq!(r["status"], "failed", "{r}");
     let msg = r["message"].as_str().unwrap();
     assert!(msg.contains("invalid_client"), "{msg}");
@@ -553,7 +536,7 @@ member_email = "mail"
 
     // 7. A held delta run does not move the source on: the next run reads the same changes
     // again (and is held again); once approved and applied, the source reads from there.
-    let r = run(&app, "strict", "entra-strict").await;
+    let r = app.run_source("strict", "entra-strict").await;
     assert_eq!(
         (r["status"].as_str(), r["coverage"].as_str()),
         (Some("succeeded"), Some("full")),
@@ -566,7 +549,7 @@ member_email = "mail"
     }
     let mut held = Vec::new();
     for _ in 0..2 {
-        let r = run(&app, "strict", "entra-strict").await;
+        let r = app.run_source("strict", "entra-strict").await;
         assert_eq!(r["status"], "held", "{r}");
         assert_eq!(r["coverage"], "changes", "{r}");
         assert_eq!(
@@ -592,7 +575,7 @@ member_email = "mail"
         app.get(&path, OPERATOR).await.body["status"] == "succeeded"
     })
     .await;
-    let r = run(&app, "strict", "entra-strict").await;
+    let r = app.run_source("strict", "entra-strict").await;
     assert_eq!(r["status"], "succeeded", "{r}");
     assert_eq!(
         (r["coverage"].as_str(), r["counts"]["fetched"].as_i64()),
@@ -602,12 +585,12 @@ member_email = "mail"
 
     // 8. A group's transitive members, read in full each run (three pages by next link):
     // someone who leaves the group is removed.
-    let r = run(&app, "grp", "entra-group").await;
+    let r = app.run_source("grp", "entra-group").await;
     assert_eq!(r["status"], "succeeded", "{r}");
     assert_eq!(r["coverage"], "full", "{r}");
     assert_eq!(counts(&r), [149, 149, 0, 0, 0], "{r}");
     state.lock().unwrap().group.retain(|m| m != &id(101));
-    let r = run(&app, "grp", "entra-group").await;
+    let r = app.run_source("grp", "entra-group").await;
     assert_eq!(
         (r["coverage"].as_str(), counts(&r)),
         (Some("full"), [148, 0, 0, 1, 0]),

@@ -340,6 +340,24 @@ impl TestApp {
             .await
     }
 
+    /// Starts a run of `source` of `org` over the API, waits for it to end, and returns it.
+    pub async fn run_source(&self, org: &str, source: &str) -> Value {
+        let r = self
+            .post(
+                &format!("/api/v1/orgs/{org}/sources/{source}/runs"),
+                OPERATOR,
+                serde_json::json!({}),
+            )
+            .await;
+        assert_eq!(r.status, 202, "{}", r.text);
+        let path = format!("/api/v1/orgs/{org}/runs/{}", r.body["id"].as_str().unwrap());
+        wait_for(60, "the run", || async {
+            self.get(&path, OPERATOR).await.body["status"] != "running"
+        })
+        .await;
+        self.get(&path, OPERATOR).await.body
+    }
+
     /// The display names (or emails) of a group's members, sorted; empty if there is no group.
     pub async fn group_members(&self, slug: &str, name: &str) -> Vec<String> {
         let org_id = self.org_id(slug).await;

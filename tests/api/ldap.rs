@@ -16,23 +16,6 @@ const USERS: usize = 1200;
 /// A disabled account (userAccountControl 514).
 const DISABLED: usize = USERS + 1;
 
-async fn run(app: &TestApp, org: &str, source: &str) -> Value {
-    let r = app
-        .post(
-            &format!("/api/v1/orgs/{org}/sources/{source}/runs"),
-            OPERATOR,
-            json!({}),
-        )
-        .await;
-    assert_eq!(r.status, 202, "{}", r.text);
-    let path = format!("/api/v1/orgs/{org}/runs/{}", r.body["id"].as_str().unwrap());
-    wait_for(60, "the run", || async {
-        app.get(&path, OPERATOR).await.body["status"] != "running"
-    })
-    .await;
-    app.get(&path, OPERATOR).await.body
-}
-
 fn counts(r: &Value) -> [i64; 5] {
     ["fetched", "created", "updated", "removed", "errors"].map(|k| r["counts"][k].as_i64().unwrap())
 }
@@ -195,7 +178,7 @@ member_email = "mail"
     // 1. AD-style over StartTLS: every user through pages of 500 (the account may not read
     // more than 1000 without paging); the disabled account is not created; the Staff group
     // is created with its three members.
-    let r = run(&app, "ad", "ad").await;
+    let r = app.run_source("ad", "ad").await;
     assert_eq!(r["status"], "succeeded", "{r}");
     assert_eq!(counts(&r), [DISABLED as i64, USERS as i64, 0, 0, 0], "{r}");
     assert_eq!(
@@ -218,7 +201,7 @@ member_email = "mail"
     server
         .modify(&slapd::remove_members_ldif("staff", &[2]))
         .await;
-    let r = run(&app, "ad", "ad").await;
+    let r = app.run_source("ad", "ad").await;
     assert_eq!(r["status"], "succeeded", "{r}");
     assert_eq!(counts(&r), [DISABLED as i64 - 1, 0, 1, 2, 0], "{r}");
     // Members are linked by objectGUID in Windows byte order.
@@ -248,7 +231,7 @@ member_email = "mail"
     server
         .modify(&slapd::remove_members_ldif("staff", &[1]))
         .await;
-    let r = run(&app, "ad", "ad").await;
+    let r = app.run_source("ad", "ad").await;
     assert_eq!(r["status"], "succeeded", "{r}");
     assert_eq!(r["counts"]["errors"], 1, "{r}");
     assert!(r["warnings"].to_string().contains("stay in groups"), "{r}");
@@ -263,7 +246,7 @@ member_email = "mail"
             slapd::user_mail(9)
         ))
         .await;
-    let r = run(&app, "ad", "ad").await;
+    let r = app.run_source("ad", "ad").await;
     assert_eq!(r["counts"]["errors"], 0, "{r}");
     assert_eq!(
         app.group_members("ad", "Staff").await,
@@ -277,7 +260,7 @@ member_email = "mail"
             slapd::user_dn(8)
         ))
         .await;
-    let r = run(&app, "ol", "openldap").await;
+    let r = app.run_source("ol", "openldap").await;
     assert_eq!(r["status"], "succeeded", "{r}");
     // Everyone but the deleted user; users 5, 8 and the UAC-disabled one are not created.
     assert_eq!(
@@ -296,7 +279,7 @@ member_email = "mail"
 
     // 4. A wrong password fails the run with LDAP's answer, and never shows the password; a
     // server whose certificate no trusted CA signed is refused (TLS is verified by default).
-    let r = run(&app, "bad", "wrong-password").await;
+    let r = app.run_source("bad", "wrong-password").await;
     assert_eq!(r["status"], "failed", "{r}");
     let msg = r["message"].as_str().unwrap();
     assert!(
@@ -304,20 +287,20 @@ member_email = "mail"
         "{msg}"
     );
     assert!(!msg.contains("not-the-password"), "{msg}");
-    let r = run(&app, "bad", "unknown-ca").await;
+    let r = app.run_source("bad", "unknown-ca").await;
     assert_eq!(r["status"], "failed", "{r}");
     let msg = r["message"].as_str().unwrap().to_lowercase();
     assert!(msg.contains("certificate"), "{msg}");
     assert_eq!(counts(&r)[0], 0, "{r}");
     // The same for an HTTPS source (here pointed at the LDAPS port: the handshake is refused
     // before any HTTP).
-    let r = run(&app, "bad", "https-unknown-ca").await;
+    let r = app.run_source("bad", "https-unknown-ca").await;
     assert_eq!(r["status"], "failed", "{r}");
     let msg = r["message"].as_str().unwrap().to_lowercase();
     assert!(msg.contains("certificate"), "{msg}");
     // Without TLS the directory refuses the bind (the connector's default is StartTLS, which
     // is why the `ad` source above could bind over ldap://).
-    let r = run(&app, "bad", "plain").await;
+    let r = app.run_source("bad", "plain").await;
     assert_eq!(r["status"], "failed", "{r}");
     let msg = r["message"].as_str().unwrap();
     assert!(msg.contains("LDAP result 13"), "{msg}");
@@ -325,7 +308,7 @@ member_email = "mail"
     // 5. A directory that is down fails the run and removes nobody.
     let before = app.snapshot("ad").await;
     server.stop().await;
-    let r = run(&app, "ad", "ad").await;
+    let r = app.run_source("ad", "ad").await;
     assert_eq!(r["status"], "failed", "{r}");
     assert!(
         r["message"]
@@ -415,7 +398,7 @@ active = "enabled"
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
 
-    let r = run(&app, "grd", "g").await;
+    let r = app.run_source("grd", "g").await;
     assert_eq!(r["status"], "succeeded", "{r}");
     assert_eq!(r["counts"]["created"], 10, "{r}");
     let staff = |n: std::ops::RangeInclusive<usize>| -> Vec<String> {
@@ -437,7 +420,7 @@ active = "enabled"
     server
         .modify(&slapd::remove_members_ldif("staff", &[1, 2, 3]))
         .await;
-    let r = run(&app, "grd", "g").await;
+    let r = app.run_source("grd", "g").await;
     assert_eq!(r["status"], "succeeded", "{r}");
     assert!(
         r["warnings"].to_string().contains("more than max_removals"),
@@ -450,7 +433,7 @@ active = "enabled"
     server
         .modify(&slapd::set_uac_ldif(6, slapd::UAC_DISABLED))
         .await;
-    let r = run(&app, "grd", "g").await;
+    let r = app.run_source("grd", "g").await;
     assert_eq!(r["status"], "succeeded", "{r}");
     assert_eq!(r["counts"]["removed"], 1, "{r}");
     assert_eq!(app.group_members("grd", "Staff").await, staff(1..=5));

@@ -128,23 +128,6 @@ async fn fake_workday(state: Arc<Mutex<State>>) -> String {
     addr.to_string()
 }
 
-async fn run(app: &TestApp, org: &str, source: &str) -> Value {
-    let r = app
-        .post(
-            &format!("/api/v1/orgs/{org}/sources/{source}/runs"),
-            OPERATOR,
-            json!({}),
-        )
-        .await;
-    assert_eq!(r.status, 202, "{}", r.text);
-    let path = format!("/api/v1/orgs/{org}/runs/{}", r.body["id"].as_str().unwrap());
-    wait_for(30, "the run", || async {
-        app.get(&path, OPERATOR).await.body["status"] != "running"
-    })
-    .await;
-    app.get(&path, OPERATOR).await.body
-}
-
 #[tokio::test]
 async fn workday_workers_and_a_raas_report_sync_with_their_credentials() {
     let state = Arc::new(Mutex::new(State::default()));
@@ -233,7 +216,7 @@ active = {{ field = "Termination_Date", map = {{ "*" = "false" }}, default = "tr
 
     // REST workers: 3 pages of at most 100 (one throttled with Retry-After), `total` ends it;
     // the 5 workers without a work email are row errors, everyone else is created.
-    let r = run(&app, "wd", "wd-workers").await;
+    let r = app.run_source("wd", "wd-workers").await;
     assert_eq!(r["status"], "succeeded", "{r}");
     assert_eq!(r["counts"]["fetched"], WORKERS, "{r}");
     assert_eq!(r["counts"]["created"], WORKERS - 5, "{r}");
@@ -247,7 +230,7 @@ active = {{ field = "Termination_Date", map = {{ "*" = "false" }}, default = "tr
     // the next run exchanges it (the old one would be refused) and reads the same roster.
     let rt = dir.join("rt");
     assert_eq!(std::fs::read_to_string(&rt).unwrap().trim(), "refresh-2");
-    let r = run(&app, "wd", "wd-workers").await;
+    let r = app.run_source("wd", "wd-workers").await;
     assert_eq!(r["status"], "succeeded", "{r}");
     assert_eq!(r["counts"]["created"], 0, "{r}");
     assert_eq!(state.lock().unwrap().tokens, 2);
@@ -260,7 +243,7 @@ active = {{ field = "Termination_Date", map = {{ "*" = "false" }}, default = "tr
         st.expires_in = 10;
         st.terminated.push(1);
     }
-    let r = run(&app, "wd", "wd-workers").await;
+    let r = app.run_source("wd", "wd-workers").await;
     assert_eq!(r["status"], "succeeded", "{r}");
     assert_eq!(r["counts"]["removed"], 1, "{r}");
     assert_eq!(r["counts"]["fetched"], WORKERS - 1, "{r}");
@@ -274,19 +257,19 @@ active = {{ field = "Termination_Date", map = {{ "*" = "false" }}, default = "tr
     // A refresh token the tenant no longer knows fails the run with Workday's error, and no
     // token appears in the message.
     state.lock().unwrap().refresh = "revoked".into();
-    let r = run(&app, "wd", "wd-workers").await;
+    let r = app.run_source("wd", "wd-workers").await;
     assert_eq!(r["status"], "failed", "{r}");
     let msg = r["message"].as_str().unwrap();
     assert!(msg.contains("invalid_grant"), "{msg}");
     assert!(!msg.contains("refresh-6"), "no token in messages: {msg}");
 
     // RaaS: explicit status; the terminated worker is not created.
-    let r = run(&app, "wdr", "wd-report").await;
+    let r = app.run_source("wdr", "wd-report").await;
     assert_eq!(r["status"], "succeeded", "{r}");
     assert_eq!(r["counts"]["fetched"], 3, "{r}");
     assert_eq!(r["counts"]["created"], 2, "{r}");
     // The same report by termination date: a date means inactive.
-    let r = run(&app, "wdd", "wd-report-dates").await;
+    let r = app.run_source("wdd", "wd-report-dates").await;
     assert_eq!(r["status"], "succeeded", "{r}");
     assert_eq!(r["counts"]["created"], 2, "{r}");
     assert_eq!(r["counts"]["errors"], 0, "{r}");
