@@ -420,7 +420,7 @@ impl OAuth2Client {
         // again under it.
         let _lock = match (&self.refresh_ref, &mut self.refresh_token) {
             (Some(secret @ SecretRef::File(path)), Some(current)) => {
-                let lock = lock_file(path).await;
+                let lock = lock_file(path, ctx.request_timeout).await?;
                 if let Ok(v) = secret.resolve() {
                     *current = v.expose_secret().to_owned();
                 }
@@ -499,21 +499,32 @@ impl OAuth2Client {
 
 /// An exclusive lock on `{path}.lock`, held until dropped; `None` (and no lock) when the file
 /// cannot be created, e.g. a read-only secrets directory, where nothing can rotate anyway.
-async fn lock_file(path: &str) -> Option<std::fs::File> {
-    let lock = format!("{path}.lock");
-    tokio::task::spawn_blocking(move || {
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock)
-            .ok()?;
-        f.lock().ok()?;
-        Some(f)
-    })
-    .await
-    .ok()
-    .flatten()
+/// Waiting longer than `wait` for another process fails the fetch (transient).
+async fn lock_file(path: &str, wait: Duration) -> Result<Option<std::fs::File>, FetchError> {
+    let Ok(file) = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(format!("{path}.lock"))
+    else {
+        return Ok(None);
+    };
+    let deadline = Instant::now() + wait;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(Some(file)),
+            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(FetchError::transient(format!(
+                    "another process held the lock on {path}.lock for over {} s",
+                    wait.as_secs()
+                )));
+            }
+            Err(std::fs::TryLockError::Error(_)) => return Ok(None),
+        }
+    }
 }
 
 pub(crate) fn resolve(a: &Auth) -> Result<Resolved, FetchError> {
@@ -855,6 +866,24 @@ mod tests {
         tokens.sort();
         assert_eq!(tokens, ["a1", "a2"], "both exchanged, one after the other");
         assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), "r3");
+        // A lock someone else never lets go of: the exchange gives up after the request
+        // timeout instead of hanging the run.
+        let holder = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(format!("{}.lock", file.display()))
+            .unwrap();
+        holder.lock().unwrap();
+        let mut impatient = ctx.clone();
+        impatient.request_timeout = Duration::from_millis(200);
+        let err = a.token(&impatient, true).await.unwrap_err();
+        assert!(
+            err.transient && err.message.contains("held the lock"),
+            "{err}"
+        );
+        drop(holder);
+        assert!(a.token(&impatient, true).await.is_ok());
         std::fs::remove_dir_all(dir).unwrap();
     }
 
