@@ -784,6 +784,13 @@ mod tests {
                 source(csv, "member_email = \"E\""),
                 "source `hr`: missing field `external_id`",
             ),
+            (
+                source(
+                    &format!("{csv}\ngroups = {{ \"Finance\" = \"Finance\" }}"),
+                    ok_mapping,
+                ),
+                "source `hr`: groups: needs `mapping.groups`",
+            ),
         ];
         for (text, want) in cases {
             let err = Config::parse(&text, "r.toml").unwrap_err().to_string();

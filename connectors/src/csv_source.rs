@@ -32,6 +32,10 @@ pub struct CsvConfig {
     /// An `http://` or `https://` URL fetched with GET on every run.
     #[serde(default)]
     pub url: Option<String>,
+    /// A value of the mapping's `groups` field (a department, say) → the rosterd group this
+    /// source keeps for it.
+    #[serde(default)]
+    pub groups: std::collections::BTreeMap<String, String>,
 }
 
 impl CsvConfig {

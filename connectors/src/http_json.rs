@@ -68,6 +68,9 @@ pub struct HttpJsonConfig {
     /// At most this many requests per second to the system (absent: no limit).
     #[serde(default)]
     pub max_requests_per_second: Option<f64>,
+    /// A value of the mapping's `groups` field → the rosterd group this source keeps for it.
+    #[serde(default)]
+    pub groups: BTreeMap<String, String>,
 }
 
 const fn default_max_pages() -> usize {

@@ -69,6 +69,35 @@ impl SourceKind {
             SourceKind::Workday(c) => c.check(),
             SourceKind::Graph(c) => c.check(mapping),
             SourceKind::Ldap(c) => c.check(),
+        }?;
+        if let Some(values) = self.group_values() {
+            if !values.is_empty() && mapping.groups.is_none() {
+                return Err(
+                    "groups: needs `mapping.groups`, the field naming each person's \
+                     groups (values separated by `;` or `,`)"
+                        .into(),
+                );
+            }
+            if let Some((v, _)) = values
+                .iter()
+                .find(|(v, n)| v.trim().is_empty() || n.trim().is_empty())
+            {
+                return Err(format!(
+                    "groups: `{v}` must be a value of the groups field mapped to a rosterd group name"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// For a source whose records name groups by the mapping's `groups` field: that field's
+    /// values → rosterd group names (LDAP and Graph records already carry rosterd names).
+    pub fn group_values(&self) -> Option<&std::collections::BTreeMap<String, String>> {
+        match self {
+            SourceKind::Csv(c) => Some(&c.groups),
+            SourceKind::HttpJson(c) => Some(&c.groups),
+            SourceKind::Workday(c) => Some(&c.groups),
+            SourceKind::Graph(_) | SourceKind::Ldap(_) => None,
         }
     }
 
@@ -81,13 +110,15 @@ impl SourceKind {
         }
     }
 
-    /// The rosterd groups this source manages: after a run is applied, each holds exactly the
-    /// members the source puts in it (LDAP and Graph `groups`).
+    /// The rosterd groups this source keeps (every kind's `groups`): after a run is applied,
+    /// each holds the members the source puts in it.
     pub fn managed_groups(&self) -> Vec<String> {
         match self {
             SourceKind::Ldap(c) => names(&c.groups),
             SourceKind::Graph(c) => names(&c.groups),
-            _ => Vec::new(),
+            SourceKind::Csv(c) => names(&c.groups),
+            SourceKind::HttpJson(c) => names(&c.groups),
+            SourceKind::Workday(c) => names(&c.groups),
         }
     }
 

@@ -62,6 +62,10 @@ pub struct WorkdayConfig {
     /// own 429s).
     #[serde(default)]
     pub max_requests_per_second: Option<f64>,
+    /// A value of the mapping's `groups` field (a supervisory organization, a cost centre) →
+    /// the rosterd group this source keeps for it.
+    #[serde(default)]
+    pub groups: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -179,6 +183,7 @@ impl WorkdayConfig {
             error_path: Some("error".into()),
             max_pages: 100_000,
             max_requests_per_second: self.max_requests_per_second,
+            groups: BTreeMap::new(),
         })
     }
 

@@ -51,6 +51,31 @@ pub(crate) struct Read {
     warnings: Vec<String>,
 }
 
+/// The groups a source keeps, and how its records name them.
+struct KeptGroups<'a> {
+    /// The rosterd group names.
+    names: Vec<String>,
+    /// For records that name groups by a field's values: value → rosterd name.
+    values: Option<&'a std::collections::BTreeMap<String, String>>,
+}
+
+impl KeptGroups<'_> {
+    /// The rosterd group a record's group value stands for (values match ignoring case).
+    fn name<'v>(&'v self, value: &'v str) -> Option<&'v str> {
+        match self.values {
+            None => Some(value),
+            Some(map) => map
+                .get(value)
+                .or_else(|| {
+                    map.iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case(value))
+                        .map(|(_, n)| n)
+                })
+                .map(String::as_str),
+        }
+    }
+}
+
 /// A source's groups as one read knows them.
 #[derive(Debug, Default)]
 pub(crate) struct GroupRead {
@@ -528,8 +553,11 @@ impl Engine {
             .await;
         let fetched = match snapshot {
             Ok(s) => {
-                let managed = def.config.kind.managed_groups();
-                self.consume(s, &mut planner, &managed, run, dry, progress)
+                let kept = KeptGroups {
+                    names: def.config.kind.managed_groups(),
+                    values: def.config.kind.group_values(),
+                };
+                self.consume(s, &mut planner, &kept, run, dry, progress)
                     .await?
             }
             Err(e) => Err(e.message),
@@ -562,7 +590,7 @@ impl Engine {
         &self,
         mut snapshot: Snapshot,
         planner: &mut Planner,
-        managed: &[String],
+        kept: &KeptGroups<'_>,
         run: Option<(&RunRow, &Lease)>,
         dry: &mut DryRun,
         progress: &Option<ProgressFn>,
@@ -570,7 +598,8 @@ impl Engine {
         let coverage = snapshot.coverage;
         // Group memberships named by the records, and what the records' errors leave unknown.
         let (mut unreadable, mut keep) = (0u64, HashSet::new());
-        let mut groups: Groups = managed
+        let mut groups: Groups = kept
+            .names
             .iter()
             .map(|g| (g.clone(), HashSet::new()))
             .collect();
@@ -591,7 +620,7 @@ impl Engine {
                             removals: true,
                             keep: HashSet::new(),
                         }),
-                        None if coverage == Coverage::Full && !managed.is_empty() => {
+                        None if coverage == Coverage::Full && !kept.names.is_empty() => {
                             Some(GroupRead {
                                 wanted: std::mem::take(&mut groups),
                                 removals: unreadable == 0,
@@ -612,7 +641,7 @@ impl Engine {
                     dry.counts.fetched += 1;
                     if let Ok(rec) = &row {
                         for g in &rec.groups {
-                            if let Some(ids) = groups.get_mut(g) {
+                            if let Some(ids) = kept.name(g).and_then(|n| groups.get_mut(n)) {
                                 ids.insert(rec.external_id.clone());
                             }
                         }
@@ -626,7 +655,7 @@ impl Engine {
                         }
                     };
                     if let (Err(_), Ok(rec)) = (&res, &row)
-                        && !managed.is_empty()
+                        && !kept.names.is_empty()
                     {
                         keep.insert(rec.external_id.clone());
                     }

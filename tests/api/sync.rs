@@ -1200,3 +1200,69 @@ async fn the_shipped_demo_source_syncs_its_roster() {
             .any(|x| x.0 == "ada.lovelace@demo.example" && x.3 == "admin")
     );
 }
+
+/// A CSV roster's department column keeps rosterd groups: the source's `groups` maps its values
+/// (ignoring case) to group names, and the groups follow the roster from run to run.
+#[tokio::test]
+async fn a_roster_column_keeps_the_groups_it_names() {
+    let dir = temp_dir();
+    let file = dir.join("staff.csv");
+    let roster = |rows: &[(&str, &str, &str)]| {
+        let mut s = String::from("ID,Email,Department\r\n");
+        for (id, email, dept) in rows {
+            s.push_str(&format!("{id},{email},\"{dept}\"\r\n"));
+        }
+        s
+    };
+    write(
+        &file,
+        &roster(&[
+            ("1", "a@dept.example", "Finance"),
+            ("2", "b@dept.example", "Finance;Audit"),
+            ("3", "c@dept.example", "Sales"),
+        ]),
+    );
+    let src = format!(
+        "[[sources]]\nname = \"dept\"\norg = \"dept\"\nkind = \"csv\"\npath = {:?}\n\
+         groups = {{ \"finance\" = \"Finance team\", \"Audit\" = \"Auditors\" }}\n\
+         authoritative = true\nmax_removals = \"100%\"\n[sources.mapping]\nexternal_id = \"ID\"\n\
+         member_email = \"Email\"\ngroups = \"Department\"\n",
+        file.display().to_string()
+    );
+    let app = app(&["dept"], &src).await;
+    let r = app.run_source("dept", "dept").await;
+    assert_eq!(r["status"], "succeeded", "{r}");
+    assert_eq!(
+        app.group_members("dept", "Finance team").await,
+        ["a@dept.example", "b@dept.example"]
+    );
+    assert_eq!(
+        app.group_members("dept", "Auditors").await,
+        ["b@dept.example"]
+    );
+    assert!(
+        app.group_members("dept", "Sales").await.is_empty(),
+        "unmapped values make no group"
+    );
+
+    // b leaves Finance, c joins it.
+    write(
+        &file,
+        &roster(&[
+            ("1", "a@dept.example", "Finance"),
+            ("2", "b@dept.example", "Audit"),
+            ("3", "c@dept.example", "Sales,Finance"),
+        ]),
+    );
+    let r = app.run_source("dept", "dept").await;
+    assert_eq!(r["status"], "succeeded", "{r}");
+    assert_eq!(
+        app.group_members("dept", "Finance team").await,
+        ["a@dept.example", "c@dept.example"]
+    );
+    assert_eq!(
+        app.group_members("dept", "Auditors").await,
+        ["b@dept.example"]
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
