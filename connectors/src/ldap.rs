@@ -320,6 +320,17 @@ struct Read<'a> {
     tls: Arc<rustls::ClientConfig>,
 }
 
+/// One search result entry. ldap3 parses it with `expect`s: an entry that is not valid LDAP
+/// (a DN that is not UTF-8, say) fails the read with a message instead of a panic.
+fn parse_entry(entry: ldap3::ResultEntry) -> Result<SearchEntry, FetchError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        SearchEntry::construct(entry)
+    }))
+    .map_err(|_| {
+        FetchError::permanent("search: the directory sent an entry that is not valid LDAP")
+    })
+}
+
 /// An LDAP error in words (never the password: ldap3 errors carry none).
 fn ldap_error(what: &str, e: ldap3::LdapError) -> FetchError {
     use ldap3::LdapError as E;
@@ -408,7 +419,7 @@ impl Read<'_> {
             .map_err(|_| FetchError::transient("search: timed out waiting for the server"))?
             .map_err(|e| ldap_error("search", e))?;
         match next {
-            Some(entry) => Ok(Some(SearchEntry::construct(entry))),
+            Some(entry) => parse_entry(entry).map(Some),
             None => {
                 search
                     .finish()
@@ -640,6 +651,45 @@ groups = { "CN=Staff,OU=Groups,DC=example,DC=org" = "Staff" }
             3,
             "one try and two retries"
         );
+    }
+
+    #[test]
+    fn an_entry_that_is_not_valid_ldap_is_an_error_not_a_panic() {
+        use ldap3::asn1::{PL, StructureTag, TagClass};
+        let octets = |b: &[u8]| StructureTag {
+            class: TagClass::Universal,
+            id: 4,
+            payload: PL::P(b.to_vec()),
+        };
+        // A SearchResultEntry whose DN is not UTF-8.
+        let entry = ldap3::ResultEntry::new(StructureTag {
+            class: TagClass::Application,
+            id: 4,
+            payload: PL::C(vec![
+                octets(&[0xff, 0xfe]),
+                StructureTag {
+                    class: TagClass::Universal,
+                    id: 16,
+                    payload: PL::C(vec![]),
+                },
+            ]),
+        });
+        let err = parse_entry(entry).unwrap_err();
+        assert!(err.message.contains("not valid LDAP"), "{err}");
+        // A valid one parses.
+        let ok = ldap3::ResultEntry::new(StructureTag {
+            class: TagClass::Application,
+            id: 4,
+            payload: PL::C(vec![
+                octets(b"uid=a,dc=x"),
+                StructureTag {
+                    class: TagClass::Universal,
+                    id: 16,
+                    payload: PL::C(vec![]),
+                },
+            ]),
+        });
+        assert_eq!(parse_entry(ok).unwrap().dn, "uid=a,dc=x");
     }
 
     #[test]
