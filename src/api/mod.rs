@@ -7,6 +7,7 @@
 mod audit;
 mod auth;
 pub mod extract;
+mod groups;
 mod health;
 mod invitations;
 pub mod members;
@@ -80,6 +81,8 @@ pub fn router(state: AppState) -> Router {
         .route("/audit", get(audit::list))
         .route("/tokens", get(orgs::list_tokens).post(orgs::create_token))
         .route("/tokens/{id}", axum::routing::delete(orgs::revoke_token))
+        .route("/groups", get(groups::list))
+        .route("/groups/{id}/members", get(groups::members))
         .route("/sources", get(sync::list_sources))
         .route("/sources/{name}", get(sync::get_source))
         .route("/sources/{name}/runs", post(sync::run_now))

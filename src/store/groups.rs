@@ -131,6 +131,51 @@ pub async fn member_access(
         .collect()
 }
 
+/// Each group of an org with its members who are not removed.
+pub async fn active_member_counts(tx: &mut Tx, org_id: Uuid) -> Result<Vec<(Uuid, i64)>> {
+    Ok(on_tx!(tx, c => sqlx::query_as::<_, (Uuid, i64)>(
+        "SELECT gm.group_id, COUNT(*) FROM group_members gm
+         JOIN members m ON m.id = gm.member_id
+         WHERE m.org_id = $1 AND m.access <> 'removed'
+         GROUP BY gm.group_id")
+        .bind(org_id).fetch_all(&mut *c).await)?)
+}
+
+/// One member of a group, as the admin API lists them.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct GroupMemberRow {
+    pub id: Uuid,
+    pub member_email: String,
+    pub display_name: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub access: String,
+}
+
+/// A page of a group's members by member id, after `after`.
+pub async fn member_page(
+    tx: &mut Tx,
+    org_id: Uuid,
+    group_id: Uuid,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<GroupMemberRow>> {
+    let sql = |cond: &str| {
+        sqlx::AssertSqlSafe(format!(
+            "SELECT m.id, m.member_email, m.display_name, m.given_name, m.family_name, m.access
+             FROM group_members gm JOIN members m ON m.id = gm.member_id
+             WHERE gm.group_id = $1 AND m.org_id = $2 {cond}
+             ORDER BY m.id LIMIT $3"
+        ))
+    };
+    Ok(match after {
+        None => on_tx!(tx, c => sqlx::query_as::<_, GroupMemberRow>(sql(""))
+            .bind(group_id).bind(org_id).bind(limit).fetch_all(&mut *c).await)?,
+        Some(a) => on_tx!(tx, c => sqlx::query_as::<_, GroupMemberRow>(sql("AND m.id > $4"))
+            .bind(group_id).bind(org_id).bind(limit).bind(a).fetch_all(&mut *c).await)?,
+    })
+}
+
 pub async fn clear_members(tx: &mut Tx, group_id: Uuid) -> Result<u64> {
     Ok(
         on_tx!(tx, c => sqlx::query("DELETE FROM group_members WHERE group_id = $1")
