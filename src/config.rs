@@ -791,6 +791,20 @@ mod tests {
                 ),
                 "source `hr`: groups: needs `mapping.groups`",
             ),
+            (
+                source(
+                    &format!("{csv}\ngroups = {{ \"Sales, EMEA\" = \"Sales\" }}"),
+                    "external_id = \"ID\"\ngroups = \"Dept\"",
+                ),
+                "source `hr`: groups: `Sales, EMEA` can never match",
+            ),
+            (
+                source(
+                    &format!("{csv}\ngroups = {{ \"Sales\" = \"A\", \"SALES\" = \"B\" }}"),
+                    "external_id = \"ID\"\ngroups = \"Dept\"",
+                ),
+                "appears twice",
+            ),
         ];
         for (text, want) in cases {
             let err = Config::parse(&text, "r.toml").unwrap_err().to_string();

@@ -521,8 +521,8 @@ async fn lock_file(path: &str, wait: Duration) -> Result<Option<std::fs::File>, 
             }
             Err(std::fs::TryLockError::WouldBlock) => {
                 return Err(FetchError::transient(format!(
-                    "another process held the lock on {path}.lock for over {} s",
-                    wait.as_secs()
+                    "another process held the lock on {path}.lock for over {} ms",
+                    wait.as_millis()
                 )));
             }
             Err(std::fs::TryLockError::Error(_)) => return Ok(None),

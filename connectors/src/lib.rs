@@ -78,13 +78,27 @@ impl SourceKind {
                         .into(),
                 );
             }
-            if let Some((v, _)) = values
-                .iter()
-                .find(|(v, n)| v.trim().is_empty() || n.trim().is_empty())
-            {
-                return Err(format!(
-                    "groups: `{v}` must be a value of the groups field mapped to a rosterd group name"
-                ));
+            // Records split the field on `;` and `,` and trim each part, and values match
+            // ignoring case: a key that could never match, or two that match alike, is a mistake.
+            let mut seen = std::collections::HashSet::new();
+            for (v, n) in values {
+                if v.trim().is_empty() || n.trim().is_empty() {
+                    return Err(format!(
+                        "groups: `{v}` must be a value of the groups field mapped to a rosterd \
+                         group name"
+                    ));
+                }
+                if v.contains([';', ',']) || v.trim() != v {
+                    return Err(format!(
+                        "groups: `{v}` can never match: values are split on `;` and `,` and \
+                         trimmed"
+                    ));
+                }
+                if !seen.insert(v.to_lowercase()) {
+                    return Err(format!(
+                        "groups: `{v}` appears twice (values match ignoring case)"
+                    ));
+                }
             }
         }
         Ok(())

@@ -38,29 +38,32 @@ pub async fn list(
     let groups = store::groups::list(&mut tx, org.id).await?;
     let counts = store::groups::active_member_counts(&mut tx, org.id).await?;
     tx.rollback().await?;
-    let kept_by = |name: &str| {
-        state
-            .sync
-            .sources()
-            .iter()
-            .filter(|d| d.config.org == org.slug)
-            .find(|d| {
-                d.config
-                    .kind
-                    .managed_groups()
-                    .iter()
-                    .any(|g| g.eq_ignore_ascii_case(name))
-            })
-            .map(|d| format!("source:{}", d.config.name))
-    };
+    let counts: std::collections::HashMap<Uuid, i64> = counts.into_iter().collect();
+    // Group names compare like the store's `name_key`: lowercased.
+    let kept: std::collections::HashMap<String, &str> = state
+        .sync
+        .sources()
+        .iter()
+        .filter(|d| d.config.org == org.slug)
+        .flat_map(|d| {
+            d.config
+                .kind
+                .managed_groups()
+                .into_iter()
+                .map(|g| (g.to_lowercase(), d.config.name.as_str()))
+        })
+        .collect();
     let items: Vec<GroupView> = groups
         .into_iter()
         .map(|g| GroupView {
-            kept_by: kept_by(&g.name).or_else(|| g.scim_data.as_ref().map(|_| "scim".into())),
-            members: counts
-                .iter()
-                .find(|(id, _)| *id == g.id)
-                .map_or(0, |(_, n)| *n),
+            // A SCIM client's group is its own: sources leave it alone.
+            kept_by: if g.scim_data.is_some() {
+                Some("scim".into())
+            } else {
+                kept.get(&g.name.to_lowercase())
+                    .map(|s| format!("source:{s}"))
+            },
+            members: counts.get(&g.id).copied().unwrap_or(0),
             id: g.id,
             name: g.name,
             created_at: g.created_at,

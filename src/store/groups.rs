@@ -165,14 +165,16 @@ pub async fn member_page(
             "SELECT m.id, m.member_email, m.display_name, m.given_name, m.family_name, m.access
              FROM group_members gm JOIN members m ON m.id = gm.member_id
              WHERE gm.group_id = $1 AND m.org_id = $2 {cond}
-             ORDER BY m.id LIMIT $3"
+             ORDER BY gm.member_id LIMIT $3"
         ))
     };
     Ok(match after {
         None => on_tx!(tx, c => sqlx::query_as::<_, GroupMemberRow>(sql(""))
             .bind(group_id).bind(org_id).bind(limit).fetch_all(&mut *c).await)?,
-        Some(a) => on_tx!(tx, c => sqlx::query_as::<_, GroupMemberRow>(sql("AND m.id > $4"))
-            .bind(group_id).bind(org_id).bind(limit).bind(a).fetch_all(&mut *c).await)?,
+        Some(a) => {
+            on_tx!(tx, c => sqlx::query_as::<_, GroupMemberRow>(sql("AND gm.member_id > $4"))
+            .bind(group_id).bind(org_id).bind(limit).bind(a).fetch_all(&mut *c).await)?
+        }
     })
 }
 

@@ -1245,20 +1245,32 @@ async fn a_roster_column_keeps_the_groups_it_names() {
         "unmapped values make no group"
     );
 
-    // b leaves Finance, c joins it.
+    // b leaves Finance; c and four newcomers join it.
     write(
         &file,
         &roster(&[
             ("1", "a@dept.example", "Finance"),
             ("2", "b@dept.example", "Audit"),
             ("3", "c@dept.example", "Sales,Finance"),
+            ("4", "d@dept.example", "finance"),
+            ("5", "e@dept.example", "Finance"),
+            ("6", "f@dept.example", "Finance"),
+            ("7", "g@dept.example", "Finance"),
         ]),
     );
     let r = app.run_source("dept", "dept").await;
     assert_eq!(r["status"], "succeeded", "{r}");
+    let finance_emails = [
+        "a@dept.example",
+        "c@dept.example",
+        "d@dept.example",
+        "e@dept.example",
+        "f@dept.example",
+        "g@dept.example",
+    ];
     assert_eq!(
         app.group_members("dept", "Finance team").await,
-        ["a@dept.example", "c@dept.example"]
+        finance_emails
     );
     assert_eq!(
         app.group_members("dept", "Auditors").await,
@@ -1296,7 +1308,7 @@ async fn a_roster_column_keeps_the_groups_it_names() {
         groups,
         [
             ("Auditors".into(), "source:dept".into(), 1),
-            ("Finance team".into(), "source:dept".into(), 2)
+            ("Finance team".into(), "source:dept".into(), 6)
         ]
     );
     let finance = r.body["items"]
@@ -1309,32 +1321,69 @@ async fn a_roster_column_keeps_the_groups_it_names() {
         .unwrap()
         .to_owned();
     let members_path = format!("/api/v1/orgs/dept/groups/{finance}/members");
-    let first = app
-        .get(&format!("{members_path}?limit=1"), &dept_admin)
-        .await;
-    assert_eq!(first.status, 200, "{}", first.text);
-    assert_eq!(first.body["items"].as_array().unwrap().len(), 1);
-    let after = first.body["next_after"].as_str().unwrap().to_owned();
-    let second = app
-        .get(
-            &format!("{members_path}?limit=1&after={after}"),
-            &dept_admin,
+    // Pages of two, each continuing after the last: every member once, in id order.
+    let (mut seen, mut after) = (Vec::new(), None::<String>);
+    for pages in 1.. {
+        assert!(pages <= 4, "paging never ended");
+        let q = match &after {
+            None => "?limit=2".to_owned(),
+            Some(a) => format!("?limit=2&after={a}"),
+        };
+        let r = app.get(&format!("{members_path}{q}"), &dept_admin).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        for m in r.body["items"].as_array().unwrap() {
+            seen.push((
+                m["id"].as_str().unwrap().to_owned(),
+                m["member_email"].as_str().unwrap().to_owned(),
+            ));
+        }
+        match r.body["next_after"].as_str() {
+            Some(a) => after = Some(a.to_owned()),
+            None => break,
+        }
+    }
+    let ids: Vec<&String> = seen.iter().map(|(id, _)| id).collect();
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "ascending, no repeats: {ids:?}"
+    );
+    let mut emails: Vec<&str> = seen.iter().map(|(_, e)| e.as_str()).collect();
+    emails.sort();
+    assert_eq!(emails, finance_emails);
+    // A group a SCIM client keeps is shown as such.
+    let scim = app
+        .post(
+            "/api/v1/orgs/dept/tokens",
+            OPERATOR,
+            json!({"kind": "scim", "name": "Okta"}),
+        )
+        .await
+        .body["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = app
+        .scim(
+            reqwest::Method::POST,
+            "/Groups",
+            &scim,
+            Some(
+                json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                "displayName": "Platform"}),
+            ),
         )
         .await;
-    assert_eq!(second.body["items"].as_array().unwrap().len(), 1);
-    assert!(second.body["next_after"].is_null(), "{}", second.text);
-    let mut emails = vec![
-        first.body["items"][0]["member_email"]
-            .as_str()
-            .unwrap()
-            .to_owned(),
-        second.body["items"][0]["member_email"]
-            .as_str()
-            .unwrap()
-            .to_owned(),
-    ];
-    emails.sort();
-    assert_eq!(emails, ["a@dept.example", "c@dept.example"]);
+    assert_eq!(r.status, 201, "{}", r.text);
+    let r = app.get("/api/v1/orgs/dept/groups", &dept_admin).await;
+    let platform = r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "Platform")
+        .unwrap()
+        .clone();
+    assert_eq!(platform["kept_by"], "scim", "{platform}");
+    assert_eq!(platform["members"], 0, "{platform}");
     // Bad input is a 400 or 404 naming what; another org's admin cannot see these groups.
     let r = app
         .get(&format!("{members_path}?limit=0"), &dept_admin)
