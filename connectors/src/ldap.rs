@@ -692,6 +692,32 @@ groups = { "CN=Staff,OU=Groups,DC=example,DC=org" = "Staff" }
         assert_eq!(parse_entry(ok).unwrap().dn, "uid=a,dc=x");
     }
 
+    #[tokio::test]
+    async fn a_directory_that_never_answers_times_out() {
+        // Accepts the connection and then says nothing.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((conn, _)) = listener.accept().await {
+                held.push(conn);
+            }
+        });
+        let config: LdapConfig = toml::from_str(&format!(
+            "url = \"ldap://127.0.0.1:{port}\"\ntls = \"none\"\nbind_dn = \"cn=svc\"\n\
+             bind_password = \"env:PATH\"\nbase_dn = \"dc=example,dc=org\"\n"
+        ))
+        .unwrap();
+        let mapping: Mapping = toml::from_str("external_id = \"entryUUID\"\n").unwrap();
+        let mut ctx = Context::new(reqwest::Client::new(), ".".into());
+        ctx.retries = 0;
+        ctx.request_timeout = std::time::Duration::from_millis(300);
+        let mut snap = LdapSource { config, mapping }.open(&ctx).await.unwrap();
+        let err = snap.next().await.unwrap().unwrap_err();
+        assert!(err.message.starts_with("bind:"), "{err}");
+        assert!(err.message.to_lowercase().contains("timeout"), "{err}");
+    }
+
     #[test]
     fn dns_compare_without_case_or_spaces() {
         assert_eq!(
