@@ -10,11 +10,10 @@ use std::sync::{Arc, Mutex};
 use axum::extract::{Path, Query};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use rosterd::config::OrgSeed;
 use serde_json::{Value, json};
 
 use crate::helpers::*;
-use crate::sync::{parse_sources, temp_dir};
+use crate::sync::{spawn_with_sources, temp_dir};
 
 const USERS: usize = 250;
 const PAGE: usize = 100;
@@ -362,20 +361,7 @@ member_email = "mail"
         good = secret("good", "graph-secret"),
         bad = secret("bad", "not-the-secret"),
     );
-    let parsed = parse_sources(&text);
-    let app = spawn_with(Mail::Log, move |c| {
-        c.orgs = ["entra", "other", "strict", "grp"]
-            .iter()
-            .map(|s| OrgSeed {
-                slug: (*s).into(),
-                name: (*s).into(),
-                owner_email: None,
-            })
-            .collect();
-        c.sources = parsed;
-        c.sync.retry_base_ms = 10;
-    })
-    .await;
+    let app = spawn_with_sources(&["entra", "other", "strict", "grp"], &text).await;
 
     // 1. The first run reads everyone through the delta query: three pages (one throttled
     // once), `accountEnabled` selected; the user without mail is a row error, the disabled

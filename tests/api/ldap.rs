@@ -4,12 +4,11 @@
 //! order, userAccountControl's disabled bit, memberOf) and OpenLDAP ones (entryUUID, a disabled
 //! filter), and a group mapped to a rosterd group.
 
-use rosterd::config::OrgSeed;
 use serde_json::{Value, json};
 
 use crate::helpers::*;
 use crate::slapd::{self, Slapd};
-use crate::sync::{parse_sources, temp_dir};
+use crate::sync::{spawn_with_sources, temp_dir};
 
 /// More than the 1000 entries the service account may read without paging.
 const USERS: usize = 1200;
@@ -160,20 +159,7 @@ member_email = "mail"
         people = slapd::PEOPLE,
         base = slapd::BASE,
     );
-    let parsed = parse_sources(&text);
-    let app = spawn_with(Mail::Log, move |c| {
-        c.orgs = ["ad", "ol", "bad"]
-            .iter()
-            .map(|s| OrgSeed {
-                slug: (*s).into(),
-                name: (*s).into(),
-                owner_email: None,
-            })
-            .collect();
-        c.sources = parsed;
-        c.sync.retry_base_ms = 10;
-    })
-    .await;
+    let app = spawn_with_sources(&["ad", "ol", "bad"], &text).await;
 
     // 1. AD-style over StartTLS: every user through pages of 500 (the account may not read
     // more than 1000 without paging); the disabled account is not created; the Staff group
@@ -365,16 +351,7 @@ active = "enabled"
         owned = slapd::group_dn("owned"),
         groups = slapd::GROUPS,
     );
-    let parsed = parse_sources(&text);
-    let app = spawn_with(Mail::Log, move |c| {
-        c.orgs = vec![OrgSeed {
-            slug: "grd".into(),
-            name: "Guarded".into(),
-            owner_email: None,
-        }];
-        c.sources = parsed;
-    })
-    .await;
+    let app = spawn_with_sources(&["grd"], &text).await;
     // A SCIM client keeps a group called "Owned".
     let r = app
         .post(

@@ -59,7 +59,9 @@ pub fn temp_dir() -> PathBuf {
     d
 }
 
-async fn app(orgs: &[&str], sources: &str) -> TestApp {
+/// The application with these orgs (each with an owner) and `[[sources]]` (TOML), and connector
+/// retries fast enough for tests.
+pub async fn spawn_with_sources(orgs: &[&str], sources: &str) -> TestApp {
     let sources = parse_sources(sources);
     let orgs: Vec<OrgSeed> = orgs
         .iter()
@@ -76,20 +78,6 @@ async fn app(orgs: &[&str], sources: &str) -> TestApp {
         c.sync.fetch_retries = 2;
     })
     .await
-}
-
-/// Runs a source now over the API and waits for the run to end.
-async fn run_now(app: &TestApp, org: &str, source: &str) -> Value {
-    let r = app
-        .post(
-            &format!("/api/v1/orgs/{org}/sources/{source}/runs"),
-            OPERATOR,
-            json!({}),
-        )
-        .await;
-    assert_eq!(r.status, 202, "{}", r.text);
-    let id = r.body["id"].as_str().unwrap().to_owned();
-    wait_run(app, org, &id).await
 }
 
 async fn wait_run(app: &TestApp, org: &str, id: &str) -> Value {
@@ -167,8 +155,8 @@ async fn a_csv_roster_syncs_and_the_same_snapshot_twice_changes_nothing() {
         &format!("path = {:?}", file.display().to_string()),
         "authoritative = true\nmax_removals = 5",
     );
-    let app = app(&["acme"], &src).await;
-    let run = run_now(&app, "acme", "hr").await;
+    let app = spawn_with_sources(&["acme"], &src).await;
+    let run = app.run_source("acme", "hr").await;
     assert_eq!(run["status"], "succeeded", "{run}");
     assert_eq!(counts(&run), [4, 3, 0, 0, 0, 1], "{run}");
     let m = members(&app, "acme").await;
@@ -186,7 +174,7 @@ async fn a_csv_roster_syncs_and_the_same_snapshot_twice_changes_nothing() {
 
     // The same snapshot again: nothing changes, not even the audit log or the outbox.
     let before = app.snapshot("acme").await;
-    let run = run_now(&app, "acme", "hr").await;
+    let run = app.run_source("acme", "hr").await;
     assert_eq!(run["status"], "succeeded", "{run}");
     assert_eq!(counts(&run), [4, 0, 0, 0, 0, 4], "{run}");
     assert_eq!(app.snapshot("acme").await, before);
@@ -221,7 +209,7 @@ async fn a_csv_roster_syncs_and_the_same_snapshot_twice_changes_nothing() {
         ),
     ];
     write(&file, &roster_csv(&people));
-    let run = run_now(&app, "acme", "hr").await;
+    let run = app.run_source("acme", "hr").await;
     assert_eq!(counts(&run), [5, 1, 1, 1, 0, 2], "{run}");
     let m = members(&app, "acme").await;
     assert!(m.contains(&(
@@ -278,7 +266,7 @@ async fn a_csv_roster_syncs_and_the_same_snapshot_twice_changes_nothing() {
         ),
     ];
     write(&file, &roster_csv(&people));
-    let run = run_now(&app, "acme", "hr").await;
+    let run = app.run_source("acme", "hr").await;
     assert_eq!(counts(&run), [4, 0, 0, 0, 1, 3], "{run}");
     let m = members(&app, "acme").await;
     assert!(
@@ -295,7 +283,7 @@ async fn a_csv_roster_syncs_and_the_same_snapshot_twice_changes_nothing() {
         &file,
         &text.replace("5,True,Edsger,Dijkstra,edsger@acme.example,False\r\n", ""),
     );
-    let run = run_now(&app, "acme", "hr").await;
+    let run = app.run_source("acme", "hr").await;
     assert_eq!(run["status"], "succeeded", "{run}");
     assert_eq!(run["counts"]["removed"], 0, "{run}");
     assert_eq!(run["counts"]["errors"], 1, "{run}");
@@ -321,7 +309,7 @@ async fn a_csv_roster_syncs_and_the_same_snapshot_twice_changes_nothing() {
         errors.text
     );
     write(&file, &roster_csv(&people));
-    run_now(&app, "acme", "hr").await;
+    app.run_source("acme", "hr").await;
 
     // Run history and the source's status.
     let runs = app.get("/api/v1/orgs/acme/runs", OPERATOR).await;
@@ -356,12 +344,12 @@ async fn removals_over_the_limit_are_held_until_approved_or_superseded() {
         &format!("path = {:?}", file.display().to_string()),
         "authoritative = true\nmax_removals = 1",
     );
-    let app = app(&["held"], &src).await;
-    assert_eq!(run_now(&app, "held", "hr").await["status"], "succeeded");
+    let app = spawn_with_sources(&["held"], &src).await;
+    assert_eq!(app.run_source("held", "hr").await["status"], "succeeded");
 
     write(&file, &roster_csv(&all[..1]));
     let before = app.snapshot("held").await;
-    let run = run_now(&app, "held", "hr").await;
+    let run = app.run_source("held", "hr").await;
     assert_eq!(run["status"], "held", "{run}");
     assert_eq!(run["planned"]["remove"], 3, "{run}");
     assert!(
@@ -414,14 +402,14 @@ async fn removals_over_the_limit_are_held_until_approved_or_superseded() {
     // A held run is superseded by the next run.
     write(&file, &roster_csv(&all));
     assert_eq!(
-        run_now(&app, "held", "hr").await["counts"]["reactivated"],
+        app.run_source("held", "hr").await["counts"]["reactivated"],
         3
     );
     write(&file, &roster_csv(&all[..1]));
-    let held = run_now(&app, "held", "hr").await;
+    let held = app.run_source("held", "hr").await;
     assert_eq!(held["status"], "held");
     write(&file, &roster_csv(&all));
-    let next = run_now(&app, "held", "hr").await;
+    let next = app.run_source("held", "hr").await;
     assert_eq!(next["status"], "succeeded");
     let held_id = held["id"].as_str().unwrap();
     let old = app
@@ -455,7 +443,7 @@ async fn removals_over_the_limit_are_held_until_approved_or_superseded() {
 
     // An empty snapshot from a source that had members is always held, whatever the limit.
     write(&file, &roster_csv(&[]));
-    let run = run_now(&app, "held", "hr").await;
+    let run = app.run_source("held", "hr").await;
     assert_eq!(run["status"], "held", "{run}");
     assert!(
         run["message"].as_str().unwrap().contains("returned nobody"),
@@ -548,10 +536,10 @@ async fn a_fetch_that_fails_halfway_changes_nothing_and_flags_the_source() {
         &format!("url = \"{}/roster.csv\"", fake.base),
         "authoritative = true\nmax_removals = 10",
     );
-    let app = app(&["url"], &src).await;
+    let app = spawn_with_sources(&["url"], &src).await;
     // 503 with Retry-After first: the request is retried and the run succeeds.
     fake.mode.store(1, Ordering::SeqCst);
-    let run = run_now(&app, "url", "remote").await;
+    let run = app.run_source("url", "remote").await;
     assert_eq!(run["status"], "succeeded", "{run}");
     assert_eq!(run["counts"]["created"], 3);
     assert!(fake.hits.load(Ordering::SeqCst) >= 2);
@@ -568,7 +556,7 @@ async fn a_fetch_that_fails_halfway_changes_nothing_and_flags_the_source() {
     *fake.body.lock().unwrap() = roster_csv(&next);
     fake.mode.store(2, Ordering::SeqCst);
     let before = app.snapshot("url").await;
-    let run = run_now(&app, "url", "remote").await;
+    let run = app.run_source("url", "remote").await;
     assert_eq!(run["status"], "failed", "{run}");
     let message = run["message"].as_str().unwrap();
     assert!(
@@ -588,7 +576,7 @@ async fn a_fetch_that_fails_halfway_changes_nothing_and_flags_the_source() {
 
     // The source recovers: the next run applies the whole snapshot and clears the flag.
     fake.mode.store(0, Ordering::SeqCst);
-    let run = run_now(&app, "url", "remote").await;
+    let run = app.run_source("url", "remote").await;
     assert_eq!(run["status"], "succeeded", "{run}");
     assert_eq!(run["counts"]["created"], 390, "{run}");
     assert_eq!(run["counts"]["removed"], 2, "{run}");
@@ -630,9 +618,9 @@ async fn several_sources_share_an_org_by_priority_and_removal_needs_every_claim_
             "authoritative = true\npriority = 20\nmax_removals = 5",
         )
     );
-    let app = app(&["multi"], &sources).await;
-    assert_eq!(run_now(&app, "multi", "hr").await["counts"]["created"], 2);
-    let run = run_now(&app, "multi", "lms").await;
+    let app = spawn_with_sources(&["multi"], &sources).await;
+    assert_eq!(app.run_source("multi", "hr").await["counts"]["created"], 2);
+    let run = app.run_source("multi", "lms").await;
     assert_eq!(
         run["counts"]["created"], 1,
         "Ada is matched by email: {run}"
@@ -662,7 +650,7 @@ async fn several_sources_share_an_org_by_priority_and_removal_needs_every_claim_
         &hr,
         &roster_csv(&[("h2", true, "Bob", "B", "bob@multi.example", false)]),
     );
-    let run = run_now(&app, "multi", "hr").await;
+    let run = app.run_source("multi", "hr").await;
     assert_eq!(run["counts"]["removed"], 0, "{run}");
     assert!(
         run["warnings"]
@@ -673,14 +661,14 @@ async fn several_sources_share_an_org_by_priority_and_removal_needs_every_claim_
         "{run}"
     );
     // Now lms's attributes apply (nothing outranks it for Ada any more).
-    let run = run_now(&app, "multi", "lms").await;
+    let run = app.run_source("multi", "lms").await;
     assert_eq!(run["counts"]["updated"], 1, "{run}");
     // Ada leaves lms too: now she is removed.
     write(
         &lms,
         &roster_csv(&[("l2", true, "Cy", "C", "cy@multi.example", false)]),
     );
-    let run = run_now(&app, "multi", "lms").await;
+    let run = app.run_source("multi", "lms").await;
     assert_eq!(run["counts"]["removed"], 1, "{run}");
     let m = members(&app, "multi").await;
     assert!(
@@ -708,8 +696,8 @@ async fn the_owner_is_never_removed_and_manual_removal_is_locked_by_the_source()
         &format!("path = {:?}", file.display().to_string()),
         "authoritative = true\nmax_removals = 5",
     );
-    let app = app(&["locked"], &src).await;
-    let run = run_now(&app, "locked", "roster").await;
+    let app = spawn_with_sources(&["locked"], &src).await;
+    let run = app.run_source("locked", "roster").await;
     assert_eq!(
         run["counts"]["created"], 1,
         "the owner is adopted by email: {run}"
@@ -721,7 +709,7 @@ async fn the_owner_is_never_removed_and_manual_removal_is_locked_by_the_source()
             ("m", true, "Max", "M", "max@locked.example", false),
         ]),
     );
-    let run = run_now(&app, "locked", "roster").await;
+    let run = app.run_source("locked", "roster").await;
     assert_eq!(run["status"], "succeeded");
     assert_eq!(run["counts"]["removed"], 0, "{run}");
     assert!(
@@ -784,7 +772,7 @@ async fn upload(app: &TestApp, org: &str, body: Vec<u8>) -> Value {
 
 #[tokio::test]
 async fn import_jobs_validate_every_row_preview_and_apply_only_on_confirmation() {
-    let app = app(&["imp"], "sources = []").await;
+    let app = spawn_with_sources(&["imp"], "sources = []").await;
     // The template.
     let t = app
         .get("/api/v1/orgs/imp/imports/template.csv", OPERATOR)
@@ -998,8 +986,8 @@ async fn one_orgs_admin_never_sees_another_orgs_sources_runs_or_imports() {
         &format!("path = {:?}", file.display().to_string()),
         "",
     );
-    let app = app(&["aa", "bb"], &src).await;
-    let run = run_now(&app, "bb", "b-roster").await;
+    let app = spawn_with_sources(&["aa", "bb"], &src).await;
+    let run = app.run_source("bb", "b-roster").await;
     let run_id = run["id"].as_str().unwrap().to_owned();
     let job = upload(&app, "bb", b"email\r\nx@bb.example\r\n".to_vec()).await;
     let job_id = job["id"].as_str().unwrap().to_owned();
@@ -1060,7 +1048,7 @@ async fn the_scheduler_runs_each_tick_once_and_a_busy_source_refuses_run_now() {
         &format!("path = {:?}", file.display().to_string()),
         "schedule = \"*/10 * * * * *\"",
     );
-    let app = app(&["tick"], &src).await;
+    let app = spawn_with_sources(&["tick"], &src).await;
     let s = app.get("/api/v1/orgs/tick/sources/ticker", OPERATOR).await;
     assert_eq!(s.body["next_run_at"], "2026-03-02T09:00:10Z", "{}", s.text);
     app.clock.advance(chrono::Duration::seconds(10));
@@ -1122,7 +1110,7 @@ async fn one_run_of_a_source_at_a_time_and_a_failing_source_backs_off() {
             "schedule = \"0 * * * *\"",
         )
     );
-    let app = app(&["slow"], &sources).await;
+    let app = spawn_with_sources(&["slow"], &sources).await;
     // While a run is in progress, run now is refused and the status says it is running.
     fake.mode.store(3, Ordering::SeqCst);
     let r = app
@@ -1146,7 +1134,7 @@ async fn one_run_of_a_source_at_a_time_and_a_failing_source_backs_off() {
     // its next scheduled run is the first tick after that.
     let now = rosterd::clock::Clock::now(&app.clock);
     for (failures, base) in [(1, 60), (2, 120)] {
-        let run = run_now(&app, "slow", "missing").await;
+        let run = app.run_source("slow", "missing").await;
         assert_eq!(run["status"], "failed", "{run}");
         assert!(
             run["message"].as_str().unwrap().contains("nope.csv"),
@@ -1165,7 +1153,7 @@ async fn one_run_of_a_source_at_a_time_and_a_failing_source_backs_off() {
     }
     // Fixed: the next run succeeds and clears the flag.
     std::fs::write(dir.join("nope.csv"), roster_csv(&[])).unwrap();
-    let run = run_now(&app, "slow", "missing").await;
+    let run = app.run_source("slow", "missing").await;
     assert_eq!(run["status"], "succeeded", "{run}");
     let s = app.get("/api/v1/orgs/slow/sources/missing", OPERATOR).await;
     assert_eq!(s.body["failing"], false);
@@ -1191,7 +1179,7 @@ async fn the_shipped_demo_source_syncs_its_roster() {
         c.sources = sources;
     })
     .await;
-    let run = run_now(&app, "demo", "demo-roster").await;
+    let run = app.run_source("demo", "demo-roster").await;
     assert_eq!(run["status"], "succeeded", "{run}");
     assert_eq!(counts(&run), [8, 7, 0, 0, 0, 1], "{run}");
     let m = members(&app, "demo").await;
@@ -1229,7 +1217,7 @@ async fn a_roster_column_keeps_the_groups_it_names() {
          member_email = \"Email\"\ngroups = \"Department\"\n",
         file.display().to_string()
     );
-    let app = app(&["dept"], &src).await;
+    let app = spawn_with_sources(&["dept"], &src).await;
     let r = app.run_source("dept", "dept").await;
     assert_eq!(r["status"], "succeeded", "{r}");
     assert_eq!(

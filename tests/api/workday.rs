@@ -7,11 +7,9 @@ use std::sync::{Arc, Mutex};
 use axum::extract::{Path, Query};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use rosterd::config::OrgSeed;
 use serde_json::{Value, json};
 
-use crate::helpers::*;
-use crate::sync::{parse_sources, temp_dir};
+use crate::sync::{spawn_with_sources, temp_dir};
 
 const WORKERS: usize = 230;
 
@@ -199,20 +197,7 @@ active = {{ field = "Termination_Date", map = {{ "*" = "false" }}, default = "tr
         rt = secret("rt", "refresh-1"),
         pw = secret("pw", "isu-password"),
     );
-    let parsed = parse_sources(&text);
-    let app = spawn_with(Mail::Log, move |c| {
-        c.orgs = ["wd", "wdr", "wdd"]
-            .iter()
-            .map(|s| OrgSeed {
-                slug: (*s).into(),
-                name: (*s).into(),
-                owner_email: None,
-            })
-            .collect();
-        c.sources = parsed;
-        c.sync.retry_base_ms = 10;
-    })
-    .await;
+    let app = spawn_with_sources(&["wd", "wdr", "wdd"], &text).await;
 
     // REST workers: 3 pages of at most 100 (one throttled with Retry-After), `total` ends it;
     // the 5 workers without a work email are row errors, everyone else is created.
