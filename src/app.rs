@@ -12,13 +12,13 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
-use crate::api::{self, AppState};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
 use crate::mail::Mailer;
 use crate::mail::delivery::Delivery;
 use crate::roster::{InviteSettings, Roster};
 use crate::store::Store;
+use crate::web::{self, AppState};
 
 /// Things tests (and embedders) may swap in.
 #[derive(Default, Clone)]
@@ -114,7 +114,7 @@ impl App {
             config: Arc::new(config),
             operator_token: operator_token.map(Arc::new),
             delivery_wake,
-            auth_failures: crate::api::ratelimit::AuthFailures::per_minute(config_auth_failures),
+            auth_failures: crate::web::ratelimit::AuthFailures::per_minute(config_auth_failures),
         };
         Ok(App {
             listener,
@@ -151,7 +151,7 @@ impl App {
         };
         let grace = Duration::from_secs(self.state.config.server.shutdown_grace_secs);
         let store = self.state.roster.store.clone();
-        let router = api::router(self.state);
+        let router = web::router(self.state);
         let (drain_tx, mut drain_rx) = watch::channel(false);
         let signal = async move {
             shutdown.await;

@@ -18,5 +18,6 @@ pub mod store;
 pub mod sync;
 pub mod telemetry;
 pub mod token;
+pub mod web;
 
 pub use app::{App, AppOptions};

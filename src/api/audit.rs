@@ -4,11 +4,11 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::AppState;
-use super::auth::Principal;
 use super::extract::{Path, Query};
-use super::problem::ApiError;
 use crate::store::{self};
+use crate::web::AppState;
+use crate::web::Principal;
+use crate::web::problem::ApiError;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

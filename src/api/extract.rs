@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
-use super::problem::ApiError;
+use crate::web::problem::ApiError;
 
 /// A JSON body.
 pub struct Json<T>(pub T);

@@ -9,11 +9,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::AppState;
-use super::auth::Principal;
 use super::extract::{Path, Query};
-use super::problem::ApiError;
 use crate::store;
+use crate::web::AppState;
+use crate::web::Principal;
+use crate::web::problem::ApiError;
 
 #[derive(Debug, Serialize)]
 pub struct GroupView {

@@ -4,12 +4,12 @@
 use axum::extract::State;
 use serde::Deserialize;
 
-use super::AppState;
 use super::extract::Json;
 use super::members::MemberView;
-use super::problem::ApiError;
-use super::ratelimit::ClientIp;
 use crate::roster::RosterError;
+use crate::web::AppState;
+use crate::web::problem::ApiError;
+use crate::web::ratelimit::ClientIp;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

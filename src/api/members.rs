@@ -11,10 +11,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::AppState;
-use super::auth::Principal;
 use super::extract::{Json, Path, Query};
-use super::problem::ApiError;
 use crate::domain::{Access, AccessView, Activity, Member, Role};
 use crate::roster::{
     AddResult, MemberPatch, NewMember, RemoveOutcome, RemoveResult, ResendOutcome, ResendResult,
@@ -22,6 +19,9 @@ use crate::roster::{
 };
 use crate::store::members::{MemberQuery, MemberSort, SortValue};
 use crate::store::{self};
+use crate::web::AppState;
+use crate::web::Principal;
+use crate::web::problem::ApiError;
 
 pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_LIMIT: u32 = 200;

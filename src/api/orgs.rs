@@ -5,14 +5,14 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::AppState;
-use super::auth::Principal;
 use super::extract::{Json, Path};
-use super::problem::ApiError;
 use crate::roster::{CreatedToken, TokenKind};
 use crate::store::orgs::Org;
 use crate::store::tokens::TokenRow;
 use crate::store::{self};
+use crate::web::AppState;
+use crate::web::Principal;
+use crate::web::problem::ApiError;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

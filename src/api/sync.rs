@@ -17,16 +17,16 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::AppState;
-use super::auth::Principal;
 use super::extract::{Path, Query};
-use super::problem::ApiError;
 use crate::reconcile::plan::Item;
 use crate::roster::export::defuse;
 use crate::store::orgs::Org;
 use crate::store::sync::{RunError, RunQuery, RunRow};
 use crate::store::{self};
 use crate::sync::SyncError;
+use crate::web::AppState;
+use crate::web::Principal;
+use crate::web::problem::ApiError;
 
 impl From<SyncError> for ApiError {
     fn from(e: SyncError) -> Self {

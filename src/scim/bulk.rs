@@ -16,7 +16,7 @@ use super::{
     MAX_BULK_OPERATIONS, MAX_PAYLOAD, ScimBody, ScimClient, groups, parse_etag, read_json,
     scim_response, users,
 };
-use crate::api::AppState;
+use crate::web::AppState;
 
 /// The bulkIds an operation refers to (in its path or data).
 fn references(op: &Value) -> Vec<String> {

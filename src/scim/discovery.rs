@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::error::ScimError;
 use super::schema::{self, LIST};
 use super::{MAX_BULK_OPERATIONS, MAX_PAYLOAD, MAX_RESULTS, scim_response};
-use crate::api::AppState;
+use crate::web::AppState;
 
 fn list(items: Vec<Value>) -> Value {
     json!({

@@ -17,10 +17,10 @@ use super::patch::{OpKind, PatchOp};
 use super::resource::{self, GroupWrite};
 use super::schema::Rules;
 use super::{ScimBody, ScimClient, base_url, if_match, not_modified, read_json, scim_response};
-use crate::api::AppState;
 use crate::roster::ProvisionedGroup;
 use crate::store::groups::Group;
 use crate::store::{self};
+use crate::web::AppState;
 
 fn parse_id(id: &str) -> Result<Uuid, ScimError> {
     Uuid::try_parse(id).map_err(|_| ScimError::not_found(format!("no Group with id `{id}`")))

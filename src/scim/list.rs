@@ -12,7 +12,7 @@ use super::error::ScimError;
 use super::filter::{self, AttrPath, Filter};
 use super::schema::{LIST, SEARCH};
 use super::{MAX_RESULTS, ScimBody, ScimClient, read_json, scim_response};
-use crate::api::AppState;
+use crate::web::AppState;
 
 #[derive(Debug, Clone, Default)]
 pub struct ListQuery {

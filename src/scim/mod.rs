@@ -28,8 +28,8 @@ use axum::routing::{get, post};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::api::AppState;
 use crate::roster::Actor;
+use crate::web::AppState;
 use error::{SCIM_JSON, ScimError};
 
 /// Largest request body (and Bulk payload) accepted.
@@ -60,7 +60,7 @@ impl FromRequestParts<AppState> for ScimClient {
     type Rejection = ScimError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ScimError> {
-        let ip = crate::api::ratelimit::client_ip(parts);
+        let ip = crate::web::ratelimit::client_ip(parts);
         let fail = |detail: &str| -> ScimError {
             if let Err(e) = state.auth_failures.record(ip) {
                 return ScimError::new(StatusCode::TOO_MANY_REQUESTS, None, e.0.detail.clone());

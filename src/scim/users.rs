@@ -14,11 +14,11 @@ use super::list::{ListQuery, list_response, page_in_memory};
 use super::resource::{self, UserWrite};
 use super::schema::Rules;
 use super::{ScimBody, ScimClient, base_url, if_match, not_modified, read_json, scim_response};
-use crate::api::AppState;
 use crate::domain::Member;
 use crate::roster::ProvisionedUser;
 use crate::store::members::{ScimCondition, ScimOrder};
 use crate::store::{self, like_contains};
+use crate::web::AppState;
 
 fn provisioned(w: UserWrite) -> ProvisionedUser {
     ProvisionedUser {

@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use chrono::TimeZone;
 use reqwest::{Method, StatusCode};
-use rosterd::api::AppState;
 use rosterd::clock::ManualClock;
 use rosterd::config::{Config, MailSink, SmtpConfig, SmtpTls};
 use rosterd::mail::delivery::Delivery;
 use rosterd::store::outbox::OutboxRow;
 use rosterd::store::{self, Store};
+use rosterd::web::AppState;
 use rosterd::{App, AppOptions};
 use serde_json::{Value, json};
 use uuid::Uuid;

@@ -3,6 +3,7 @@
 //! `ROSTERD_TEST_POSTGRES_URL` is set, in which case every test gets its own PostgreSQL database
 //! (and fails, never skips, if that server cannot be reached).
 
+mod architecture;
 mod audit;
 mod auth;
 mod bad_input;
