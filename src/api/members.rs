@@ -354,33 +354,77 @@ pub struct IdsBody {
     pub member_ids: Vec<Uuid>,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResendBody {
+    #[serde(default)]
+    pub member_ids: Option<Vec<Uuid>>,
+    /// Every invited member of the org instead of a list.
+    #[serde(default)]
+    pub all_invited: bool,
+}
+
 #[derive(Debug, Serialize)]
 pub struct ResendAnswer {
     pub sent: usize,
     pub skipped: usize,
-    pub results: Vec<ResendResult>,
+    /// How many were skipped, by outcome (`skipped_cooldown`, `skipped_enrolled`, …).
+    pub skipped_by_reason: std::collections::BTreeMap<String, usize>,
+    /// One entry per member named; absent for `all_invited` (the counts say it all).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub results: Option<Vec<ResendResult>>,
 }
 
 pub async fn resend(
     State(state): State<AppState>,
     principal: Principal,
     Path(slug): Path<String>,
-    Json(body): Json<IdsBody>,
+    Json(body): Json<ResendBody>,
 ) -> Result<axum::Json<ResendAnswer>, ApiError> {
     let org = principal.org(&state, &slug).await?;
-    let results = state
-        .roster
-        .resend_invites(org.id, &principal.actor(), &body.member_ids)
-        .await?;
+    let results = match (body.all_invited, body.member_ids) {
+        (true, None) => {
+            state
+                .roster
+                .resend_all_invited(org.id, &principal.actor())
+                .await?
+        }
+        (false, Some(ids)) => {
+            state
+                .roster
+                .resend_invites(org.id, &principal.actor(), &ids)
+                .await?
+        }
+        (true, Some(_)) => {
+            return Err(ApiError::field(
+                "all_invited",
+                "give either `member_ids` or `\"all_invited\": true`, not both",
+            ));
+        }
+        (false, None) => {
+            return Err(ApiError::field(
+                "member_ids",
+                "required (or `\"all_invited\": true` to resend to every invited member)",
+            ));
+        }
+    };
     state.wake_delivery();
-    let sent = results
-        .iter()
-        .filter(|r| r.outcome == ResendOutcome::Sent)
-        .count();
+    let mut skipped_by_reason = std::collections::BTreeMap::new();
+    let mut sent = 0;
+    for r in &results {
+        if r.outcome == ResendOutcome::Sent {
+            sent += 1;
+        } else {
+            *skipped_by_reason
+                .entry(r.outcome.as_str().to_owned())
+                .or_insert(0) += 1;
+        }
+    }
     Ok(axum::Json(ResendAnswer {
         sent,
         skipped: results.len() - sent,
-        results,
+        skipped_by_reason,
+        results: (!body.all_invited).then_some(results),
     }))
 }
 

@@ -41,8 +41,16 @@ pub fn router(config: &Config) -> Router<AppState> {
         .route("/audit", get(audit::list))
         .route("/tokens", get(orgs::list_tokens).post(orgs::create_token))
         .route("/tokens/{id}", axum::routing::delete(orgs::revoke_token))
-        .route("/groups", get(groups::list))
-        .route("/groups/{id}/members", get(groups::members))
+        .route("/groups", get(groups::list).post(groups::create))
+        .route(
+            "/groups/{id}",
+            axum::routing::patch(groups::patch).delete(groups::delete),
+        )
+        .route(
+            "/groups/{id}/members",
+            get(groups::members).post(groups::add_members),
+        )
+        .route("/groups/{id}/members/remove", post(groups::remove_members))
         .route("/sources", get(sync::list_sources))
         .route("/sources/{name}", get(sync::get_source))
         .route("/sources/{name}/runs", post(sync::run_now))

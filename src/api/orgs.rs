@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::extract::{Json, Path};
-use crate::roster::{CreatedToken, TokenKind};
+use crate::roster::{CreatedToken, OrgChanges, TokenKind};
 use crate::store::orgs::Org;
 use crate::store::tokens::TokenRow;
 use crate::store::{self};
@@ -87,6 +87,18 @@ pub struct PatchOrg {
     /// What members created over SCIM start as: `invite`, `invite_silently` or `enroll`.
     #[serde(default)]
     pub scim_new_members: Option<String>,
+    /// Most addresses one request may invite by hand (operator only).
+    #[serde(default)]
+    pub invite_limit: Option<i64>,
+    /// Most people one import may invite (operator only).
+    #[serde(default)]
+    pub import_invite_limit: Option<i64>,
+    /// Seconds before a person may be mailed another invitation (operator only).
+    #[serde(default)]
+    pub resend_cooldown_secs: Option<i64>,
+    /// Every invitation must name at least one group.
+    #[serde(default)]
+    pub invite_requires_group: Option<bool>,
 }
 
 pub async fn patch(
@@ -96,18 +108,26 @@ pub async fn patch(
     Json(body): Json<PatchOrg>,
 ) -> Result<axum::Json<Org>, ApiError> {
     let org = principal.org(&state, &slug).await?;
-    if body.managed_by.is_some() {
+    // Limits guard the platform against mass mailing: the operator sets them.
+    if body.managed_by.is_some()
+        || body.invite_limit.is_some()
+        || body.import_invite_limit.is_some()
+        || body.resend_cooldown_secs.is_some()
+    {
         principal.require_operator()?;
     }
+    let changes = OrgChanges {
+        name: body.name,
+        managed_by: body.managed_by,
+        scim_new_members: body.scim_new_members,
+        invite_limit: body.invite_limit,
+        import_invite_limit: body.import_invite_limit,
+        resend_cooldown_secs: body.resend_cooldown_secs,
+        invite_requires_group: body.invite_requires_group,
+    };
     let org = state
         .roster
-        .update_org(
-            &principal.actor(),
-            org.id,
-            body.name.as_deref(),
-            body.managed_by.as_ref().map(|m| m.as_deref()),
-            body.scim_new_members.as_deref(),
-        )
+        .update_org(&principal.actor(), org.id, &changes)
         .await?;
     Ok(axum::Json(org))
 }

@@ -35,6 +35,14 @@ pub enum RosterError {
     Locked { integration: String },
     #[error("{0}")]
     Gone(String),
+    /// A request larger than an org setting allows.
+    #[error("{message}")]
+    LimitExceeded {
+        field: String,
+        setting: &'static str,
+        limit: i64,
+        message: String,
+    },
     /// The caller's version (ETag) is not the current one.
     #[error("{0}")]
     Precondition(String),

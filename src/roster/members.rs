@@ -29,6 +29,10 @@ pub struct NewMember {
     pub family_name: Option<String>,
     #[serde(default)]
     pub display_name: Option<String>,
+    /// Groups (by name) the person joins when they accept; joined at once if their access is
+    /// restored without an invitation.
+    #[serde(default)]
+    pub groups: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -50,6 +54,9 @@ pub struct AddResult {
     pub member_id: Uuid,
     pub outcome: AddOutcome,
     pub access: Access,
+    /// The groups the invitation names (joined on acceptance), or joined at once.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -59,6 +66,20 @@ pub enum ResendOutcome {
     SkippedEnrolled,
     SkippedRemoved,
     SkippedNotFound,
+    /// Mailed within the org's cool-down (`resend_cooldown_secs`).
+    SkippedCooldown,
+}
+
+impl ResendOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResendOutcome::Sent => "sent",
+            ResendOutcome::SkippedEnrolled => "skipped_enrolled",
+            ResendOutcome::SkippedRemoved => "skipped_removed",
+            ResendOutcome::SkippedNotFound => "skipped_not_found",
+            ResendOutcome::SkippedCooldown => "skipped_cooldown",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -134,6 +155,28 @@ fn check_batch(field: &str, n: usize) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a request that invites more people than the org allows at once.
+pub(crate) fn check_invite_limit(
+    field: &str,
+    n: usize,
+    limit: i64,
+    setting: &'static str,
+    what: &str,
+) -> Result<()> {
+    if n as i64 > limit {
+        return Err(RosterError::LimitExceeded {
+            field: field.to_owned(),
+            setting,
+            limit,
+            message: format!(
+                "this organization invites at most {limit} {what} (setting `{setting}`); \
+                 this request has {n}"
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Locks the org for this write transaction (see `store::orgs::lock`); always the first lock a
 /// roster write takes, so locks are taken in one order everywhere.
 pub(crate) async fn lock_org(tx: &mut Tx, org_id: Uuid) -> Result<Org> {
@@ -153,6 +196,7 @@ pub(crate) async fn revoke_access(
     m.access = Access::Removed;
     m.removed_at = Some(now);
     store::invitations::close_for_member(tx, m.id, now).await?;
+    store::invitations::clear_groups(tx, m.id).await?;
     store::outbox::cancel_for_member(tx, m.id, now, "cancelled: member removed").await?;
     Ok(())
 }
@@ -216,7 +260,17 @@ impl Roster {
                 p.display_name,
                 &mut errors,
             );
-            parsed.push((email, role, given, family, display));
+            let mut names = Vec::with_capacity(p.groups.len());
+            for (j, g) in p.groups.into_iter().enumerate() {
+                match clean_name(format!("members[{i}].groups[{j}]"), Some(g), &mut errors) {
+                    Some(g) => names.push(g),
+                    None => errors.push(FieldError::new(
+                        format!("members[{i}].groups[{j}]"),
+                        "must name a group",
+                    )),
+                }
+            }
+            parsed.push((email, role, given, family, display, names));
         }
         if !errors.is_empty() {
             return Err(RosterError::Invalid(errors));
@@ -225,8 +279,27 @@ impl Roster {
         let now = self.clock.now();
         let mut tx = self.store.write().await?;
         let org = lock_org(&mut tx, org_id).await?;
-        let mut results = Vec::with_capacity(parsed.len());
-        for (email, role, given, family, display) in parsed {
+        check_invite_limit(
+            "members",
+            parsed.len(),
+            org.invite_limit,
+            "invite_limit",
+            "addresses per request",
+        )?;
+        let mut resolved = Vec::with_capacity(parsed.len());
+        for (i, (email, role, given, family, display, names)) in parsed.into_iter().enumerate() {
+            let groups = self
+                .invitation_groups(&mut tx, &org, &names, &format!("members[{i}]"), &mut errors)
+                .await?;
+            resolved.push((email, role, given, family, display, groups));
+        }
+        if !errors.is_empty() {
+            return Err(RosterError::Invalid(errors));
+        }
+        let mut results = Vec::with_capacity(resolved.len());
+        for (email, role, given, family, display, groups) in resolved {
+            let group_names: Vec<String> = groups.iter().map(|(_, n)| n.clone()).collect();
+            let group_ids: Vec<Uuid> = groups.iter().map(|(id, _)| *id).collect();
             let existing = store::members::by_email(&mut tx, org_id, email.as_str(), true).await?;
             let result = match existing {
                 Some(m) if m.access != Access::Removed => AddResult {
@@ -234,6 +307,7 @@ impl Roster {
                     member_id: m.id,
                     outcome: AddOutcome::AlreadyMember,
                     access: m.access,
+                    groups: Vec::new(),
                 },
                 Some(before) => {
                     let mut after = before.clone();
@@ -255,7 +329,12 @@ impl Roster {
                     };
                     store::members::update(&mut tx, &mut after).await?;
                     if outcome == AddOutcome::Reinvited {
+                        store::invitations::add_groups(&mut tx, org_id, after.id, &group_ids, now)
+                            .await?;
                         self.queue_invitation(&mut tx, &org, &after, InviteKind::Invite)
+                            .await?;
+                    } else {
+                        self.join_groups(&mut tx, org_id, actor, after.id, &groups)
                             .await?;
                     }
                     record(
@@ -274,17 +353,20 @@ impl Roster {
                         member_id: after.id,
                         outcome,
                         access: after.access,
+                        groups: group_names,
                     }
                 }
                 None => {
                     let m = self
                         .insert_invited(&mut tx, &org, actor, email, role, given, family, display)
                         .await?;
+                    store::invitations::add_groups(&mut tx, org_id, m.id, &group_ids, now).await?;
                     AddResult {
                         email: m.member_email.clone(),
                         member_id: m.id,
                         outcome: AddOutcome::Invited,
                         access: m.access,
+                        groups: group_names,
                     }
                 }
             };
@@ -373,23 +455,35 @@ impl Roster {
                 });
                 continue;
             };
+            let cooldown = chrono::Duration::seconds(org.resend_cooldown_secs);
             let skip = match before.access {
                 Access::Enrolled => Some((
                     ResendOutcome::SkippedEnrolled,
-                    "already enrolled: has accepted the invitation",
+                    "already enrolled: has accepted the invitation".to_owned(),
                 )),
                 Access::Removed => Some((
                     ResendOutcome::SkippedRemoved,
-                    "removed: add the person again to invite them",
+                    "removed: add the person again to invite them".to_owned(),
                 )),
-                Access::Invited => None,
+                Access::Invited => match before.invited_at {
+                    Some(last) if org.resend_cooldown_secs > 0 && now < last + cooldown => Some((
+                        ResendOutcome::SkippedCooldown,
+                        format!(
+                            "an invitation went to this person {} s ago; this organization waits \
+                             {} s between invitation emails",
+                            (now - last).num_seconds().max(0),
+                            org.resend_cooldown_secs
+                        ),
+                    )),
+                    _ => None,
+                },
             };
             if let Some((outcome, reason)) = skip {
                 results.push(ResendResult {
                     member_id: id,
                     email: Some(before.member_email.clone()),
                     outcome,
-                    reason: Some(reason.into()),
+                    reason: Some(reason),
                 });
                 continue;
             }
@@ -419,6 +513,32 @@ impl Roster {
             });
         }
         tx.commit().await?;
+        Ok(results)
+    }
+
+    /// Resends to every invited member of the org, a batch at a time (each batch its own
+    /// transaction, each member checked again inside it, the cool-down applied).
+    pub async fn resend_all_invited(
+        &self,
+        org_id: Uuid,
+        actor: &Actor,
+    ) -> Result<Vec<ResendResult>> {
+        const BATCH: i64 = 500;
+        let mut results = Vec::new();
+        let mut after = None;
+        loop {
+            let mut rtx = self.store.read().await?;
+            let ids = store::members::invited_ids(&mut rtx, org_id, after, BATCH).await?;
+            rtx.rollback().await?;
+            let Some(&last) = ids.last() else {
+                break;
+            };
+            after = Some(last);
+            results.extend(self.resend_invites(org_id, actor, &ids).await?);
+            if (ids.len() as i64) < BATCH {
+                break;
+            }
+        }
         Ok(results)
     }
 
@@ -549,6 +669,11 @@ impl Roster {
         store::members::update(&mut tx, &mut after).await?;
         store::invitations::close_for_member(&mut tx, after.id, now).await?;
         store::outbox::cancel_for_member(&mut tx, after.id, now, "cancelled: invitation accepted")
+            .await?;
+        let invitee = Actor::Invitee {
+            member_id: after.id,
+        };
+        self.join_invitation_groups(&mut tx, after.org_id, &invitee, after.id)
             .await?;
         record(
             &mut tx,

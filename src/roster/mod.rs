@@ -8,9 +8,11 @@
 mod audit;
 mod error;
 pub mod export;
+pub mod groups;
+mod invite_groups;
 mod invites;
 mod members;
-mod orgs;
+pub mod orgs;
 mod provisioning;
 mod syncing;
 pub use syncing::{GroupChanges, GroupSync};
@@ -24,10 +26,13 @@ use crate::store::Store;
 
 pub use audit::Actor;
 pub use error::{FieldError, RosterError};
+pub use groups::{GroupKeeper, GroupMemberOutcome, GroupMemberResult, GroupPatch};
+pub(crate) use members::check_invite_limit;
 pub use members::{
     AddOutcome, AddResult, MemberPatch, NewMember, RemoveOutcome, RemoveResult, ResendOutcome,
     ResendResult,
 };
+pub use orgs::OrgChanges;
 pub use provisioning::{ProvisionedGroup, ProvisionedUser, SCIM_SOURCE};
 pub use tokens::{CreatedToken, TokenKind};
 
@@ -38,6 +43,9 @@ pub struct InviteSettings {
     pub reminder_interval: chrono::Duration,
     pub reminders: i64,
     pub expiry: chrono::Duration,
+    /// Groups a source keeps, by (org slug, lowercased name) → source name: invitations may
+    /// not name them.
+    pub kept_groups: std::collections::HashMap<(String, String), String>,
 }
 
 impl InviteSettings {
@@ -47,6 +55,16 @@ impl InviteSettings {
             reminder_interval: chrono::Duration::days(config.invitations.reminder_interval_days),
             reminders: config.invitations.reminders,
             expiry: chrono::Duration::days(config.invitations.expiry_days),
+            kept_groups: config
+                .sources
+                .iter()
+                .flat_map(|s| {
+                    s.kind
+                        .managed_groups()
+                        .into_iter()
+                        .map(|g| ((s.org.clone(), g.to_lowercase()), s.name.clone()))
+                })
+                .collect(),
         }
     }
 }

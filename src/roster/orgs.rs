@@ -4,11 +4,29 @@
 use uuid::Uuid;
 
 use super::audit::{Actor, record};
-use super::{Result, Roster, RosterError};
+use super::{FieldError, Result, Roster, RosterError};
 use crate::config::OrgSeed;
 use crate::domain::{Email, Role, Slug};
 use crate::store::orgs::Org;
 use crate::store::{self, StoreError};
+
+/// Largest import invite limit an org may have.
+pub const MAX_IMPORT_INVITE_LIMIT: i64 = 1_000_000;
+/// Longest resend cool-down (a week).
+pub const MAX_RESEND_COOLDOWN_SECS: i64 = 7 * 24 * 3600;
+
+/// What `update_org` may change; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct OrgChanges {
+    pub name: Option<String>,
+    /// `Some(None)` (or an empty name) makes the org manual again.
+    pub managed_by: Option<Option<String>>,
+    pub scim_new_members: Option<String>,
+    pub invite_limit: Option<i64>,
+    pub import_invite_limit: Option<i64>,
+    pub resend_cooldown_secs: Option<i64>,
+    pub invite_requires_group: Option<bool>,
+}
 
 impl Roster {
     /// Creates an org; with `owner_email`, its owner is added (invited) in the same transaction.
@@ -34,6 +52,10 @@ impl Roster {
             managed_by: None,
             managed_by_source: None,
             scim_new_members: "invite".into(),
+            invite_limit: store::orgs::DEFAULT_INVITE_LIMIT,
+            import_invite_limit: store::orgs::DEFAULT_IMPORT_INVITE_LIMIT,
+            resend_cooldown_secs: store::orgs::DEFAULT_RESEND_COOLDOWN_SECS,
+            invite_requires_group: false,
             created_at: now,
             updated_at: now,
         };
@@ -81,36 +103,87 @@ impl Roster {
         Ok(orgs)
     }
 
-    /// Renames an org and/or sets which integration manages its membership (`Some("")` clears).
+    /// Changes an org's name, managing integration and settings. Absent fields stay as they
+    /// are; every field is checked before anything is written.
     pub async fn update_org(
         &self,
         actor: &Actor,
         org_id: Uuid,
-        name: Option<&str>,
-        managed_by: Option<Option<&str>>,
-        scim_new_members: Option<&str>,
+        changes: &OrgChanges,
     ) -> Result<Org> {
         let now = self.clock.now();
         let mut tx = self.store.write().await?;
         let before = super::members::lock_org(&mut tx, org_id).await?;
         let mut after = before.clone();
-        if let Some(name) = name {
-            after.name = super::error::check_label("name", name, 200)?;
+        let mut errors = Vec::new();
+        if let Some(name) = &changes.name {
+            match super::error::check_label("name", name, 200) {
+                Ok(n) => after.name = n,
+                Err(RosterError::Invalid(e)) => errors.extend(e),
+                Err(e) => return Err(e),
+            }
         }
-        if let Some(managed) = managed_by {
-            after.managed_by = match managed.map(str::trim).filter(|m| !m.is_empty()) {
-                Some(m) => Some(super::error::check_label("managed_by", m, 200)?),
+        if let Some(managed) = &changes.managed_by {
+            after.managed_by = match managed.as_deref().map(str::trim).filter(|m| !m.is_empty()) {
+                Some(m) => match super::error::check_label("managed_by", m, 200) {
+                    Ok(m) => Some(m),
+                    Err(RosterError::Invalid(e)) => {
+                        errors.extend(e);
+                        None
+                    }
+                    Err(e) => return Err(e),
+                },
                 None => None,
             };
         }
-        if let Some(mode) = scim_new_members {
-            if !["invite", "invite_silently", "enroll"].contains(&mode) {
-                return Err(RosterError::invalid(
+        if let Some(mode) = &changes.scim_new_members {
+            if ["invite", "invite_silently", "enroll"].contains(&mode.as_str()) {
+                after.scim_new_members = mode.clone();
+            } else {
+                errors.push(FieldError::new(
                     "scim_new_members",
                     "must be invite, invite_silently or enroll",
                 ));
             }
-            after.scim_new_members = mode.to_owned();
+        }
+        let mut bounded = |field: &str, v: Option<i64>, min: i64, max: i64, into: &mut i64| {
+            if let Some(v) = v {
+                if (min..=max).contains(&v) {
+                    *into = v;
+                } else {
+                    errors.push(FieldError::new(
+                        field,
+                        format!("must be between {min} and {max} (got {v})"),
+                    ));
+                }
+            }
+        };
+        bounded(
+            "invite_limit",
+            changes.invite_limit,
+            1,
+            super::members::MAX_BATCH as i64,
+            &mut after.invite_limit,
+        );
+        bounded(
+            "import_invite_limit",
+            changes.import_invite_limit,
+            1,
+            MAX_IMPORT_INVITE_LIMIT,
+            &mut after.import_invite_limit,
+        );
+        bounded(
+            "resend_cooldown_secs",
+            changes.resend_cooldown_secs,
+            0,
+            MAX_RESEND_COOLDOWN_SECS,
+            &mut after.resend_cooldown_secs,
+        );
+        if let Some(required) = changes.invite_requires_group {
+            after.invite_requires_group = required;
+        }
+        if !errors.is_empty() {
+            return Err(RosterError::Invalid(errors));
         }
         if after == before {
             tx.rollback().await?;

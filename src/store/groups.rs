@@ -57,6 +57,9 @@ pub async fn touch(tx: &mut Tx, org_id: Uuid, id: Uuid, at: DateTime<Utc>) -> Re
 pub async fn delete(tx: &mut Tx, org_id: Uuid, id: Uuid) -> Result<bool> {
     on_tx!(tx, c => sqlx::query("DELETE FROM group_members WHERE group_id = $1")
         .bind(id).execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    // Open invitations that named the group no longer join it.
+    on_tx!(tx, c => sqlx::query("DELETE FROM invitation_groups WHERE org_id = $1 AND group_id = $2")
+        .bind(org_id).bind(id).execute(&mut *c).await.map(|r| r.rows_affected()))?;
     let n = on_tx!(tx, c => sqlx::query("DELETE FROM groups WHERE org_id = $1 AND id = $2")
         .bind(org_id).bind(id).execute(&mut *c).await.map(|r| r.rows_affected()))?;
     Ok(n == 1)

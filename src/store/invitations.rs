@@ -74,3 +74,37 @@ pub async fn insert_many(tx: &mut Tx, rows: &[InvitationRow]) -> Result<()> {
     }
     Ok(())
 }
+
+/// Records the groups an invited member joins on acceptance (added to any already recorded).
+pub async fn add_groups(
+    tx: &mut Tx,
+    org_id: Uuid,
+    member_id: Uuid,
+    group_ids: &[Uuid],
+    at: DateTime<Utc>,
+) -> Result<()> {
+    for g in group_ids {
+        on_tx!(tx, c => sqlx::query(
+            "INSERT INTO invitation_groups (org_id, member_id, group_id, added_at)
+             VALUES ($1, $2, $3, $4) ON CONFLICT (member_id, group_id) DO NOTHING")
+            .bind(org_id).bind(member_id).bind(g).bind(at)
+            .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    }
+    Ok(())
+}
+
+/// The groups an invited member joins on acceptance, by id and name, ordered by name.
+pub async fn groups_of(tx: &mut Tx, org_id: Uuid, member_id: Uuid) -> Result<Vec<(Uuid, String)>> {
+    Ok(on_tx!(tx, c => sqlx::query_as(
+        "SELECT g.id, g.name FROM invitation_groups ig JOIN groups g ON g.id = ig.group_id
+         WHERE ig.org_id = $1 AND ig.member_id = $2 ORDER BY g.name_key")
+        .bind(org_id).bind(member_id).fetch_all(&mut *c).await)?)
+}
+
+/// Forgets the groups an invitation named (accepted, cancelled or removed).
+pub async fn clear_groups(tx: &mut Tx, member_id: Uuid) -> Result<u64> {
+    Ok(
+        on_tx!(tx, c => sqlx::query("DELETE FROM invitation_groups WHERE member_id = $1")
+        .bind(member_id).execute(&mut *c).await.map(|r| r.rows_affected()))?,
+    )
+}

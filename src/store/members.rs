@@ -449,6 +449,25 @@ pub async fn due_reminders(
     Ok(rows)
 }
 
+/// Ids of an org's invited members after `after`, in id order.
+pub async fn invited_ids(
+    tx: &mut Tx,
+    org_id: Uuid,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<Uuid>> {
+    let rows: Vec<(Uuid,)> = match after {
+        Some(after) => on_tx!(tx, c => sqlx::query_as(
+            "SELECT id FROM members WHERE org_id = $1 AND access = 'invited' AND id > $2
+             ORDER BY id LIMIT $3")
+            .bind(org_id).bind(after).bind(limit).fetch_all(&mut *c).await)?,
+        None => on_tx!(tx, c => sqlx::query_as(
+            "SELECT id FROM members WHERE org_id = $1 AND access = 'invited' ORDER BY id LIMIT $2")
+            .bind(org_id).bind(limit).fetch_all(&mut *c).await)?,
+    };
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
 /// How many members an org has in each access state.
 pub async fn counts(tx: &mut Tx, org_id: Uuid) -> Result<Vec<(Access, i64)>> {
     let rows: Vec<(String, i64)> = on_tx!(tx, c => sqlx::query_as(

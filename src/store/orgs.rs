@@ -18,12 +18,26 @@ pub struct Org {
     pub scim_new_members: String,
     /// The authoritative source (from config) that manages membership, if any.
     pub managed_by_source: Option<String>,
+    /// Most addresses one request may invite by hand (API, console).
+    pub invite_limit: i64,
+    /// Most people one import may invite.
+    pub import_invite_limit: i64,
+    /// Seconds after an invitation email before another may go to the same person.
+    pub resend_cooldown_secs: i64,
+    /// Every invitation must name at least one group.
+    pub invite_requires_group: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
-const COLUMNS: &str =
-    "id, slug, name, managed_by, scim_new_members, managed_by_source, created_at, updated_at";
+const COLUMNS: &str = "id, slug, name, managed_by, scim_new_members, managed_by_source, \
+     invite_limit, import_invite_limit, resend_cooldown_secs, invite_requires_group, created_at, \
+     updated_at";
+
+/// Defaults of the invitation options (also the columns' defaults in the schema).
+pub const DEFAULT_INVITE_LIMIT: i64 = 10;
+pub const DEFAULT_IMPORT_INVITE_LIMIT: i64 = 500;
+pub const DEFAULT_RESEND_COOLDOWN_SECS: i64 = 600;
 
 impl Org {
     /// What manages the org's membership, in words for the 409: an authoritative source, else
@@ -52,8 +66,9 @@ pub async fn set_managing_sources(tx: &mut Tx, managed: &[(Uuid, String)]) -> Re
 
 pub async fn insert(tx: &mut Tx, org: &Org) -> Result<()> {
     on_tx!(tx, c => sqlx::query(
-        "INSERT INTO orgs (id, slug, name, managed_by, created_at, updated_at, scim_new_members)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)")
+        "INSERT INTO orgs (id, slug, name, managed_by, created_at, updated_at, scim_new_members,
+             invite_limit, import_invite_limit, resend_cooldown_secs, invite_requires_group)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")
         .bind(org.id)
         .bind(&org.slug)
         .bind(&org.name)
@@ -61,6 +76,10 @@ pub async fn insert(tx: &mut Tx, org: &Org) -> Result<()> {
         .bind(org.created_at)
         .bind(org.updated_at)
         .bind(&org.scim_new_members)
+        .bind(org.invite_limit)
+        .bind(org.import_invite_limit)
+        .bind(org.resend_cooldown_secs)
+        .bind(org.invite_requires_group)
         .execute(&mut *c)
         .await.map(|r| r.rows_affected()))?;
     Ok(())
@@ -96,13 +115,19 @@ pub async fn list(tx: &mut Tx) -> Result<Vec<Org>> {
 
 pub async fn update(tx: &mut Tx, org: &Org) -> Result<()> {
     on_tx!(tx, c => sqlx::query(
-        "UPDATE orgs SET name = $2, managed_by = $3, updated_at = $4, scim_new_members = $5
+        "UPDATE orgs SET name = $2, managed_by = $3, updated_at = $4, scim_new_members = $5,
+             invite_limit = $6, import_invite_limit = $7, resend_cooldown_secs = $8,
+             invite_requires_group = $9
          WHERE id = $1")
         .bind(org.id)
         .bind(&org.name)
         .bind(&org.managed_by)
         .bind(org.updated_at)
         .bind(&org.scim_new_members)
+        .bind(org.invite_limit)
+        .bind(org.import_invite_limit)
+        .bind(org.resend_cooldown_secs)
+        .bind(org.invite_requires_group)
         .execute(&mut *c)
         .await.map(|r| r.rows_affected()))?;
     Ok(())

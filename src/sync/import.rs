@@ -261,6 +261,14 @@ impl Engine {
                 .count() as i64,
             reactivations: planner.tally.reactivations as i64,
         };
+        // A file that would invite more people than the org allows at once is refused whole.
+        crate::roster::check_invite_limit(
+            "file",
+            planner.tally.creates as usize,
+            org.import_invite_limit,
+            "import_invite_limit",
+            "people per import",
+        )?;
         let run = RunRow {
             id: Uuid::now_v7(),
             source: IMPORT_SOURCE.into(),

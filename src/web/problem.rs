@@ -155,6 +155,15 @@ impl From<RosterError> for ApiError {
                 api
             }
             RosterError::Gone(msg) => ApiError::new(StatusCode::GONE, "gone", msg),
+            RosterError::LimitExceeded { field, message, .. } => {
+                let mut api = ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "limit_exceeded",
+                    message.clone(),
+                );
+                api.0.errors = vec![FieldError::new(field, message)];
+                api
+            }
             RosterError::Precondition(msg) => {
                 ApiError::new(StatusCode::PRECONDITION_FAILED, "precondition_failed", msg)
             }

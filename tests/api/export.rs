@@ -98,6 +98,7 @@ async fn export_streams_many_batches() {
     let app = spawn_app().await;
     let admin = app.org_with_admin("acme").await;
     // More than two store batches (1000 each).
+    app.allow_invites("acme", 800).await;
     for chunk in 0..3 {
         let members: Vec<_> = (0..800)
             .map(|i| json!({"email": format!("m{chunk}-{i}@acme.example")}))

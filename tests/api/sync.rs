@@ -1338,6 +1338,34 @@ async fn a_roster_column_keeps_the_groups_it_names() {
     let mut emails: Vec<&str> = seen.iter().map(|(_, e)| e.as_str()).collect();
     emails.sort();
     assert_eq!(emails, finance_emails);
+    // The source keeps it: admins may not change it, nor take its name, nor invite into it.
+    let r = app
+        .patch(
+            &members_path.replace("/members", ""),
+            &dept_admin,
+            json!({"name": "Money"}),
+        )
+        .await;
+    assert_eq!(r.status, 409, "{}", r.text);
+    assert_eq!(r.body["code"], "group_kept", "{}", r.text);
+    assert!(r.text.contains("source `dept`"), "{}", r.text);
+    let r = app
+        .post(
+            "/api/v1/orgs/dept/groups",
+            &dept_admin,
+            json!({"name": "AUDITORS"}),
+        )
+        .await;
+    assert_eq!(r.status, 409, "{}", r.text);
+    let r = app
+        .post(
+            "/api/v1/orgs/dept/members",
+            &dept_admin,
+            json!({"members": [{"email": "new@dept.example", "groups": ["Finance team"]}]}),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.text);
+    assert!(r.text.contains("kept by source `dept`"), "{}", r.text);
     // A group a SCIM client keeps is shown as such.
     let scim = app
         .post(
