@@ -15,3 +15,33 @@ CREATE TABLE invitation_groups (
     PRIMARY KEY (member_id, group_id)
 );
 CREATE INDEX invitation_groups_group ON invitation_groups (group_id);
+
+-- Invite links: a URL and an unlock code instead of an email. The link's token and the code
+-- are stored hashed; a link is pending until one person accepts it, and dies when it expires,
+-- is revoked, or has seen too many wrong codes.
+ALTER TABLE orgs ADD COLUMN invite_link_days BIGINT NOT NULL DEFAULT 14;
+
+CREATE TABLE invite_links (
+    id             UUID PRIMARY KEY NOT NULL,
+    org_id         UUID NOT NULL REFERENCES orgs(id),
+    token_hash     BYTEA NOT NULL UNIQUE,
+    code_hash      BYTEA NOT NULL,
+    description    TEXT NOT NULL,
+    email          TEXT,
+    role           TEXT NOT NULL CHECK (role IN ('admin', 'member')),
+    created_by     TEXT NOT NULL,
+    created_at     TIMESTAMPTZ NOT NULL,
+    expires_at     TIMESTAMPTZ NOT NULL,
+    revoked_at     TIMESTAMPTZ,
+    accepted_at    TIMESTAMPTZ,
+    member_id      UUID REFERENCES members(id),
+    failed_codes   BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX invite_links_org ON invite_links (org_id, created_at);
+
+CREATE TABLE invite_link_groups (
+    link_id   UUID NOT NULL REFERENCES invite_links(id),
+    group_id  UUID NOT NULL REFERENCES groups(id),
+    PRIMARY KEY (link_id, group_id)
+);
+CREATE INDEX invite_link_groups_group ON invite_link_groups (group_id);

@@ -15,3 +15,33 @@ CREATE TABLE invitation_groups (
     PRIMARY KEY (member_id, group_id)
 );
 CREATE INDEX invitation_groups_group ON invitation_groups (group_id);
+
+-- Invite links: a URL and an unlock code instead of an email. The link's token and the code
+-- are stored hashed; a link is pending until one person accepts it, and dies when it expires,
+-- is revoked, or has seen too many wrong codes.
+ALTER TABLE orgs ADD COLUMN invite_link_days INTEGER NOT NULL DEFAULT 14;
+
+CREATE TABLE invite_links (
+    id             BLOB PRIMARY KEY NOT NULL,
+    org_id         BLOB NOT NULL REFERENCES orgs(id),
+    token_hash     BLOB NOT NULL UNIQUE,
+    code_hash      BLOB NOT NULL,
+    description    TEXT NOT NULL,
+    email          TEXT,
+    role           TEXT NOT NULL CHECK (role IN ('admin', 'member')),
+    created_by     TEXT NOT NULL,
+    created_at     TEXT NOT NULL,
+    expires_at     TEXT NOT NULL,
+    revoked_at     TEXT,
+    accepted_at    TEXT,
+    member_id      BLOB REFERENCES members(id),
+    failed_codes   INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX invite_links_org ON invite_links (org_id, created_at);
+
+CREATE TABLE invite_link_groups (
+    link_id   BLOB NOT NULL REFERENCES invite_links(id),
+    group_id  BLOB NOT NULL REFERENCES groups(id),
+    PRIMARY KEY (link_id, group_id)
+);
+CREATE INDEX invite_link_groups_group ON invite_link_groups (group_id);

@@ -9,6 +9,7 @@ mod audit;
 pub mod extract;
 mod groups;
 mod invitations;
+mod invite_links;
 pub mod members;
 mod orgs;
 pub mod sync;
@@ -39,6 +40,11 @@ pub fn router(config: &Config) -> Router<AppState> {
         .route("/members/{id}/activity", post(members::activity))
         .route("/ownership", post(members::transfer_ownership))
         .route("/audit", get(audit::list))
+        .route(
+            "/invite-links",
+            get(invite_links::list).post(invite_links::create),
+        )
+        .route("/invite-links/{id}/revoke", post(invite_links::revoke))
         .route("/tokens", get(orgs::list_tokens).post(orgs::create_token))
         .route("/tokens/{id}", axum::routing::delete(orgs::revoke_token))
         .route("/groups", get(groups::list).post(groups::create))
@@ -75,4 +81,5 @@ pub fn router(config: &Config) -> Router<AppState> {
         .route("/orgs", get(orgs::list).post(orgs::create))
         .nest("/orgs/{org}", org)
         .route("/invitations/accept", post(invitations::accept))
+        .route("/invite-links/accept", post(invite_links::accept))
 }

@@ -99,6 +99,9 @@ pub struct PatchOrg {
     /// Every invitation must name at least one group.
     #[serde(default)]
     pub invite_requires_group: Option<bool>,
+    /// Days an invite link stays valid (1–90).
+    #[serde(default)]
+    pub invite_link_days: Option<i64>,
 }
 
 pub async fn patch(
@@ -124,6 +127,7 @@ pub async fn patch(
         import_invite_limit: body.import_invite_limit,
         resend_cooldown_secs: body.resend_cooldown_secs,
         invite_requires_group: body.invite_requires_group,
+        invite_link_days: body.invite_link_days,
     };
     let org = state
         .roster

@@ -27,6 +27,11 @@ pub enum Actor {
 }
 
 impl Actor {
+    /// Who, in words (as the audit log's `actor_label`).
+    pub fn label(&self) -> String {
+        self.parts().2
+    }
+
     fn parts(&self) -> (&'static str, Option<String>, String) {
         match self {
             Actor::Operator => ("operator", None, "operator token".into()),

@@ -35,6 +35,9 @@ pub enum RosterError {
     Locked { integration: String },
     #[error("{0}")]
     Gone(String),
+    /// An invite link's unlock code did not match.
+    #[error("wrong code; {remaining} more wrong code(s) and this link stops working")]
+    WrongCode { remaining: i64 },
     /// A request larger than an org setting allows.
     #[error("{message}")]
     LimitExceeded {

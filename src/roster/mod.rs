@@ -10,6 +10,7 @@ mod error;
 pub mod export;
 pub mod groups;
 mod invite_groups;
+pub mod invite_links;
 mod invites;
 mod members;
 pub mod orgs;
@@ -27,6 +28,7 @@ use crate::store::Store;
 pub use audit::Actor;
 pub use error::{FieldError, RosterError};
 pub use groups::{GroupKeeper, GroupMemberOutcome, GroupMemberResult, GroupPatch};
+pub use invite_links::{CreatedInviteLink, InviteLinkView, NewInviteLink};
 pub(crate) use members::check_invite_limit;
 pub use members::{
     AddOutcome, AddResult, MemberPatch, NewMember, RemoveOutcome, RemoveResult, ResendOutcome,
@@ -46,6 +48,8 @@ pub struct InviteSettings {
     /// Groups a source keeps, by (org slug, lowercased name) → source name: invitations may
     /// not name them.
     pub kept_groups: std::collections::HashMap<(String, String), String>,
+    /// The prefix an invite link's token is appended to (`{public_url}/invite-links/`).
+    pub link_url: String,
 }
 
 impl InviteSettings {
@@ -55,6 +59,10 @@ impl InviteSettings {
             reminder_interval: chrono::Duration::days(config.invitations.reminder_interval_days),
             reminders: config.invitations.reminders,
             expiry: chrono::Duration::days(config.invitations.expiry_days),
+            link_url: format!(
+                "{}/invite-links/",
+                config.server.public_url.trim_end_matches('/')
+            ),
             kept_groups: config
                 .sources
                 .iter()

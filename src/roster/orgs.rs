@@ -12,6 +12,8 @@ use crate::store::{self, StoreError};
 
 /// Largest import invite limit an org may have.
 pub const MAX_IMPORT_INVITE_LIMIT: i64 = 1_000_000;
+/// Longest an invite link may stay valid.
+pub const MAX_INVITE_LINK_DAYS: i64 = 90;
 /// Longest resend cool-down (a week).
 pub const MAX_RESEND_COOLDOWN_SECS: i64 = 7 * 24 * 3600;
 
@@ -26,6 +28,7 @@ pub struct OrgChanges {
     pub import_invite_limit: Option<i64>,
     pub resend_cooldown_secs: Option<i64>,
     pub invite_requires_group: Option<bool>,
+    pub invite_link_days: Option<i64>,
 }
 
 impl Roster {
@@ -56,6 +59,7 @@ impl Roster {
             import_invite_limit: store::orgs::DEFAULT_IMPORT_INVITE_LIMIT,
             resend_cooldown_secs: store::orgs::DEFAULT_RESEND_COOLDOWN_SECS,
             invite_requires_group: false,
+            invite_link_days: store::orgs::DEFAULT_INVITE_LINK_DAYS,
             created_at: now,
             updated_at: now,
         };
@@ -178,6 +182,13 @@ impl Roster {
             0,
             MAX_RESEND_COOLDOWN_SECS,
             &mut after.resend_cooldown_secs,
+        );
+        bounded(
+            "invite_link_days",
+            changes.invite_link_days,
+            1,
+            MAX_INVITE_LINK_DAYS,
+            &mut after.invite_link_days,
         );
         if let Some(required) = changes.invite_requires_group {
             after.invite_requires_group = required;

@@ -135,6 +135,9 @@ impl From<RosterError> for ScimError {
             RosterError::Locked { .. } => ScimError::new(StatusCode::CONFLICT, None, e.to_string()),
             RosterError::Gone(m) => ScimError::not_found(m),
             RosterError::LimitExceeded { message, .. } => ScimError::invalid_value(message),
+            RosterError::WrongCode { .. } => {
+                ScimError::new(StatusCode::FORBIDDEN, None, e.to_string())
+            }
             RosterError::Precondition(m) => ScimError::precondition(m),
             RosterError::Store(s) => s.into(),
         }

@@ -11,6 +11,7 @@
 pub mod audit;
 pub mod groups;
 pub mod invitations;
+pub mod invite_links;
 pub mod links;
 pub mod members;
 pub mod orgs;

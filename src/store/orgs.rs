@@ -26,18 +26,21 @@ pub struct Org {
     pub resend_cooldown_secs: i64,
     /// Every invitation must name at least one group.
     pub invite_requires_group: bool,
+    /// Days an invite link (URL and unlock code) stays valid.
+    pub invite_link_days: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
 const COLUMNS: &str = "id, slug, name, managed_by, scim_new_members, managed_by_source, \
-     invite_limit, import_invite_limit, resend_cooldown_secs, invite_requires_group, created_at, \
-     updated_at";
+     invite_limit, import_invite_limit, resend_cooldown_secs, invite_requires_group, \
+     invite_link_days, created_at, updated_at";
 
 /// Defaults of the invitation options (also the columns' defaults in the schema).
 pub const DEFAULT_INVITE_LIMIT: i64 = 10;
 pub const DEFAULT_IMPORT_INVITE_LIMIT: i64 = 500;
 pub const DEFAULT_RESEND_COOLDOWN_SECS: i64 = 600;
+pub const DEFAULT_INVITE_LINK_DAYS: i64 = 14;
 
 impl Org {
     /// What manages the org's membership, in words for the 409: an authoritative source, else
@@ -67,8 +70,9 @@ pub async fn set_managing_sources(tx: &mut Tx, managed: &[(Uuid, String)]) -> Re
 pub async fn insert(tx: &mut Tx, org: &Org) -> Result<()> {
     on_tx!(tx, c => sqlx::query(
         "INSERT INTO orgs (id, slug, name, managed_by, created_at, updated_at, scim_new_members,
-             invite_limit, import_invite_limit, resend_cooldown_secs, invite_requires_group)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")
+             invite_limit, import_invite_limit, resend_cooldown_secs, invite_requires_group,
+             invite_link_days)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
         .bind(org.id)
         .bind(&org.slug)
         .bind(&org.name)
@@ -80,6 +84,7 @@ pub async fn insert(tx: &mut Tx, org: &Org) -> Result<()> {
         .bind(org.import_invite_limit)
         .bind(org.resend_cooldown_secs)
         .bind(org.invite_requires_group)
+        .bind(org.invite_link_days)
         .execute(&mut *c)
         .await.map(|r| r.rows_affected()))?;
     Ok(())
@@ -117,7 +122,7 @@ pub async fn update(tx: &mut Tx, org: &Org) -> Result<()> {
     on_tx!(tx, c => sqlx::query(
         "UPDATE orgs SET name = $2, managed_by = $3, updated_at = $4, scim_new_members = $5,
              invite_limit = $6, import_invite_limit = $7, resend_cooldown_secs = $8,
-             invite_requires_group = $9
+             invite_requires_group = $9, invite_link_days = $10
          WHERE id = $1")
         .bind(org.id)
         .bind(&org.name)
@@ -128,6 +133,7 @@ pub async fn update(tx: &mut Tx, org: &Org) -> Result<()> {
         .bind(org.import_invite_limit)
         .bind(org.resend_cooldown_secs)
         .bind(org.invite_requires_group)
+        .bind(org.invite_link_days)
         .execute(&mut *c)
         .await.map(|r| r.rows_affected()))?;
     Ok(())

@@ -155,6 +155,9 @@ impl From<RosterError> for ApiError {
                 api
             }
             RosterError::Gone(msg) => ApiError::new(StatusCode::GONE, "gone", msg),
+            RosterError::WrongCode { .. } => {
+                ApiError::new(StatusCode::FORBIDDEN, "wrong_code", e.to_string())
+            }
             RosterError::LimitExceeded { field, message, .. } => {
                 let mut api = ApiError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,

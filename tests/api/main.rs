@@ -15,6 +15,7 @@ mod graph;
 mod health;
 mod helpers;
 mod http_json;
+mod invite_links;
 mod invite_options;
 mod invites;
 mod ldap;
