@@ -194,16 +194,13 @@ pub async fn replace_doc(
     let w = resource::read_group(body)?;
     // PUT replaces everything: no `members` means an empty group.
     let members = Some(w.members.clone().unwrap_or_default());
+    let base = base_url(state);
     let g = state
         .roster
-        .scim_replace_group(
-            client.org_id,
-            &client.actor(),
-            id,
-            provisioned(&w),
-            members,
-            version,
-        )
+        .scim_update_group(client.org_id, &client.actor(), id, members, version, |g| {
+            resource::check_put_read_only(&resource::render_group(g, None, &base), body)?;
+            Ok::<_, ScimError>(provisioned(&w))
+        })
         .await?;
     render(state, &g, true).await
 }
@@ -394,19 +391,18 @@ pub async fn patch_doc(
         }
     }
     if !doc_ops.is_empty() {
-        let mut doc = resource::render_group(&g, None, &base_url(state));
-        super::patch::apply(&mut doc, &doc_ops)?;
-        let w = resource::read_group(&doc)?;
+        // Applied to the group as it is when the write holds the org lock, so concurrent
+        // PATCHes all land; only an If-Match the client sent can refuse one.
+        let base = base_url(state);
         state
             .roster
-            .scim_replace_group(
-                client.org_id,
-                &client.actor(),
-                gid,
-                provisioned(&w),
-                None,
-                Some(g.version),
-            )
+            .scim_update_group(client.org_id, &client.actor(), gid, None, version, |g| {
+                let before = resource::render_group(g, None, &base);
+                let mut doc = before.clone();
+                super::patch::apply(&mut doc, &doc_ops)?;
+                resource::check_patch_read_only(&before, &doc)?;
+                Ok::<_, ScimError>(provisioned(&resource::read_group(&doc)?))
+            })
             .await?;
     }
     if changes.touched {

@@ -254,7 +254,14 @@ pub async fn create_doc(
     client: &ScimClient,
     body: &Value,
 ) -> Result<Value, ScimError> {
-    let w = resource::read_user(body)?;
+    let mut w = resource::read_user(body)?;
+    if w.active.is_none() {
+        // A new user is active unless it says otherwise.
+        w.active = Some(true);
+        if let Some(o) = w.data.as_object_mut() {
+            resource::remove_ci(o, "active");
+        }
+    }
     let m = state
         .roster
         .scim_create_user(client.org_id, &client.actor(), provisioned(w))
@@ -281,9 +288,13 @@ pub async fn replace_doc(
 ) -> Result<Value, ScimError> {
     let id = parse_id(id)?;
     let w = resource::read_user(body)?;
+    let base = base_url(state);
     let m = state
         .roster
-        .scim_replace_user(client.org_id, &client.actor(), id, provisioned(w), version)
+        .scim_update_user(client.org_id, &client.actor(), id, version, |m, groups| {
+            resource::check_put_read_only(&resource::render_user(m, groups, &base), body)?;
+            Ok::<_, ScimError>(provisioned(w))
+        })
         .await?;
     state.wake_delivery();
     render_one(state, &m).await
@@ -310,30 +321,30 @@ pub async fn patch_doc(
 ) -> Result<Value, ScimError> {
     let ops = super::patch::parse(body)?;
     let uid = parse_id(id)?;
-    let m = load(state, client, uid).await?;
-    if let Some(v) = version
-        && v != m.version
-    {
-        return Err(ScimError::precondition(
-            "the resource has changed; read it again",
-        ));
-    }
-    let mut doc = render_one(state, &m).await?;
-    super::patch::apply(&mut doc, &ops)?;
-    // The patched document replaces the resource; the version read above guards the write.
-    let w = resource::read_user(&doc)?;
+    let base = base_url(state);
+    // The operations apply to the user as it is when the write holds its lock, so concurrent
+    // PATCHes all land; only an If-Match the client sent can refuse one.
     let m = state
         .roster
-        .scim_replace_user(
-            client.org_id,
-            &client.actor(),
-            uid,
-            provisioned(w),
-            Some(m.version),
-        )
-        .await?;
+        .scim_update_user(client.org_id, &client.actor(), uid, version, |m, groups| {
+            let before = resource::render_user(m, groups, &base);
+            let mut doc = before.clone();
+            super::patch::apply(&mut doc, &ops)?;
+            resource::check_patch_read_only(&before, &doc)?;
+            Ok::<_, ScimError>(provisioned(resource::read_user(&doc)?))
+        })
+        .await
+        .map_err(|e| not_found_as_user(e, uid))?;
     state.wake_delivery();
     render_one(state, &m).await
+}
+
+fn not_found_as_user(e: ScimError, id: Uuid) -> ScimError {
+    if e.status == StatusCode::NOT_FOUND {
+        ScimError::not_found(format!("no User with id `{id}`"))
+    } else {
+        e
+    }
 }
 
 pub async fn patch(

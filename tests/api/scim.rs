@@ -1408,7 +1408,8 @@ async fn patch_edge_cases_real_clients_hit() {
             .body["member_email"],
         "new@acme.example"
     );
-    // A PUT that does not mention `active` keeps the member's state.
+    // A PUT that does not mention `active` leaves it unassigned: the member's access stays as
+    // it was, and the User has no `active` until a client assigns it again.
     app.scim(Method::PATCH, &format!("/Users/{id}"), &scim, Some(json!({"schemas": [PATCH], "Operations": [{"op": "replace", "path": "active", "value": false}]}))).await;
     let mut put = user("edge@acme.example");
     put.as_object_mut().unwrap().remove("active");
@@ -1416,7 +1417,14 @@ async fn patch_edge_cases_real_clients_hit() {
     let r = app
         .scim(Method::PUT, &format!("/Users/{id}"), &scim, Some(put))
         .await;
-    assert_eq!(r.body["active"], false, "{}", r.text);
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.body.get("active").is_none(), "{}", r.text);
+    assert_eq!(
+        app.get(&format!("/api/v1/orgs/acme/members/{id}"), &admin)
+            .await
+            .body["access"],
+        "removed"
+    );
     // `ne` on an absent attribute matches, like `not (eq)`.
     let r = app
         .scim(
@@ -1618,4 +1626,416 @@ async fn a_deleted_member_moves_its_groups_version_and_bad_projection_params_are
         )
         .await;
     assert_scim_error(&r, 400, Some("invalidValue"));
+}
+
+async fn total(app: &TestApp, scim: &str, filter: &str) -> Value {
+    let r = app
+        .scim(Method::GET, &format!("/Users?{}", q(filter)), scim, None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.body["totalResults"].clone()
+}
+
+fn patch_op(op: &str, path: &str, value: Value) -> Value {
+    json!({"schemas": [PATCH], "Operations": [{"op": op, "path": path, "value": value}]})
+}
+
+fn version_of(doc: &Value) -> i64 {
+    doc["meta"]["version"]
+        .as_str()
+        .and_then(|v| v.trim_start_matches("W/").trim_matches('"').parse().ok())
+        .unwrap_or_else(|| panic!("no version in {doc}"))
+}
+
+#[tokio::test]
+async fn concurrent_patches_without_if_match_all_land() {
+    let app = spawn_app().await;
+    let (_, scim) = app.scim_org("acme").await;
+    let u = create_user(&app, &scim, user("busy@acme.example")).await;
+    let id = u["id"].as_str().unwrap().to_owned();
+    let path = format!("/Users/{id}");
+    let at = |doc: &Value| version_of(doc);
+    let start = at(&u);
+
+    // Sixteen phone numbers added at once: every one is there afterwards.
+    let adds = (0..16).map(|i| {
+        let body = patch_op(
+            "add",
+            "phoneNumbers",
+            json!([{"value": format!("+1 555 01{i:02}"), "type": "work"}]),
+        );
+        app.scim(Method::PATCH, &path, &scim, Some(body))
+    });
+    for r in futures_util::future::join_all(adds).await {
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    let r = app.scim(Method::GET, &path, &scim, None).await;
+    let mut phones: Vec<String> = r.body["phoneNumbers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["value"].as_str().unwrap().to_owned())
+        .collect();
+    phones.sort();
+    let want: Vec<String> = (0..16).map(|i| format!("+1 555 01{i:02}")).collect();
+    assert_eq!(phones, want);
+    assert_eq!(at(&r.body), start + 16, "one write per PATCH");
+
+    // Sixteen title replacements: each applied in turn (sixteen new versions), one is last.
+    let before = at(&r.body);
+    let titles = (0..16).map(|i| {
+        app.scim(
+            Method::PATCH,
+            &path,
+            &scim,
+            Some(patch_op("replace", "title", json!(format!("Title {i}")))),
+        )
+    });
+    let results = futures_util::future::join_all(titles).await;
+    let mut versions: Vec<i64> = results
+        .iter()
+        .map(|r| {
+            assert_eq!(r.status, 200, "{}", r.text);
+            at(&r.body)
+        })
+        .collect();
+    versions.sort();
+    assert_eq!(versions, (before + 1..=before + 16).collect::<Vec<_>>());
+    let r = app.scim(Method::GET, &path, &scim, None).await;
+    let last = results.iter().find(|x| at(&x.body) == before + 16).unwrap();
+    assert_eq!(r.body["title"], last.body["title"]);
+
+    // `active` toggled sixteen times at once: every PATCH answers 200 and the phone numbers
+    // added earlier are untouched.
+    let toggles = (0..16).map(|i| {
+        app.scim(
+            Method::PATCH,
+            &path,
+            &scim,
+            Some(patch_op("replace", "active", json!(i % 2 == 0))),
+        )
+    });
+    for r in futures_util::future::join_all(toggles).await {
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    let r = app.scim(Method::GET, &path, &scim, None).await;
+    assert_eq!(r.body["phoneNumbers"].as_array().unwrap().len(), 16);
+
+    // A stale If-Match is still refused.
+    let r = app
+        .scim_with(
+            Method::PATCH,
+            &path,
+            &scim,
+            Some(patch_op("replace", "title", json!("late"))),
+            &[("if-match", &format!("W/\"{start}\""))],
+        )
+        .await;
+    assert_scim_error(&r, 412, None);
+
+    // Groups: sixteen renames at once all land, one after the other.
+    let g = app
+        .scim(
+            Method::POST,
+            "/Groups",
+            &scim,
+            Some(json!({"schemas": [GROUP], "displayName": "Team"})),
+        )
+        .await;
+    assert_eq!(g.status, 201, "{}", g.text);
+    let gpath = format!("/Groups/{}", g.body["id"].as_str().unwrap());
+    let gstart = at(&g.body);
+    let renames = (0..16).map(|i| {
+        app.scim(
+            Method::PATCH,
+            &gpath,
+            &scim,
+            Some(patch_op(
+                "replace",
+                "displayName",
+                json!(format!("Team {i}")),
+            )),
+        )
+    });
+    for r in futures_util::future::join_all(renames).await {
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    let r = app.scim(Method::GET, &gpath, &scim, None).await;
+    assert_eq!(at(&r.body), gstart + 16, "{}", r.text);
+}
+
+#[tokio::test]
+async fn removing_active_leaves_it_unassigned() {
+    let app = spawn_app().await;
+    let (admin, scim) = app.scim_org("acme").await;
+    let u = create_user(&app, &scim, user("una@acme.example")).await;
+    let id = u["id"].as_str().unwrap();
+    let path = format!("/Users/{id}");
+    let access = || async {
+        app.get(&format!("/api/v1/orgs/acme/members/{id}"), &admin)
+            .await
+            .body["access"]
+            .clone()
+    };
+    let before = access().await;
+    let r = app
+        .scim(
+            Method::PATCH,
+            &path,
+            &scim,
+            Some(json!({"schemas": [PATCH], "Operations": [{"op": "remove", "path": "active"}]})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.body.get("active").is_none(), "{}", r.text);
+    // GET agrees, filters see no `active`, and the member's access is unchanged.
+    let r = app.scim(Method::GET, &path, &scim, None).await;
+    assert!(r.body.get("active").is_none(), "{}", r.text);
+    let mine = |f: &str| format!(r#"userName eq "una@acme.example" and {f}"#);
+    assert_eq!(total(&app, &scim, &mine("userName pr")).await, 1);
+    assert_eq!(total(&app, &scim, &mine("active pr")).await, 0);
+    assert_eq!(total(&app, &scim, &mine("active eq true")).await, 0);
+    assert_eq!(access().await, before);
+    // Another PATCH leaves it unassigned; assigning it again shows it.
+    let r = app
+        .scim(
+            Method::PATCH,
+            &path,
+            &scim,
+            Some(patch_op("replace", "title", json!("Dev"))),
+        )
+        .await;
+    assert!(r.body.get("active").is_none(), "{}", r.text);
+    let r = app
+        .scim(
+            Method::PATCH,
+            &path,
+            &scim,
+            Some(patch_op("add", "active", json!(false))),
+        )
+        .await;
+    assert_eq!(r.body["active"], false, "{}", r.text);
+    assert_eq!(access().await, "removed");
+    // A new user without `active` is active.
+    let mut body = user("fresh@acme.example");
+    body.as_object_mut().unwrap().remove("active");
+    assert_eq!(create_user(&app, &scim, body).await["active"], true);
+}
+
+#[tokio::test]
+async fn read_only_attributes_cannot_be_changed() {
+    let app = spawn_app().await;
+    let (_, scim) = app.scim_org("acme").await;
+    let u = create_user(&app, &scim, user("ro@acme.example")).await;
+    let id = u["id"].as_str().unwrap().to_owned();
+    let path = format!("/Users/{id}");
+    let other = "01a22d26-ac59-72e6-a134-05751bdffaf0";
+    for body in [
+        patch_op("replace", "id", json!(other)),
+        patch_op("add", "meta.created", json!("2001-01-01T00:00:00Z")),
+        patch_op("replace", "meta", json!({"resourceType": "Group"})),
+        json!({"schemas": [PATCH], "Operations": [{"op": "remove", "path": "meta.location"}]}),
+        json!({"schemas": [PATCH], "Operations": [{"op": "remove", "path": "id"}]}),
+        json!({"schemas": [PATCH], "Operations": [{"op": "replace", "value": {"id": other, "title": "x"}}]}),
+    ] {
+        let r = app
+            .scim(Method::PATCH, &path, &scim, Some(body.clone()))
+            .await;
+        assert_scim_error(&r, 400, Some("mutability"));
+    }
+    // Nothing changed.
+    let r = app.scim(Method::GET, &path, &scim, None).await;
+    assert_eq!(r.body, u);
+    // A path-less value repeating the same id is fine.
+    let r = app
+        .scim(
+            Method::PATCH,
+            &path,
+            &scim,
+            Some(json!({"schemas": [PATCH], "Operations": [{"op": "replace", "value": {"id": id, "title": "Dev"}}]})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    // PUT: echoing id and meta as read is fine (also with an older version and lastModified);
+    // a different id, created, resourceType or location is refused.
+    let mut echo = r.body.clone();
+    echo["meta"]["version"] = json!("W/\"1\"");
+    echo["meta"]["lastModified"] = json!("2000-01-01T00:00:00Z");
+    let r = app
+        .scim(Method::PUT, &path, &scim, Some(echo.clone()))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let current = r.body.clone();
+    for (ptr, value) in [
+        ("/id", json!(other)),
+        ("/meta/created", json!("2001-01-01T00:00:00Z")),
+        ("/meta/resourceType", json!("Group")),
+        ("/meta/location", json!("http://elsewhere.example/Users/x")),
+        ("/meta", json!("not an object")),
+    ] {
+        let mut body = echo.clone();
+        *body.pointer_mut(ptr).unwrap() = value;
+        body["title"] = json!("Changed");
+        let r = app.scim(Method::PUT, &path, &scim, Some(body)).await;
+        assert_scim_error(&r, 400, Some("mutability"));
+    }
+    assert_eq!(
+        app.scim(Method::GET, &path, &scim, None).await.body,
+        current
+    );
+
+    // Groups alike.
+    let g = app
+        .scim(
+            Method::POST,
+            "/Groups",
+            &scim,
+            Some(json!({"schemas": [GROUP], "displayName": "Ops"})),
+        )
+        .await;
+    let gpath = format!("/Groups/{}", g.body["id"].as_str().unwrap());
+    let r = app
+        .scim(
+            Method::PATCH,
+            &gpath,
+            &scim,
+            Some(patch_op("replace", "id", json!(other))),
+        )
+        .await;
+    assert_scim_error(&r, 400, Some("mutability"));
+    let mut put = g.body.clone();
+    put["id"] = json!(other);
+    let r = app.scim(Method::PUT, &gpath, &scim, Some(put)).await;
+    assert_scim_error(&r, 400, Some("mutability"));
+    let r = app
+        .scim(Method::PUT, &gpath, &scim, Some(g.body.clone()))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+#[tokio::test]
+async fn numbers_are_kept_exactly_and_nul_in_filters_is_refused() {
+    let app = spawn_app().await;
+    let (_, scim) = app.scim_org("acme").await;
+    // Sent as raw text: serde_json (in this test too) would round the numbers.
+    let body = format!(
+        r#"{{"schemas": ["{USER}"], "userName": "num@acme.example", "emails": [{{"value": "num@acme.example"}}],
+            "x-big": 123456789012345678901234567890, "x-exact": 0.1000000000000000055511151231257827,
+            "x-list": [18446744073709551616, 1e3, 2]}}"#
+    );
+    let res = app
+        .client
+        .post(app.url("/scim/v2/Users"))
+        .bearer_auth(&scim)
+        .header("content-type", "application/scim+json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let text = res.text().await.unwrap();
+    let expect = [
+        r#""x-big":123456789012345678901234567890"#,
+        r#""x-exact":0.1000000000000000055511151231257827"#,
+        r#""x-list":[18446744073709551616,1e3,2]"#,
+    ];
+    for e in expect {
+        assert!(text.contains(e), "{e} not in {text}");
+    }
+    let id = serde_json::from_str::<Value>(&text).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Read back, listed, and after an unrelated PATCH: still exact.
+    let r = app
+        .scim(
+            Method::PATCH,
+            &format!("/Users/{id}"),
+            &scim,
+            Some(patch_op("replace", "title", json!("T"))),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    for path in [
+        format!("/Users/{id}"),
+        format!("/Users?{}", q(r#"title eq "T""#)),
+    ] {
+        let r = app.scim(Method::GET, &path, &scim, None).await;
+        for e in expect {
+            assert!(r.text.contains(e), "{e} not in {}", r.text);
+        }
+    }
+    // Filters compare them as numbers.
+    let r = app
+        .scim(
+            Method::GET,
+            &format!("/Users?{}", q("x-big gt 1e29")),
+            &scim,
+            None,
+        )
+        .await;
+    assert_eq!(r.body["totalResults"], 1, "{}", r.text);
+    // NUL in a filter value, raw or escaped: a SCIM 400 on both backends, not a database error.
+    for f in [
+        "userName eq \"a\u{0}b\"",
+        r#"userName eq "a\u0000b""#,
+        r#"title co "\u0000""#,
+    ] {
+        let r = app
+            .scim(Method::GET, &format!("/Users?{}", q(f)), &scim, None)
+            .await;
+        assert_scim_error(&r, 400, Some("invalidFilter"));
+        assert!(r.text.contains("NUL"), "{}", r.text);
+        let r = app
+            .scim(Method::POST, "/Users/.search", &scim, Some(json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "filter": f})))
+            .await;
+        // In a JSON body an escaped NUL is refused as the body is read (invalidValue).
+        assert_eq!(r.status, 400, "{}", r.text);
+        assert!(
+            ["invalidValue", "invalidFilter"].contains(&r.body["scimType"].as_str().unwrap_or("")),
+            "{}",
+            r.text
+        );
+        assert!(r.text.contains("NUL"), "{}", r.text);
+    }
+    // NUL in a body string is refused too (it cannot be stored, and marks exact numbers).
+    let r = app
+        .scim(
+            Method::PATCH,
+            &format!("/Users/{id}"),
+            &scim,
+            Some(patch_op("replace", "title", json!("a\u{0}b"))),
+        )
+        .await;
+    assert_scim_error(&r, 400, Some("invalidValue"));
+}
+
+#[tokio::test]
+async fn filters_nested_past_the_limit_are_refused_at_any_length() {
+    let app = spawn_app().await;
+    let (_, scim) = app.scim_org("acme").await;
+    let limit = rosterd::scim::filter::MAX_DEPTH;
+    let chain = |n: usize| vec![r#"userName eq "x""#; n].join(" or ");
+    let r = app
+        .scim(
+            Method::GET,
+            &format!("/Users?{}", q(&chain(limit))),
+            &scim,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let huge_links = "emails[type pr].".repeat(250) + "value pr";
+    for f in [
+        chain(limit + 1),
+        vec!["title pr"; 300].join(" and "),
+        huge_links,
+        "not (".repeat(600) + "title pr" + &")".repeat(600),
+    ] {
+        let r = app
+            .scim(Method::GET, &format!("/Users?{}", q(&f)), &scim, None)
+            .await;
+        assert_scim_error(&r, 400, Some("invalidFilter"));
+        assert!(r.text.contains("nested too deeply"), "{}", r.text);
+    }
 }
