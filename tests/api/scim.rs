@@ -2039,3 +2039,136 @@ async fn filters_nested_past_the_limit_are_refused_at_any_length() {
         assert!(r.text.contains("nested too deeply"), "{}", r.text);
     }
 }
+
+async fn create_group(app: &TestApp, token: &str, name: &str, member: &str) -> Value {
+    let body = json!({"schemas": [GROUP], "displayName": name, "members": [{"value": member}]});
+    let r = app.scim(Method::POST, "/Groups", token, Some(body)).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    r.body
+}
+
+#[tokio::test]
+async fn another_orgs_groups_and_bulk_ids_are_not_found() {
+    let app = spawn_app().await;
+    let (_, scim_a) = app.scim_org("org-a").await;
+    let (_, scim_b) = app.scim_org("org-b").await;
+    let ua = create_user(&app, &scim_a, user("ann@a.example")).await;
+    let ub = create_user(&app, &scim_b, user("bob@b.example")).await;
+    let (a_user, b_user) = (ua["id"].as_str().unwrap(), ub["id"].as_str().unwrap());
+    let ga = create_group(&app, &scim_a, "Team A", a_user).await;
+    let gb = create_group(&app, &scim_b, "Team B", b_user).await;
+    let (a_group, b_group) = (ga["id"].as_str().unwrap(), gb["id"].as_str().unwrap());
+    let b_path = format!("/Groups/{b_group}");
+    let b_before = app.scim(Method::GET, &b_path, &scim_b, None).await.body;
+
+    // B's group through A's token: not found, for every method.
+    assert_scim_error(
+        &app.scim(Method::GET, &b_path, &scim_a, None).await,
+        404,
+        None,
+    );
+    let put = json!({"schemas": [GROUP], "displayName": "Taken", "members": [{"value": a_user}]});
+    assert_scim_error(
+        &app.scim(Method::PUT, &b_path, &scim_a, Some(put)).await,
+        404,
+        None,
+    );
+    for body in [
+        patch_op("replace", "displayName", json!("Taken")),
+        patch_op("add", "members", json!([{"value": a_user}])),
+        json!({"schemas": [PATCH], "Operations": [{"op": "remove", "path": "members"}]}),
+    ] {
+        assert_scim_error(
+            &app.scim(Method::PATCH, &b_path, &scim_a, Some(body)).await,
+            404,
+            None,
+        );
+    }
+    assert_scim_error(
+        &app.scim(Method::DELETE, &b_path, &scim_a, None).await,
+        404,
+        None,
+    );
+    let r = app
+        .scim(
+            Method::GET,
+            &format!("/Groups?{}", q(r#"displayName eq "Team B""#)),
+            &scim_a,
+            None,
+        )
+        .await;
+    assert_eq!(r.body["totalResults"], 0, "{}", r.text);
+    let r = app
+        .scim(Method::GET, "/Groups?count=1000", &scim_a, None)
+        .await;
+    assert!(
+        !r.text.contains(b_group) && !r.text.contains(b_user),
+        "{}",
+        r.text
+    );
+
+    // B's user cannot join A's group: by PATCH, by PUT, or by path-less value.
+    let a_path = format!("/Groups/{a_group}");
+    for body in [
+        patch_op("add", "members", json!([{"value": b_user}])),
+        patch_op("replace", "members", json!([{"value": b_user}])),
+        json!({"schemas": [PATCH], "Operations": [{"op": "add", "value": {"members": [{"value": b_user}]}}]}),
+    ] {
+        let r = app.scim(Method::PATCH, &a_path, &scim_a, Some(body)).await;
+        assert_scim_error(&r, 400, Some("invalidValue"));
+    }
+    let put = json!({"schemas": [GROUP], "displayName": "Team A", "members": [{"value": a_user}, {"value": b_user}]});
+    assert_scim_error(
+        &app.scim(Method::PUT, &a_path, &scim_a, Some(put)).await,
+        400,
+        Some("invalidValue"),
+    );
+    let members = app.scim(Method::GET, &a_path, &scim_a, None).await.body["members"].clone();
+    assert_eq!(members.as_array().unwrap().len(), 1, "{members}");
+    assert_eq!(members[0]["value"], a_user);
+
+    // Bulk from A naming B's user and group: each operation is not found (or refused), and
+    // nothing of B's changes.
+    let ops = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": [
+        {"method": "PUT", "path": format!("/Users/{b_user}"), "data": user("bob@b.example")},
+        {"method": "PATCH", "path": format!("/Users/{b_user}"), "data": patch_op("replace", "active", json!(false))},
+        {"method": "DELETE", "path": format!("/Users/{b_user}")},
+        {"method": "PUT", "path": format!("/Groups/{b_group}"), "data": {"schemas": [GROUP], "displayName": "X"}},
+        {"method": "PATCH", "path": format!("/Groups/{b_group}"), "data": patch_op("replace", "displayName", json!("X"))},
+        {"method": "DELETE", "path": format!("/Groups/{b_group}")},
+        {"method": "PATCH", "path": format!("/Groups/{a_group}"), "data": patch_op("add", "members", json!([{"value": b_user}]))},
+        {"method": "POST", "path": "/Groups", "bulkId": "g", "data": {"schemas": [GROUP], "displayName": "Mixed", "members": [{"value": b_user}]}},
+    ]});
+    let r = app.scim(Method::POST, "/Bulk", &scim_a, Some(ops)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let statuses: Vec<&str> = r.body["Operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["404", "404", "404", "404", "404", "404", "400", "400"],
+        "{}",
+        r.text
+    );
+    assert_eq!(
+        app.scim(Method::GET, &b_path, &scim_b, None).await.body,
+        b_before
+    );
+    let r = app
+        .scim(Method::GET, &format!("/Users/{b_user}"), &scim_b, None)
+        .await;
+    assert_eq!(r.body["active"], true, "{}", r.text);
+    assert_eq!(version_of(&r.body), version_of(&ub), "{}", r.text);
+    let r = app
+        .scim(
+            Method::GET,
+            &format!("/Groups?{}", q(r#"displayName eq "Mixed""#)),
+            &scim_a,
+            None,
+        )
+        .await;
+    assert_eq!(r.body["totalResults"], 0, "{}", r.text);
+}
