@@ -2172,3 +2172,123 @@ async fn another_orgs_groups_and_bulk_ids_are_not_found() {
         .await;
     assert_eq!(r.body["totalResults"], 0, "{}", r.text);
 }
+
+#[tokio::test]
+async fn large_patches_and_bulks_stay_correct() {
+    let app = spawn_app().await;
+    let (_, scim) = app.scim_org("acme").await;
+    let u = create_user(&app, &scim, user("many@acme.example")).await;
+    let path = format!("/Users/{}", u["id"].as_str().unwrap());
+    let phone = |i: usize| json!({"value": format!("+1 555 {i:05}"), "type": "work"});
+    // 2 000 numbers, 500 of them sent twice: each kept once, in order.
+    let mut values: Vec<Value> = (0..2000).map(phone).collect();
+    values.extend((0..500).map(phone));
+    let r = app
+        .scim(
+            Method::PATCH,
+            &path,
+            &scim,
+            Some(patch_op("add", "phoneNumbers", json!(values))),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let got: Vec<Value> = r.body["phoneNumbers"].as_array().unwrap().clone();
+    assert_eq!(got, (0..2000).map(phone).collect::<Vec<_>>());
+    // Adding them all again changes nothing; removing the even ones by value leaves the odd.
+    let r = app
+        .scim(
+            Method::PATCH,
+            &path,
+            &scim,
+            Some(patch_op("add", "phoneNumbers", json!(got))),
+        )
+        .await;
+    assert_eq!(r.body["phoneNumbers"].as_array().unwrap().len(), 2000);
+    let even: Vec<Value> = (0..2000)
+        .step_by(2)
+        .map(|i| json!({"value": format!("+1 555 {i:05}")}))
+        .collect();
+    let r = app
+        .scim(
+            Method::PATCH,
+            &path,
+            &scim,
+            Some(json!({"schemas": [PATCH], "Operations": [{"op": "remove", "path": "phoneNumbers", "value": even}]})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.body["phoneNumbers"].as_array().unwrap(),
+        &(1..2000).step_by(2).map(phone).collect::<Vec<_>>()
+    );
+    // Many addresses, one of them primary: it takes the mark from the one there.
+    let mut emails: Vec<Value> = (0..1000)
+        .map(|i| json!({"value": format!("m{i}@acme.example"), "type": "other"}))
+        .collect();
+    emails[700]["primary"] = json!(true);
+    let r = app
+        .scim(
+            Method::PATCH,
+            &path,
+            &scim,
+            Some(patch_op("add", "emails", json!(emails))),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let primaries: Vec<&Value> = r.body["emails"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["primary"] == true)
+        .map(|e| &e["value"])
+        .collect();
+    assert_eq!(primaries, [&json!("m700@acme.example")], "{}", r.text);
+
+    // A Bulk of 300 users, each naming the next one (defined later) as manager.
+    let n = 300;
+    let ops: Vec<Value> = (0..n)
+        .map(|i| {
+            let mut data = user(&format!("chain{i}@acme.example"));
+            if i + 1 < n {
+                data[ENTERPRISE] = json!({"manager": {"value": format!("bulkId:u{}", i + 1)}});
+            }
+            json!({"method": "POST", "path": "/Users", "bulkId": format!("u{i}"), "data": data})
+        })
+        .collect();
+    let r = app
+        .scim(
+            Method::POST,
+            "/Bulk",
+            &scim,
+            Some(json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": ops})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let results = r.body["Operations"].as_array().unwrap();
+    assert_eq!(results.len(), n);
+    let mut ids = std::collections::HashMap::new();
+    for res in results {
+        assert_eq!(res["status"], "201", "{res}");
+        let loc = res["location"].as_str().unwrap();
+        ids.insert(
+            res["bulkId"].as_str().unwrap().to_owned(),
+            loc.rsplit('/').next().unwrap().to_owned(),
+        );
+    }
+    for i in 0..n - 1 {
+        let r = app
+            .scim(
+                Method::GET,
+                &format!("/Users/{}", ids[&format!("u{i}")]),
+                &scim,
+                None,
+            )
+            .await;
+        assert_eq!(
+            r.body[ENTERPRISE]["manager"]["value"],
+            ids[&format!("u{}", i + 1)],
+            "{}",
+            r.text
+        );
+    }
+}
