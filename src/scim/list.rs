@@ -216,8 +216,18 @@ pub fn sort_key(doc: &Value, path: &AttrPath) -> Option<String> {
     }
 }
 
-/// Sorts, counts and slices resources that were filtered in memory.
-pub fn page_in_memory(mut docs: Vec<Value>, q: &ListQuery) -> (i64, Vec<Value>) {
+/// Sorts, counts and slices resources that were filtered in memory, and projects the page.
+pub fn page_in_memory(docs: Vec<Value>, q: &ListQuery) -> (i64, Vec<Value>) {
+    let (total, page) = sort_and_slice(docs, q);
+    let page = page
+        .into_iter()
+        .map(|d| super::resource::project(d, &q.attributes, &q.excluded))
+        .collect();
+    (total, page)
+}
+
+/// Sorts, counts and slices resources that were filtered in memory (the page unprojected).
+pub fn sort_and_slice(mut docs: Vec<Value>, q: &ListQuery) -> (i64, Vec<Value>) {
     if let Some(path) = &q.sort_by {
         let mut keyed: Vec<(Option<String>, Value)> =
             docs.into_iter().map(|d| (sort_key(&d, path), d)).collect();
@@ -240,7 +250,6 @@ pub fn page_in_memory(mut docs: Vec<Value>, q: &ListQuery) -> (i64, Vec<Value>) 
         .into_iter()
         .skip((q.start_index - 1) as usize)
         .take(q.count as usize)
-        .map(|d| super::resource::project(d, &q.attributes, &q.excluded))
         .collect();
     (total, page)
 }

@@ -166,17 +166,7 @@ pub fn render_group(g: &Group, members: Option<&[(Uuid, String)]>, base: &str) -
         doc.insert("externalId".into(), json!(x));
     }
     if let Some(members) = members {
-        doc.insert(
-            "members".into(),
-            Value::Array(
-                members
-                    .iter()
-                    .map(|(id, _display)| {
-                        json!({"value": id.to_string(), "$ref": format!("{base}/Users/{id}"), "type": "User"})
-                    })
-                    .collect(),
-            ),
-        );
+        doc.insert("members".into(), render_group_members(members, base));
     }
     doc.insert(
         "meta".into(),
@@ -256,6 +246,18 @@ pub fn check_put_read_only(current: &Value, body: &Value) -> Result<(), ScimErro
         }
     }
     Ok(())
+}
+
+/// A group's `members`: `value`, `$ref` and `type` of each.
+pub fn render_group_members(members: &[(Uuid, String)], base: &str) -> Value {
+    Value::Array(
+        members
+            .iter()
+            .map(|(id, _display)| {
+                json!({"value": id.to_string(), "$ref": format!("{base}/Users/{id}"), "type": "User"})
+            })
+            .collect(),
+    )
 }
 
 /// What a client asked a User to be, after the tolerance rules.

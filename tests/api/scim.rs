@@ -2292,3 +2292,102 @@ async fn large_patches_and_bulks_stay_correct() {
         );
     }
 }
+
+#[tokio::test]
+async fn group_lists_show_each_groups_own_members() {
+    let app = spawn_app().await;
+    let (_, scim) = app.scim_org("acme").await;
+    let mut users = Vec::new();
+    for i in 0..7 {
+        let u = create_user(&app, &scim, user(&format!("m{i}@acme.example"))).await;
+        users.push(u["id"].as_str().unwrap().to_owned());
+    }
+    // Group i holds users i % 7 and (i * 3) % 7 (once when they coincide); every fifth is empty.
+    let mut want = std::collections::BTreeMap::new();
+    for i in 0..60 {
+        let mut ids: Vec<String> = if i % 5 == 0 {
+            vec![]
+        } else {
+            vec![users[i % 7].clone(), users[(i * 3) % 7].clone()]
+        };
+        ids.sort();
+        ids.dedup();
+        let members: Vec<Value> = ids.iter().map(|id| json!({"value": id})).collect();
+        let body =
+            json!({"schemas": [GROUP], "displayName": format!("G{i:02}"), "members": members});
+        let r = app.scim(Method::POST, "/Groups", &scim, Some(body)).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        want.insert(format!("G{i:02}"), ids);
+    }
+    let members_of = |doc: &Value| -> Vec<String> {
+        let mut ids: Vec<String> = doc["members"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|m| m["value"].as_str().unwrap().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        ids.sort();
+        ids
+    };
+    // The whole list, pages of it, sorted both ways: each group with exactly its members.
+    for query in [
+        "count=100".to_owned(),
+        "sortBy=displayName&sortOrder=descending&startIndex=11&count=20".to_owned(),
+        format!("filter={}", urlencode(r#"displayName sw "G1""#)),
+        format!(
+            "filter={}",
+            urlencode(&format!(r#"members[value eq "{}"]"#, users[3]))
+        ),
+        "attributes=members&count=100".to_owned(),
+    ] {
+        let r = app
+            .scim(Method::GET, &format!("/Groups?{query}"), &scim, None)
+            .await;
+        assert_eq!(r.status, 200, "{query}: {}", r.text);
+        let resources = r.body["Resources"].as_array().unwrap();
+        assert!(!resources.is_empty(), "{query}");
+        for g in resources {
+            let got = members_of(g);
+            let doc = app
+                .scim(
+                    Method::GET,
+                    &format!("/Groups/{}", g["id"].as_str().unwrap()),
+                    &scim,
+                    None,
+                )
+                .await;
+            let name = doc.body["displayName"].as_str().unwrap();
+            assert_eq!(got, want[name], "{query}: {name}");
+        }
+        if query.starts_with("sortBy") {
+            let names: Vec<&str> = resources
+                .iter()
+                .map(|g| g["displayName"].as_str().unwrap())
+                .collect();
+            let expect: Vec<String> = (30..50).rev().map(|i| format!("G{i:02}")).collect();
+            assert_eq!(names, expect, "{query}");
+        }
+        if query.starts_with("filter=members") {
+            let n = want.values().filter(|ids| ids.contains(&users[3])).count();
+            assert_eq!(resources.len(), n, "{query}");
+        }
+    }
+    // Without members when excluded.
+    let r = app
+        .scim(
+            Method::GET,
+            "/Groups?excludedAttributes=members&count=100",
+            &scim,
+            None,
+        )
+        .await;
+    assert!(
+        r.body["Resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|g| g.get("members").is_none())
+    );
+}
