@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::error::ScimError;
 use super::filter::{self, CompValue, Filter, Op};
-use super::list::{ListQuery, list_response, page_in_memory, sort_and_slice};
+use super::list::{ListQuery, list_response, sort_and_slice};
 use super::patch::{OpKind, PatchOp};
 use super::resource::{self, GroupWrite};
 use super::schema::Rules;
@@ -116,6 +116,18 @@ pub async fn filtered_docs(
     let mut tx = state.roster.store.read().await?;
     let groups = store::groups::list(&mut tx, client.org_id).await?;
     tx.rollback().await?;
+    let budget = state.config.scim.filter_budget;
+    if groups.len() > budget && (q.filter.is_some() || q.sort_by.is_some()) {
+        return Err(ScimError::new(
+            StatusCode::BAD_REQUEST,
+            Some("tooMany"),
+            format!(
+                "this filter or sortBy would examine {} groups in memory, more than the {budget} \
+                 allowed (scim.filter_budget)",
+                groups.len()
+            ),
+        ));
+    }
     let filter_members = q.filter.as_ref().is_some_and(mentions_members);
     let docs = render_all(state, client, &groups, filter_members).await?;
     let keep: Vec<bool> = docs
@@ -156,7 +168,7 @@ async fn run_query(
 ) -> Result<Value, ScimError> {
     if q.filter.as_ref().is_some_and(mentions_members) || !q.wants("members") {
         let docs = filtered_docs(state, client, q).await?;
-        let (total, page) = page_in_memory(docs, q);
+        let (total, page) = super::list::page_off_thread(docs, q).await?;
         return Ok(list_response(total, q.start_index, page));
     }
     // Filter, sort and slice without members; read the members of the page's groups only.

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::error::ScimError;
 use super::filter::{self, CompValue, Filter, Op};
-use super::list::{ListQuery, list_response, page_in_memory};
+use super::list::{ListQuery, list_response};
 use super::resource::{self, UserWrite};
 use super::schema::Rules;
 use super::{ScimBody, ScimClient, base_url, if_match, not_modified, read_json, scim_response};
@@ -65,6 +65,14 @@ fn condition(f: &Filter) -> (ScimCondition, bool) {
                 Err(_) => (ScimCondition::None, true),
             }
         }
+        Filter::Compare(p, Op::Eq | Op::Co | Op::Sw | Op::Ew, CompValue::Str(v))
+            if kept_in_document(p) =>
+        {
+            match data_pattern(v) {
+                Some(pat) => (ScimCondition::DataLike(pat), false),
+                None => (ScimCondition::All, false),
+            }
+        }
         Filter::And(a, b) => {
             let (ca, ea) = condition(a);
             let (cb, eb) = condition(b);
@@ -84,6 +92,62 @@ fn condition(f: &Filter) -> (ScimCondition, bool) {
         }
         _ => (ScimCondition::All, false),
     }
+}
+
+/// Whether an attribute is rendered only from the stored document (`scim_data`), not from a
+/// column: then a string it holds appears, JSON-escaped, in the stored text.
+fn kept_in_document(p: &filter::AttrPath) -> bool {
+    const FROM_COLUMNS: [&str; 10] = [
+        "id",
+        "userName",
+        "externalId",
+        "active",
+        "name",
+        "displayName",
+        "emails",
+        "groups",
+        "meta",
+        "schemas",
+    ];
+    let core = p.urn.as_deref().is_none_or(filter::is_core_urn);
+    !core || !FROM_COLUMNS.iter().any(|c| p.attr.eq_ignore_ascii_case(c))
+}
+
+/// A `LIKE` pattern matching every stored document whose text holds `needle` (JSON-escaped) in
+/// any case: a superset of the users the comparison (`eq`, `co`, `sw`, `ew`, any case) can
+/// match. Only for ASCII needles, where both databases fold case as Rust does; `i` and `k`
+/// match any one character, as `İ` (U+0130) and the Kelvin sign (U+212A) lowercase to them.
+fn data_pattern(needle: &str) -> Option<String> {
+    if !needle.is_ascii() || needle.is_empty() {
+        return None;
+    }
+    let escaped = serde_json::to_string(&needle.to_ascii_lowercase()).ok()?;
+    let inner = escaped.get(1..escaped.len() - 1)?;
+    let mut pat = String::with_capacity(inner.len() + 2);
+    pat.push('%');
+    for c in inner.chars() {
+        match c {
+            'i' | 'k' => pat.push('_'),
+            '%' | '_' | '\\' => {
+                pat.push('\\');
+                pat.push(c);
+            }
+            c => pat.push(c),
+        }
+    }
+    pat.push('%');
+    Some(pat)
+}
+
+fn too_many(n: i64, budget: usize) -> ScimError {
+    ScimError::new(
+        StatusCode::BAD_REQUEST,
+        Some("tooMany"),
+        format!(
+            "this filter or sortBy would examine {n} users in memory, more than the {budget} \
+             allowed (scim.filter_budget); narrow it with userName, externalId or id"
+        ),
+    )
 }
 
 fn sql_order(path: &filter::AttrPath) -> Option<ScimOrder> {
@@ -140,16 +204,29 @@ pub async fn filtered_docs(
         .as_ref()
         .map(condition)
         .unwrap_or((ScimCondition::All, true));
+    let budget = state.config.scim.filter_budget;
     let mut tx = state.roster.store.read().await?;
+    let n = store::members::scim_count(&mut tx, client.org_id, &cond).await?;
+    if n > i64::try_from(budget).unwrap_or(i64::MAX) {
+        tx.rollback().await?;
+        return Err(too_many(n, budget));
+    }
     let members = store::members::scim_all(&mut tx, client.org_id, &cond).await?;
     tx.rollback().await?;
     let docs = render_many(state, &members).await?;
-    Ok(match &q.filter {
-        Some(f) => docs
-            .into_iter()
-            .filter(|d| filter::matches(f, d, &Rules))
-            .collect(),
-        None => docs,
+    let Some(f) = q.filter.clone() else {
+        return Ok(docs);
+    };
+    // Evaluating is CPU work on up to `filter_budget` documents: off the async threads.
+    tokio::task::spawn_blocking(move || {
+        docs.into_iter()
+            .filter(|d| filter::matches(&f, d, &Rules))
+            .collect()
+    })
+    .await
+    .map_err(|e| {
+        tracing::error!(error = %e, "SCIM filter evaluation failed");
+        ScimError::internal()
     })
 }
 
@@ -189,7 +266,7 @@ async fn run_query(
         return Ok(list_response(total, q.start_index, page));
     }
     let docs = filtered_docs(state, client, q).await?;
-    let (total, page) = page_in_memory(docs, q);
+    let (total, page) = super::list::page_off_thread(docs, q).await?;
     Ok(list_response(total, q.start_index, page))
 }
 

@@ -2391,3 +2391,151 @@ async fn group_lists_show_each_groups_own_members() {
             .all(|g| g.get("members").is_none())
     );
 }
+
+/// Users whose stored documents hold text that tests the SQL narrowing: case, LIKE's own
+/// characters, JSON escapes, and letters whose lowercase differs between Unicode and ASCII.
+async fn seed_tricky(app: &TestApp, scim: &str) {
+    let titles = [
+        "Engineer",
+        "ENGINEERING lead",
+        "50% off_sale",
+        "back\\slash",
+        "quote\"d",
+        "\u{212A}ILO watt",
+        "İstanbul office",
+        "tab\there",
+        "Ünïcode",
+        "engineer",
+        "",
+    ];
+    for (i, t) in titles.iter().enumerate() {
+        let mut u = user(&format!("u{i}@acme.example"));
+        if !t.is_empty() {
+            u["title"] = json!(t);
+        }
+        u["externalId"] = json!(format!("ext-{i}"));
+        u["phoneNumbers"] = json!([{"value": format!("+1 555 {i:04}"), "type": if i % 2 == 0 { "work" } else { "home" }}]);
+        u["x-num"] = json!(i * 11);
+        u[ENTERPRISE] = json!({"department": if i % 3 == 0 { "R&D" } else { "Sales_EU" }, "employeeNumber": format!("{i}")});
+        create_user(app, scim, u).await;
+    }
+}
+
+#[tokio::test]
+async fn narrowed_filters_answer_what_the_evaluator_does() {
+    use rosterd::scim::{filter, schema::Rules};
+    let app = spawn_app().await;
+    let (_, scim) = app.scim_org("acme").await;
+    seed_tricky(&app, &scim).await;
+    let all = app
+        .scim(Method::GET, "/Users?count=1000", &scim, None)
+        .await;
+    let docs = all.body["Resources"].as_array().unwrap().clone();
+    assert_eq!(docs.len(), 12, "{}", all.text);
+    for f in [
+        r#"title eq "engineer""#,
+        r#"title co "ENGINEER""#,
+        r#"title sw "eng""#,
+        r#"title ew "LEAD""#,
+        r#"title co "%""#,
+        r#"title co "_""#,
+        r#"title co "f_s""#,
+        r#"title co "\\""#,
+        r#"title co "\"""#,
+        r#"title co "kilo""#,
+        r#"title sw "i""#,
+        r#"title co "istanbul""#,
+        r#"title co "\t""#,
+        r#"title co "ünï""#,
+        r#"title co "zzz""#,
+        r#"title eq "50% off_sale""#,
+        r#"phoneNumbers co "555 000""#,
+        r#"phoneNumbers.type eq "work""#,
+        r#"phoneNumbers[type eq "home" and value ew "3"]"#,
+        r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department eq "r&d""#,
+        r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department co "s_e""#,
+        r#"x-num co "1""#,
+        r#"x-num gt 50"#,
+        r#"title co "eng" and userName sw "u1""#,
+        r#"title co "eng" or externalId eq "ext-3""#,
+        r#"title co "eng" or title co "watt""#,
+        r#"not (title co "eng")"#,
+        r#"title ne "engineer""#,
+        r#"title pr and not (title co "i")"#,
+        r#"userName co "u1" and title co "ing""#,
+    ] {
+        let parsed = filter::parse(f).unwrap();
+        let mut want: Vec<&str> = docs
+            .iter()
+            .filter(|d| filter::matches(&parsed, d, &Rules))
+            .map(|d| d["id"].as_str().unwrap())
+            .collect();
+        want.sort();
+        let r = app
+            .scim(
+                Method::GET,
+                &format!("/Users?count=1000&{}", q(f)),
+                &scim,
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 200, "{f}: {}", r.text);
+        let mut got: Vec<&str> = r.body["Resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["id"].as_str().unwrap())
+            .collect();
+        got.sort();
+        assert_eq!(got, want, "{f}");
+        assert_eq!(r.body["totalResults"], want.len(), "{f}");
+    }
+}
+
+#[tokio::test]
+async fn filters_beyond_the_budget_answer_too_many() {
+    let app = spawn_with(Mail::Log, |c| c.scim.filter_budget = 5).await;
+    let (_, scim) = app.scim_org("acme").await;
+    seed_tricky(&app, &scim).await;
+    // More candidates than the budget: refused, whatever the page size.
+    for query in [
+        format!("filter={}&count=1", urlencode(r#"title co "e""#)),
+        format!("filter={}", urlencode(r#"phoneNumbers[type eq "work"]"#)),
+        format!("filter={}", urlencode(r#"not (userName eq "x")"#)),
+        "sortBy=title&count=2".to_owned(),
+    ] {
+        let r = app
+            .scim(Method::GET, &format!("/Users?{query}"), &scim, None)
+            .await;
+        assert_scim_error(&r, 400, Some("tooMany"));
+        assert!(r.text.contains("scim.filter_budget"), "{}", r.text);
+    }
+    let r = app
+        .scim(
+            Method::POST,
+            "/.search",
+            &scim,
+            Some(json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "filter": "title pr"})),
+        )
+        .await;
+    assert_scim_error(&r, 400, Some("tooMany"));
+    // Narrowed by SQL below the budget: answered. (Three documents hold "engineer"; SQL reads
+    // only those, although the org has twelve users.)
+    for (f, n) in [
+        (r#"title co "engineer""#, 3),
+        (r#"title co "eng" and userName sw "u1""#, 1),
+        (r#"userName eq "u3@acme.example""#, 1),
+        (r#"title eq "50% off_sale""#, 1),
+    ] {
+        let r = app
+            .scim(Method::GET, &format!("/Users?{}", q(f)), &scim, None)
+            .await;
+        assert_eq!(r.status, 200, "{f}: {}", r.text);
+        assert_eq!(r.body["totalResults"], n, "{f}: {}", r.text);
+    }
+    // Plain pages ordered in SQL are not limited.
+    let r = app
+        .scim(Method::GET, "/Users?count=100&sortBy=userName", &scim, None)
+        .await;
+    assert_eq!(r.body["totalResults"], 12, "{}", r.text);
+}
