@@ -41,6 +41,33 @@ pub struct Config {
     /// Outside systems polled on schedules, one entry per source (see `SourceConfig`).
     #[serde(default)]
     pub sources: Vec<SourceConfig>,
+    /// The SCIM service provider.
+    #[serde(default)]
+    pub scim: ScimConfig,
+}
+
+/// The SCIM service provider's limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScimConfig {
+    /// Most users (or groups) one SCIM list or search may examine in memory, for the part of a
+    /// filter or a `sortBy` that SQL cannot answer on its own (default 10000). A request that
+    /// would examine more answers `400 tooMany`; a filter on `userName`, `externalId` or `id`
+    /// narrows it.
+    #[serde(default = "default_scim_filter_budget")]
+    pub filter_budget: usize,
+}
+
+const fn default_scim_filter_budget() -> usize {
+    10_000
+}
+
+impl Default for ScimConfig {
+    fn default() -> Self {
+        ScimConfig {
+            filter_budget: default_scim_filter_budget(),
+        }
+    }
 }
 
 /// Settings shared by every sync run.

@@ -214,7 +214,7 @@ impl Roster {
         Ok(m)
     }
 
-    /// Replaces a SCIM user (PUT, or the result of a PATCH). `expected_version` is If-Match.
+    /// Replaces a SCIM user (PUT). `expected_version` is If-Match.
     pub async fn scim_replace_user(
         &self,
         org_id: Uuid,
@@ -223,7 +223,36 @@ impl Roster {
         u: ProvisionedUser,
         expected_version: Option<i64>,
     ) -> Result<Member> {
-        let now = self.clock.now();
+        self.scim_update_user(org_id, actor, id, expected_version, |_, _| Ok(u))
+            .await
+    }
+
+    /// Read-modify-write of a SCIM user (PATCH, or a PUT that must see the current resource):
+    /// `change` is given the member as it is now, with its groups `(id, name)`, under the org
+    /// lock and the member's row lock, and says what the user becomes. Concurrent changes
+    /// therefore apply one after the other to the current version and none is lost;
+    /// `expected_version` (If-Match) is only checked when the client sent one.
+    pub async fn scim_update_user<E: From<RosterError>>(
+        &self,
+        org_id: Uuid,
+        actor: &Actor,
+        id: Uuid,
+        expected_version: Option<i64>,
+        change: impl FnOnce(&Member, &[(Uuid, String)]) -> std::result::Result<ProvisionedUser, E>,
+    ) -> std::result::Result<Member, E> {
+        let (tx, org, before, groups) = self.user_for_update(org_id, id, expected_version).await?;
+        let u = change(&before, &groups)?;
+        Ok(self.write_user(tx, &org, actor, before, u).await?)
+    }
+
+    /// Opens the write transaction, locks the org and the user, checks If-Match, reads the
+    /// user's groups.
+    async fn user_for_update(
+        &self,
+        org_id: Uuid,
+        id: Uuid,
+        expected_version: Option<i64>,
+    ) -> Result<(Tx, store::orgs::Org, Member, Vec<(Uuid, String)>)> {
         let mut tx = self.store.write().await?;
         let org = lock_org(&mut tx, org_id).await?;
         let before = store::members::by_id(&mut tx, org_id, id, true)
@@ -231,6 +260,24 @@ impl Roster {
             .filter(|m| !m.scim_deleted)
             .ok_or_else(|| RosterError::NotFound("User".into()))?;
         check_version(before.version, expected_version)?;
+        let groups: Vec<(Uuid, String)> = store::groups::groups_of(&mut tx, &[id])
+            .await?
+            .into_iter()
+            .map(|(_, g, name)| (g, name))
+            .collect();
+        Ok((tx, org, before, groups))
+    }
+
+    async fn write_user(
+        &self,
+        mut tx: Tx,
+        org: &store::orgs::Org,
+        actor: &Actor,
+        before: Member,
+        u: ProvisionedUser,
+    ) -> Result<Member> {
+        let now = self.clock.now();
+        let (org_id, id) = (before.org_id, before.id);
         if !before.user_name.eq_ignore_ascii_case(&u.user_name)
             && let Some(holder) =
                 store::members::by_user_name(&mut tx, org_id, &u.user_name).await?
@@ -269,7 +316,7 @@ impl Roster {
         let mut action = "member.updated";
         let active = u.active.unwrap_or(m.access != Access::Removed);
         if active && m.access == Access::Removed {
-            invite = self.activate(&mut tx, &org, &mut m, now).await?;
+            invite = self.activate(&mut tx, org, &mut m, now).await?;
             m.removed_at = None;
             action = "member.readded";
         } else if !active && m.access != Access::Removed {
@@ -288,7 +335,7 @@ impl Roster {
         }
         store::members::update(&mut tx, &mut m).await?;
         if invite {
-            self.queue_invitation(&mut tx, &org, &m, InviteKind::Invite)
+            self.queue_invitation(&mut tx, org, &m, InviteKind::Invite)
                 .await?;
         }
         upsert_link(&mut tx, org_id, m.id, m.external_id.as_deref(), now).await?;
@@ -431,13 +478,53 @@ impl Roster {
         members: Option<Vec<String>>,
         expected_version: Option<i64>,
     ) -> Result<Group> {
-        let now = self.clock.now();
+        self.scim_update_group(org_id, actor, id, members, expected_version, |_| Ok(g))
+            .await
+    }
+
+    /// Read-modify-write of a group's attributes (PATCH, or a PUT that must see the current
+    /// resource): `change` is given the group as it is now, under the org lock, and says what it
+    /// becomes; `members`, when given, replaces the membership. As for users, concurrent
+    /// changes apply one after the other and `expected_version` is only checked when sent.
+    pub async fn scim_update_group<E: From<RosterError>>(
+        &self,
+        org_id: Uuid,
+        actor: &Actor,
+        id: Uuid,
+        members: Option<Vec<String>>,
+        expected_version: Option<i64>,
+        change: impl FnOnce(&Group) -> std::result::Result<ProvisionedGroup, E>,
+    ) -> std::result::Result<Group, E> {
+        let (tx, before) = self.group_for_update(org_id, id, expected_version).await?;
+        let g = change(&before)?;
+        Ok(self.write_group(tx, actor, before, g, members).await?)
+    }
+
+    async fn group_for_update(
+        &self,
+        org_id: Uuid,
+        id: Uuid,
+        expected_version: Option<i64>,
+    ) -> Result<(Tx, Group)> {
         let mut tx = self.store.write().await?;
         lock_org(&mut tx, org_id).await?;
         let before = store::groups::by_id(&mut tx, org_id, id)
             .await?
             .ok_or_else(|| RosterError::NotFound("Group".into()))?;
         check_version(before.version, expected_version)?;
+        Ok((tx, before))
+    }
+
+    async fn write_group(
+        &self,
+        mut tx: Tx,
+        actor: &Actor,
+        before: Group,
+        g: ProvisionedGroup,
+        members: Option<Vec<String>>,
+    ) -> Result<Group> {
+        let now = self.clock.now();
+        let (org_id, id) = (before.org_id, before.id);
         if !before.name.eq_ignore_ascii_case(&g.name)
             && store::groups::by_name(&mut tx, org_id, &g.name)
                 .await?

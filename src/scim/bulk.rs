@@ -72,6 +72,64 @@ fn resolve(v: &mut Value, ids: &HashMap<String, String>) -> Result<(), String> {
     Ok(())
 }
 
+/// The order operations run in: request order, except that one referring to a bulkId defined by
+/// a later operation waits until that one has run (RFC 7644 §3.7.2). Operations still waiting
+/// when nothing more can run refer to each other in a circle; they run last, in request order,
+/// and fail with 409 as their references cannot be resolved. Linear in the operations and their
+/// references (each reference is counted once and released once), whatever the dependencies.
+fn run_order(ops: &[Value]) -> Vec<&Value> {
+    use std::cmp::Reverse;
+    use std::collections::{BinaryHeap, HashSet};
+
+    // bulkId → the operations that define it.
+    let mut defined: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, op) in ops.iter().enumerate() {
+        if let Some(b) = get_ci(op, "bulkId").and_then(Value::as_str) {
+            defined.entry(b).or_default().push(i);
+        }
+    }
+    // Each operation waits for the distinct bulkIds it refers to that some operation defines.
+    let mut waiting_on = vec![0usize; ops.len()];
+    let mut waiters: HashMap<String, Vec<usize>> = HashMap::new();
+    for (i, op) in ops.iter().enumerate() {
+        let refs: HashSet<String> = references(op)
+            .into_iter()
+            .filter(|r| defined.contains_key(r.as_str()))
+            .collect();
+        waiting_on[i] = refs.len();
+        for r in refs {
+            waiters.entry(r).or_default().push(i);
+        }
+    }
+    let mut ready: BinaryHeap<Reverse<usize>> = (0..ops.len())
+        .filter(|i| waiting_on[*i] == 0)
+        .map(Reverse)
+        .collect();
+    let mut order = Vec::with_capacity(ops.len());
+    let mut ran = vec![false; ops.len()];
+    while let Some(Reverse(i)) = ready.pop() {
+        ran[i] = true;
+        order.push(&ops[i]);
+        if let Some(b) = get_ci(&ops[i], "bulkId").and_then(Value::as_str)
+            && let Some(ws) = waiters.remove(b)
+        {
+            for w in ws {
+                waiting_on[w] -= 1;
+                if waiting_on[w] == 0 {
+                    ready.push(Reverse(w));
+                }
+            }
+        }
+    }
+    order.extend(
+        ops.iter()
+            .enumerate()
+            .filter(|(i, _)| !ran[*i])
+            .map(|(_, op)| op),
+    );
+    order
+}
+
 pub async fn bulk(
     State(state): State<AppState>,
     client: ScimClient,
@@ -115,43 +173,7 @@ pub async fn bulk(
     let mut ids: HashMap<String, String> = HashMap::new();
     let mut results = Vec::with_capacity(ops.len());
     let mut errors = 0u64;
-    // Operations run in order, except that one referring to a bulkId created by a later
-    // operation waits until that one has run (RFC 7644 §3.7.2); what still waits when nothing
-    // more can run refers to a missing or circular bulkId and fails with 409.
-    let defined: std::collections::HashSet<String> = ops
-        .iter()
-        .filter_map(|op| {
-            get_ci(op, "bulkId")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        })
-        .collect();
-    let mut pending: Vec<&Value> = ops.iter().collect();
-    let mut order: Vec<&Value> = Vec::with_capacity(ops.len());
-    let mut done: std::collections::HashSet<String> = std::collections::HashSet::new();
-    while !pending.is_empty() {
-        let before = pending.len();
-        let mut still = Vec::new();
-        for op in pending {
-            let waits = references(op)
-                .iter()
-                .any(|r| defined.contains(r) && !done.contains(r));
-            if waits {
-                still.push(op);
-            } else {
-                if let Some(b) = get_ci(op, "bulkId").and_then(Value::as_str) {
-                    done.insert(b.to_owned());
-                }
-                order.push(op);
-            }
-        }
-        if still.len() == before {
-            // Circular: run them anyway; their references fail with 409.
-            order.extend(still);
-            break;
-        }
-        pending = still;
-    }
+    let order = run_order(ops);
     for op in order {
         if fail_on_errors.is_some_and(|limit| errors >= limit) {
             break;
@@ -289,5 +311,56 @@ async fn run_one(
         (m, _) => Err(ScimError::invalid_syntax(format!(
             "`{m}` on `/{path}` is not a Bulk operation"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn ids(order: &[&Value]) -> Vec<String> {
+        order
+            .iter()
+            .map(|op| op["n"].as_str().unwrap_or("?").to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn operations_wait_only_for_what_they_refer_to() {
+        let ops = vec![
+            json!({"n": "a", "bulkId": "a", "data": {"manager": "bulkId:c"}}),
+            json!({"n": "b", "bulkId": "b"}),
+            json!({"n": "c", "bulkId": "c", "data": {"x": ["bulkId:b"]}}),
+            json!({"n": "d", "path": "/Users/bulkId:a"}),
+            json!({"n": "e", "data": "bulkId:missing"}),
+            json!({"n": "x", "bulkId": "x", "data": "bulkId:y"}),
+            json!({"n": "y", "bulkId": "y", "data": "bulkId:x"}),
+            json!({"n": "s", "bulkId": "s", "data": "bulkId:s"}),
+        ];
+        // b, then c (which needed b), then a (which needed c), then d (which needed a); e refers
+        // to nothing defined; x, y and s wait on each other or themselves and run last.
+        assert_eq!(
+            ids(&run_order(&ops)),
+            ["b", "c", "a", "d", "e", "x", "y", "s"]
+        );
+    }
+
+    #[test]
+    fn a_long_backward_chain_is_ordered_in_one_pass() {
+        // Operation i refers to i + 1: the last runs first and the first last.
+        let n = 1000;
+        let ops: Vec<Value> = (0..n)
+            .map(|i| {
+                let mut op = json!({"n": i.to_string(), "bulkId": format!("u{i}")});
+                if i + 1 < n {
+                    op["data"] = json!({"manager": {"value": format!("bulkId:u{}", i + 1)}});
+                }
+                op
+            })
+            .collect();
+        let want: Vec<String> = (0..n).rev().map(|i| i.to_string()).collect();
+        assert_eq!(ids(&run_order(&ops)), want);
     }
 }

@@ -12,9 +12,12 @@ use std::fmt;
 
 use serde_json::Value;
 
-/// Most nesting accepted (parentheses, `not`, value paths), so hostile input cannot exhaust
-/// the stack.
-const MAX_DEPTH: usize = 32;
+/// Most nesting accepted, so hostile input cannot exhaust the stack (in the parser, the
+/// evaluator, the SQL translation or when the tree is dropped). Every level counts: a bare
+/// comparison is depth 1, and each parenthesis, `not`, value filter (`attr[…]`), `and` and `or`
+/// adds one — `a pr and b pr and c pr` is depth 3; `a[f].b op v` reads as `a[f and b op v]`, so
+/// each link of a chain `a[f].b[g].c[h]…` adds two.
+pub const MAX_DEPTH: usize = 32;
 /// Longest filter accepted.
 pub const MAX_LEN: usize = 4096;
 
@@ -205,6 +208,10 @@ impl<'a> Lexer<'a> {
                     if !closed {
                         return err(i, "unterminated string");
                     }
+                    // No stored value holds one, and PostgreSQL refuses it in text.
+                    if s.contains('\0') {
+                        return err(i, "a string in a filter cannot contain NUL (U+0000)");
+                    }
                     self.toks.push((i, Tok::Str(s)));
                 }
                 c if c == '-' || c.is_ascii_digit() => {
@@ -274,44 +281,66 @@ impl Parser {
     fn deeper(&mut self) -> Result<(), FilterError> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
-            return err(self.at(), "filter is nested too deeply");
+            return err(
+                self.at(),
+                format!("filter is nested too deeply (more than {MAX_DEPTH} levels)"),
+            );
         }
         Ok(())
     }
 
-    fn or(&mut self) -> Result<Filter, FilterError> {
-        let mut left = self.and()?;
+    /// A node over children of depth `below`: refused when it would be nested too deeply, so
+    /// the tree is never deeper than [`MAX_DEPTH`] (`and`/`or` chains are built in a loop, but
+    /// every link is a level of the tree the evaluator walks).
+    fn node(&self, at: usize, below: usize) -> Result<usize, FilterError> {
+        let d = below + 1;
+        if d > MAX_DEPTH {
+            return err(
+                at,
+                format!("filter is nested too deeply (more than {MAX_DEPTH} levels)"),
+            );
+        }
+        Ok(d)
+    }
+
+    fn or(&mut self) -> Result<(Filter, usize), FilterError> {
+        let (mut left, mut depth) = self.and()?;
         while self.peek_keyword("or") {
+            let at = self.at();
             self.next();
-            let right = self.and()?;
+            let (right, d) = self.and()?;
+            depth = self.node(at, depth.max(d))?;
             left = Filter::Or(Box::new(left), Box::new(right));
         }
-        Ok(left)
+        Ok((left, depth))
     }
 
-    fn and(&mut self) -> Result<Filter, FilterError> {
-        let mut left = self.unary()?;
+    fn and(&mut self) -> Result<(Filter, usize), FilterError> {
+        let (mut left, mut depth) = self.unary()?;
         while self.peek_keyword("and") {
+            let at = self.at();
             self.next();
-            let right = self.unary()?;
+            let (right, d) = self.unary()?;
+            depth = self.node(at, depth.max(d))?;
             left = Filter::And(Box::new(left), Box::new(right));
         }
-        Ok(left)
+        Ok((left, depth))
     }
 
-    fn unary(&mut self) -> Result<Filter, FilterError> {
+    fn unary(&mut self) -> Result<(Filter, usize), FilterError> {
         self.deeper()?;
         let result = self.unary_inner();
         self.depth -= 1;
         result
     }
 
-    fn unary_inner(&mut self) -> Result<Filter, FilterError> {
+    fn unary_inner(&mut self) -> Result<(Filter, usize), FilterError> {
         if self.peek_keyword("not") && matches!(self.toks.get(self.pos + 1), Some((_, Tok::LParen)))
         {
+            let at = self.at();
             self.next();
-            let inner = self.group()?;
-            return Ok(Filter::Not(Box::new(inner)));
+            let (inner, d) = self.group()?;
+            return Ok((Filter::Not(Box::new(inner)), self.node(at, d)?));
         }
         if matches!(self.peek(), Some(Tok::LParen)) {
             return self.group();
@@ -319,7 +348,7 @@ impl Parser {
         self.attr_expr()
     }
 
-    fn group(&mut self) -> Result<Filter, FilterError> {
+    fn group(&mut self) -> Result<(Filter, usize), FilterError> {
         let at = self.at();
         if self.next() != Some(Tok::LParen) {
             return err(at, "expected `(`");
@@ -332,7 +361,7 @@ impl Parser {
         Ok(inner)
     }
 
-    fn attr_expr(&mut self) -> Result<Filter, FilterError> {
+    fn attr_expr(&mut self) -> Result<(Filter, usize), FilterError> {
         let at = self.at();
         let path = match self.next() {
             Some(Tok::Word(w)) => parse_attr_path(&w).map_err(|m| FilterError {
@@ -349,12 +378,11 @@ impl Parser {
                 );
             }
             self.next();
-            self.deeper()?;
-            let inner = self.or()?;
-            self.depth -= 1;
-            let at = self.at();
+            // The inner filter's own level is counted where it is parsed (`unary`).
+            let (inner, inner_depth) = self.or()?;
+            let close = self.at();
             if self.next() != Some(Tok::RBracket) {
-                return err(at, "expected `]`");
+                return err(close, "expected `]`");
             }
             // `emails[type eq "work"].value co "x"` (beyond the RFC's grammar, but clients send
             // it): the comparison applies to the sub-attribute of the values the filter selects.
@@ -370,13 +398,22 @@ impl Parser {
                     return err(sub_at, "expected a sub-attribute name after `].`");
                 }
                 self.toks[self.pos] = (sub_at, Tok::Word(sub.attr));
-                let cmp = self.attr_expr()?;
-                return Ok(Filter::ValuePath(
-                    path,
-                    Box::new(Filter::And(Box::new(inner), Box::new(cmp))),
+                // The comparison may itself be a value filter (`a[…].b[…]…`): each link is a
+                // level, for the parser's recursion as for the tree.
+                self.deeper()?;
+                let cmp = self.attr_expr();
+                self.depth -= 1;
+                let (cmp, cmp_depth) = cmp?;
+                let and = self.node(sub_at, inner_depth.max(cmp_depth))?;
+                return Ok((
+                    Filter::ValuePath(path, Box::new(Filter::And(Box::new(inner), Box::new(cmp)))),
+                    self.node(at, and)?,
                 ));
             }
-            return Ok(Filter::ValuePath(path, Box::new(inner)));
+            return Ok((
+                Filter::ValuePath(path, Box::new(inner)),
+                self.node(at, inner_depth)?,
+            ));
         }
         let at = self.at();
         let op = match self.next() {
@@ -384,7 +421,7 @@ impl Parser {
             _ => return err(at, format!("expected an operator after `{path}`")),
         };
         let op = match op.as_str() {
-            "pr" => return Ok(Filter::Present(path)),
+            "pr" => return Ok((Filter::Present(path), 1)),
             "eq" => Op::Eq,
             "ne" => Op::Ne,
             "co" => Op::Co,
@@ -416,7 +453,7 @@ impl Parser {
         if matches!(value, CompValue::Bool(_)) && !matches!(op, Op::Eq | Op::Ne) {
             return err(at, "booleans can only be compared with eq or ne");
         }
-        Ok(Filter::Compare(path, op, value))
+        Ok((Filter::Compare(path, op, value), 1))
     }
 }
 
@@ -474,7 +511,7 @@ pub fn parse(text: &str) -> Result<Filter, FilterError> {
         end: text.len(),
         depth: 0,
     };
-    let f = p.or()?;
+    let (f, _) = p.or()?;
     if p.pos < p.toks.len() {
         return err(p.at(), "unexpected text after the filter");
     }
@@ -640,6 +677,13 @@ fn compare_one(op: Op, have: &Value, want: &CompValue, case_exact: bool, datetim
                 },
                 _ => compare_str(op, h, w, true),
             }
+        }
+        // A number kept exactly as sent (see `number`) compares as a number.
+        (Value::String(h), CompValue::Num(_)) if super::number::marked(h).is_some() => {
+            let n = super::number::marked(h)
+                .and_then(|t| t.parse::<f64>().ok())
+                .and_then(serde_json::Number::from_f64);
+            n.is_some_and(|n| compare_one(op, &Value::Number(n), want, case_exact, datetime))
         }
         (Value::String(h), CompValue::Str(w)) => compare_str(op, h, w, case_exact),
         (Value::Number(h), CompValue::Num(w)) => {
@@ -845,6 +889,9 @@ mod tests {
             "a.b.c pr",
             "userName eq 'single'",
             "not userName pr",
+            "userName eq \"a\u{0}b\"",
+            "userName eq \"a\\u0000b\"",
+            "userName eq \"a\" \u{0}",
         ] {
             assert!(parse(bad).is_err(), "{bad:?} parsed");
         }
@@ -947,7 +994,78 @@ mod tests {
         fn deep_nesting_is_refused_not_overflowed(n in 1usize..2000) {
             let s = format!("{}a pr{}", "(".repeat(n), ")".repeat(n));
             let r = parse(&s);
-            if n > MAX_DEPTH { prop_assert!(r.is_err()); }
+            prop_assert_eq!(r.is_ok(), n < MAX_DEPTH, "{} parentheses", n);
+        }
+
+        #[test]
+        fn parsed_trees_are_never_deeper_than_the_limit(
+            s in "((not \\(|\\(|a\\[|a pr (and|or) |a\\[x pr\\]\\.b eq 1 and ){0,40}a pr[\\])]{0,40})"
+        ) {
+            if let Ok(f) = parse(&s) {
+                prop_assert!(tree_depth(&f) <= MAX_DEPTH, "{}", s);
+            }
+        }
+    }
+
+    fn tree_depth(f: &Filter) -> usize {
+        match f {
+            Filter::And(a, b) | Filter::Or(a, b) => 1 + tree_depth(a).max(tree_depth(b)),
+            Filter::Not(a) | Filter::ValuePath(_, a) => 1 + tree_depth(a),
+            Filter::Present(_) | Filter::Compare(..) => 1,
+        }
+    }
+
+    fn too_deep(s: &str) -> bool {
+        parse(s).is_err_and(|e| e.message.contains("nested too deeply"))
+    }
+
+    #[test]
+    fn every_level_counts_up_to_the_limit() {
+        // `and` / `or` chains: n comparisons are n levels.
+        for op in ["and", "or"] {
+            let chain = |n: usize| vec!["a pr"; n].join(&format!(" {op} "));
+            let f = p(&chain(MAX_DEPTH));
+            assert_eq!(tree_depth(&f), MAX_DEPTH);
+            assert!(too_deep(&chain(MAX_DEPTH + 1)), "{op} chain past the limit");
+        }
+        // `not (…)`: each is a level.
+        let nots = |n: usize| format!("{}a pr{}", "not (".repeat(n), ")".repeat(n));
+        assert_eq!(tree_depth(&p(&nots(MAX_DEPTH - 1))), MAX_DEPTH);
+        assert!(too_deep(&nots(MAX_DEPTH)));
+        // Parentheses: each is a level even though the tree does not keep them.
+        let parens = |n: usize| format!("{}a pr{}", "(".repeat(n), ")".repeat(n));
+        p(&parens(MAX_DEPTH - 1));
+        assert!(too_deep(&parens(MAX_DEPTH)));
+        // Nested value filters: `a[a[…a pr…]]`.
+        let nested = |n: usize| format!("{}a pr{}", "a[".repeat(n), "]".repeat(n));
+        assert_eq!(tree_depth(&p(&nested(MAX_DEPTH - 1))), MAX_DEPTH);
+        assert!(too_deep(&nested(MAX_DEPTH)));
+        // Chained value filters `a[x pr].a[x pr]…`: each link is two levels (value filter and
+        // the `and` joining its filter to the comparison after it).
+        let chained = |links: usize| format!("{}a pr", "a[x pr].".repeat(links));
+        let at_limit = (MAX_DEPTH - 1) / 2;
+        assert_eq!(tree_depth(&p(&chained(at_limit))), 2 * at_limit + 1);
+        assert!(2 * at_limit < MAX_DEPTH && 2 * (at_limit + 1) + 1 > MAX_DEPTH);
+        assert!(too_deep(&chained(at_limit + 1)));
+    }
+
+    #[test]
+    fn huge_chains_are_refused_without_overflowing_the_stack() {
+        // Each as long as the length limit allows: refused as too deep, never a crash.
+        let fill = |unit: &str, tail: &str| {
+            let n = (MAX_LEN - tail.len()) / unit.len();
+            format!("{}{tail}", unit.repeat(n))
+        };
+        for s in [
+            fill("a pr and ", "a pr"),
+            fill("a pr or ", "a pr"),
+            fill("a[x pr].", "a pr"),
+            fill("a[", "a pr"),
+            fill("not (", "a pr"),
+            fill("(", "a pr"),
+        ] {
+            assert!(s.len() <= MAX_LEN);
+            assert!(too_deep(&s), "{}…", &s[..40]);
         }
     }
 }

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::error::ScimError;
 use super::filter::{self, CompValue, Filter, Op};
-use super::list::{ListQuery, list_response, page_in_memory};
+use super::list::{ListQuery, list_response, sort_and_slice};
 use super::patch::{OpKind, PatchOp};
 use super::resource::{self, GroupWrite};
 use super::schema::Rules;
@@ -64,7 +64,50 @@ fn mentions_members(f: &Filter) -> bool {
     }
 }
 
-/// Every group matching the query's filter, rendered.
+/// The members of several groups, read in one statement per 500 groups.
+async fn members_by_group(
+    state: &AppState,
+    client: &ScimClient,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<(Uuid, String)>>, ScimError> {
+    let mut by_group: HashMap<Uuid, Vec<(Uuid, String)>> = HashMap::new();
+    if ids.is_empty() {
+        return Ok(by_group);
+    }
+    let mut tx = state.roster.store.read().await?;
+    let rows = store::groups::members_of_groups(&mut tx, client.org_id, ids).await?;
+    tx.rollback().await?;
+    for (g, m, name) in rows {
+        by_group.entry(g).or_default().push((m, name));
+    }
+    Ok(by_group)
+}
+
+/// Renders groups, with their members when `with_members` (read in one batch).
+async fn render_all(
+    state: &AppState,
+    client: &ScimClient,
+    groups: &[Group],
+    with_members: bool,
+) -> Result<Vec<Value>, ScimError> {
+    let base = base_url(state);
+    let mut members = if with_members {
+        let ids: Vec<Uuid> = groups.iter().map(|g| g.id).collect();
+        members_by_group(state, client, &ids).await?
+    } else {
+        HashMap::new()
+    };
+    Ok(groups
+        .iter()
+        .map(|g| {
+            let m = with_members.then(|| members.remove(&g.id).unwrap_or_default());
+            resource::render_group(g, m.as_deref(), &base)
+        })
+        .collect())
+}
+
+/// Every group matching the query's filter, rendered (members read in one batch, and only when
+/// the filter or the answer needs them).
 pub async fn filtered_docs(
     state: &AppState,
     client: &ScimClient,
@@ -73,27 +116,49 @@ pub async fn filtered_docs(
     let mut tx = state.roster.store.read().await?;
     let groups = store::groups::list(&mut tx, client.org_id).await?;
     tx.rollback().await?;
-    let need_members = q.wants("members") || q.filter.as_ref().is_some_and(mentions_members);
-    let mut docs = Vec::with_capacity(groups.len());
-    for g in &groups {
-        let doc = render(state, g, need_members).await?;
-        if q.filter
-            .as_ref()
-            .is_none_or(|f| filter::matches(f, &doc, &Rules))
-        {
-            let doc = if need_members && !q.wants("members") {
-                let mut d = doc;
-                if let Some(o) = d.as_object_mut() {
+    let budget = state.config.scim.filter_budget;
+    if groups.len() > budget && (q.filter.is_some() || q.sort_by.is_some()) {
+        return Err(ScimError::new(
+            StatusCode::BAD_REQUEST,
+            Some("tooMany"),
+            format!(
+                "this filter or sortBy would examine {} groups in memory, more than the {budget} \
+                 allowed (scim.filter_budget)",
+                groups.len()
+            ),
+        ));
+    }
+    let filter_members = q.filter.as_ref().is_some_and(mentions_members);
+    let docs = render_all(state, client, &groups, filter_members).await?;
+    let keep: Vec<bool> = docs
+        .iter()
+        .map(|d| {
+            q.filter
+                .as_ref()
+                .is_none_or(|f| filter::matches(f, d, &Rules))
+        })
+        .collect();
+    let wants = q.wants("members");
+    if filter_members || !wants {
+        return Ok(docs
+            .into_iter()
+            .zip(keep)
+            .filter(|(_, k)| *k)
+            .map(|(mut d, _)| {
+                if !wants && let Some(o) = d.as_object_mut() {
                     o.remove("members");
                 }
                 d
-            } else {
-                doc
-            };
-            docs.push(doc);
-        }
+            })
+            .collect());
     }
-    Ok(docs)
+    let matched: Vec<Group> = groups
+        .into_iter()
+        .zip(keep)
+        .filter(|(_, k)| *k)
+        .map(|(g, _)| g)
+        .collect();
+    render_all(state, client, &matched, true).await
 }
 
 async fn run_query(
@@ -101,8 +166,40 @@ async fn run_query(
     client: &ScimClient,
     q: &ListQuery,
 ) -> Result<Value, ScimError> {
-    let docs = filtered_docs(state, client, q).await?;
-    let (total, page) = page_in_memory(docs, q);
+    if q.filter.as_ref().is_some_and(mentions_members) || !q.wants("members") {
+        let docs = filtered_docs(state, client, q).await?;
+        let (total, page) = super::list::page_off_thread(docs, q).await?;
+        return Ok(list_response(total, q.start_index, page));
+    }
+    // Filter, sort and slice without members; read the members of the page's groups only.
+    let plain = ListQuery {
+        excluded: vec!["members".into()],
+        attributes: Vec::new(),
+        ..q.clone()
+    };
+    let docs = filtered_docs(state, client, &plain).await?;
+    let (total, page) = sort_and_slice(docs, q);
+    let ids: Vec<Uuid> = page
+        .iter()
+        .filter_map(|d| d.get("id").and_then(Value::as_str))
+        .filter_map(|id| Uuid::try_parse(id).ok())
+        .collect();
+    let mut members = members_by_group(state, client, &ids).await?;
+    let base = base_url(state);
+    let page = page
+        .into_iter()
+        .zip(ids)
+        .map(|(mut d, id)| {
+            let list = members.remove(&id).unwrap_or_default();
+            if let Some(o) = d.as_object_mut() {
+                o.insert(
+                    "members".into(),
+                    resource::render_group_members(&list, &base),
+                );
+            }
+            resource::project(d, &q.attributes, &q.excluded)
+        })
+        .collect();
     Ok(list_response(total, q.start_index, page))
 }
 
@@ -194,16 +291,13 @@ pub async fn replace_doc(
     let w = resource::read_group(body)?;
     // PUT replaces everything: no `members` means an empty group.
     let members = Some(w.members.clone().unwrap_or_default());
+    let base = base_url(state);
     let g = state
         .roster
-        .scim_replace_group(
-            client.org_id,
-            &client.actor(),
-            id,
-            provisioned(&w),
-            members,
-            version,
-        )
+        .scim_update_group(client.org_id, &client.actor(), id, members, version, |g| {
+            resource::check_put_read_only(&resource::render_group(g, None, &base), body)?;
+            Ok::<_, ScimError>(provisioned(&w))
+        })
         .await?;
     render(state, &g, true).await
 }
@@ -394,19 +488,18 @@ pub async fn patch_doc(
         }
     }
     if !doc_ops.is_empty() {
-        let mut doc = resource::render_group(&g, None, &base_url(state));
-        super::patch::apply(&mut doc, &doc_ops)?;
-        let w = resource::read_group(&doc)?;
+        // Applied to the group as it is when the write holds the org lock, so concurrent
+        // PATCHes all land; only an If-Match the client sent can refuse one.
+        let base = base_url(state);
         state
             .roster
-            .scim_replace_group(
-                client.org_id,
-                &client.actor(),
-                gid,
-                provisioned(&w),
-                None,
-                Some(g.version),
-            )
+            .scim_update_group(client.org_id, &client.actor(), gid, None, version, |g| {
+                let before = resource::render_group(g, None, &base);
+                let mut doc = before.clone();
+                super::patch::apply(&mut doc, &doc_ops)?;
+                resource::check_patch_read_only(&before, &doc)?;
+                Ok::<_, ScimError>(provisioned(&resource::read_group(&doc)?))
+            })
             .await?;
     }
     if changes.touched {

@@ -216,8 +216,32 @@ pub fn sort_key(doc: &Value, path: &AttrPath) -> Option<String> {
     }
 }
 
-/// Sorts, counts and slices resources that were filtered in memory.
-pub fn page_in_memory(mut docs: Vec<Value>, q: &ListQuery) -> (i64, Vec<Value>) {
+/// Sorts, counts and slices resources that were filtered in memory, and projects the page.
+pub fn page_in_memory(docs: Vec<Value>, q: &ListQuery) -> (i64, Vec<Value>) {
+    let (total, page) = sort_and_slice(docs, q);
+    let page = page
+        .into_iter()
+        .map(|d| super::resource::project(d, &q.attributes, &q.excluded))
+        .collect();
+    (total, page)
+}
+
+/// [`page_in_memory`] on a blocking thread (sorting up to `scim.filter_budget` documents).
+pub async fn page_off_thread(
+    docs: Vec<Value>,
+    q: &ListQuery,
+) -> Result<(i64, Vec<Value>), ScimError> {
+    let q = q.clone();
+    tokio::task::spawn_blocking(move || page_in_memory(docs, &q))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "SCIM paging failed");
+            ScimError::internal()
+        })
+}
+
+/// Sorts, counts and slices resources that were filtered in memory (the page unprojected).
+pub fn sort_and_slice(mut docs: Vec<Value>, q: &ListQuery) -> (i64, Vec<Value>) {
     if let Some(path) = &q.sort_by {
         let mut keyed: Vec<(Option<String>, Value)> =
             docs.into_iter().map(|d| (sort_key(&d, path), d)).collect();
@@ -240,7 +264,6 @@ pub fn page_in_memory(mut docs: Vec<Value>, q: &ListQuery) -> (i64, Vec<Value>) 
         .into_iter()
         .skip((q.start_index - 1) as usize)
         .take(q.count as usize)
-        .map(|d| super::resource::project(d, &q.attributes, &q.excluded))
         .collect();
     (total, page)
 }
@@ -254,7 +277,7 @@ pub async fn root_search(
     let q = ListQuery::from_search(&read_json(&body)?)?;
     let mut docs = super::users::filtered_docs(&state, &client, &q).await?;
     docs.extend(super::groups::filtered_docs(&state, &client, &q).await?);
-    let (total, page) = page_in_memory(docs, &q);
+    let (total, page) = page_off_thread(docs, &q).await?;
     Ok(scim_response(
         StatusCode::OK,
         &list_response(total, q.start_index, page),

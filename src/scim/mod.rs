@@ -12,6 +12,7 @@ pub mod error;
 pub mod filter;
 mod groups;
 mod list;
+pub mod number;
 pub mod patch;
 pub mod resource;
 pub mod schema;
@@ -104,7 +105,7 @@ impl FromRequestParts<AppState> for ScimClient {
 
 /// A SCIM JSON answer with optional ETag and Location.
 pub fn scim_response(status: StatusCode, body: &Value) -> Response {
-    let mut res = (status, axum::Json(body)).into_response();
+    let mut res = (status, number::to_string(body)).into_response();
     res.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(SCIM_JSON));
     if let Some(v) = body.pointer("/meta/version").and_then(Value::as_str)
@@ -145,8 +146,7 @@ pub fn read_json(body: &Bytes) -> Result<Value, ScimError> {
             "the body is larger than {MAX_PAYLOAD} bytes"
         )));
     }
-    serde_json::from_slice(body)
-        .map_err(|e| ScimError::invalid_syntax(format!("the body is not valid JSON: {e}")))
+    number::parse(body)
 }
 
 /// The version an `If-Match` header demands (`*` or absent: any).

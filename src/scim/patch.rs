@@ -3,6 +3,8 @@
 //! the shapes real clients send (Entra ID's capitalised op names, dotted and URN-qualified keys
 //! in path-less values, booleans as strings).
 
+use std::collections::HashSet;
+
 use serde_json::{Map, Value, json};
 
 use super::error::ScimError;
@@ -255,23 +257,35 @@ fn add_or_replace(
         }
         None => {
             if !replace {
-                for v in value
-                    .as_array()
-                    .map(Vec::as_slice)
-                    .unwrap_or(std::slice::from_ref(&value))
-                {
-                    clear_other_primaries(target, &attr.attr, v);
-                }
+                clear_other_primaries_of(
+                    target,
+                    &attr.attr,
+                    value
+                        .as_array()
+                        .map(Vec::as_slice)
+                        .unwrap_or(std::slice::from_ref(&value)),
+                );
             }
             let existing = get_mut_ci(target, &attr.attr);
             let multi = is_multi(existing.as_deref(), &value);
             match (existing, value) {
                 (Some(Value::Array(list)), Value::Array(add)) if !replace => {
+                    // One pass with a set of what is there: linear in the values, not quadratic.
+                    let mut seen: HashSet<String> = list.iter().map(canonical).collect();
                     for v in add {
-                        if !list.contains(&v) {
+                        if seen.insert(canonical(&v)) {
                             list.push(v);
                         }
                     }
+                }
+                (None, Value::Array(add)) if !replace => {
+                    // A value listed twice is added once, as to an existing list.
+                    let mut seen: HashSet<String> = HashSet::with_capacity(add.len());
+                    let add: Vec<Value> = add
+                        .into_iter()
+                        .filter(|v| seen.insert(canonical(v)))
+                        .collect();
+                    set_ci(target, &attr.attr, Value::Array(add));
                 }
                 (Some(Value::Array(list)), v) if !replace && !v.is_array() => {
                     if !list.contains(&v) {
@@ -345,7 +359,8 @@ fn remove(
             // A remove with a value list removes only the listed values (Entra ID's member
             // removal); never the whole attribute.
             (Some(Value::Array(items)), Some(Value::Array(listed))) => {
-                items.retain(|item| !listed.iter().any(|l| same_value(item, l)));
+                let listed: HashSet<String> = listed.iter().map(value_key).collect();
+                items.retain(|item| !listed.contains(&value_key(item)));
             }
             _ => {
                 remove_ci(target, &attr.attr);
@@ -378,15 +393,23 @@ fn equalities(f: &filter::Filter) -> Option<Vec<(String, Value)>> {
 
 /// Adding a value marked primary takes the mark from the others (RFC 7643 §2.4: at most one).
 fn clear_other_primaries(target: &mut Map<String, Value>, attr: &str, new: &Value) {
-    let is_primary =
-        filter::get_ci(new, "primary").and_then(super::resource::as_bool) == Some(true);
-    if !is_primary {
+    clear_other_primaries_of(target, attr, std::slice::from_ref(new));
+}
+
+/// [`clear_other_primaries`] for several added values at once, in one pass over the list.
+fn clear_other_primaries_of(target: &mut Map<String, Value>, attr: &str, added: &[Value]) {
+    let primaries: HashSet<String> = added
+        .iter()
+        .filter(|v| filter::get_ci(v, "primary").and_then(super::resource::as_bool) == Some(true))
+        .map(value_key)
+        .collect();
+    if primaries.is_empty() {
         return;
     }
     if let Some(Value::Array(items)) = get_mut_ci(target, attr) {
         for item in items.iter_mut() {
-            if let Value::Object(o) = item
-                && !same_value(&Value::Object(o.clone()), new)
+            if !primaries.contains(&value_key(item))
+                && let Value::Object(o) = item
                 && o.keys().any(|k| k.eq_ignore_ascii_case("primary"))
             {
                 set_ci(o, "primary", Value::Bool(false));
@@ -398,10 +421,51 @@ fn clear_other_primaries(target: &mut Map<String, Value>, attr: &str, new: &Valu
 /// Two values of a multi-valued attribute are the same when their `value`s are (or, lacking
 /// one, when they are equal).
 pub fn same_value(a: &Value, b: &Value) -> bool {
-    match (filter::get_ci(a, "value"), filter::get_ci(b, "value")) {
-        (Some(x), Some(y)) => x == y,
-        _ => a == b,
+    value_key(a) == value_key(b)
+}
+
+/// What [`same_value`] compares, as a key for sets: the `value` sub-attribute, or the whole.
+fn value_key(v: &Value) -> String {
+    match filter::get_ci(v, "value") {
+        Some(x) => format!("v{}", canonical(x)),
+        None => format!("w{}", canonical(v)),
     }
+}
+
+/// JSON text equal for equal values (object keys sorted), for sets of values.
+fn canonical(v: &Value) -> String {
+    fn write(v: &Value, out: &mut String) {
+        match v {
+            Value::Object(o) => {
+                let mut keys: Vec<&String> = o.keys().collect();
+                keys.sort();
+                out.push('{');
+                for (i, k) in keys.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&Value::String(k.clone()).to_string());
+                    out.push(':');
+                    write(&o[k], out);
+                }
+                out.push('}');
+            }
+            Value::Array(a) => {
+                out.push('[');
+                for (i, x) in a.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write(x, out);
+                }
+                out.push(']');
+            }
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    let mut out = String::new();
+    write(v, &mut out);
+    out
 }
 
 /// Applies operations to a resource document.

@@ -44,6 +44,11 @@ pub fn render_user(m: &Member, groups: &[(Uuid, String)], base: &str) -> Value {
         .as_deref()
         .and_then(|d| serde_json::from_str(d).ok())
         .unwrap_or_default();
+    // `"active": null` in the stored document: the client left `active` unassigned.
+    let active_assigned = !matches!(
+        get_ci(&Value::Object(doc.clone()), "active"),
+        Some(Value::Null)
+    );
     for k in [
         "id",
         "meta",
@@ -107,7 +112,9 @@ pub fn render_user(m: &Member, groups: &[(Uuid, String)], base: &str) -> Value {
     if let Some(x) = &m.external_id {
         doc.insert("externalId".into(), json!(x));
     }
-    doc.insert("active".into(), json!(m.access != Access::Removed));
+    if active_assigned {
+        doc.insert("active".into(), json!(m.access != Access::Removed));
+    }
     if !groups.is_empty() {
         doc.insert(
             "groups".into(),
@@ -159,17 +166,7 @@ pub fn render_group(g: &Group, members: Option<&[(Uuid, String)]>, base: &str) -
         doc.insert("externalId".into(), json!(x));
     }
     if let Some(members) = members {
-        doc.insert(
-            "members".into(),
-            Value::Array(
-                members
-                    .iter()
-                    .map(|(id, _display)| {
-                        json!({"value": id.to_string(), "$ref": format!("{base}/Users/{id}"), "type": "User"})
-                    })
-                    .collect(),
-            ),
-        );
+        doc.insert("members".into(), render_group_members(members, base));
     }
     doc.insert(
         "meta".into(),
@@ -184,6 +181,85 @@ pub fn render_group(g: &Group, members: Option<&[(Uuid, String)]>, base: &str) -
     Value::Object(doc)
 }
 
+/// RFC 7643 §7: `id` and `meta` are readOnly. A PATCH result that changed either (an operation
+/// on `id`, `meta` or `meta.*`, or a path-less value carrying different ones) is refused.
+pub fn check_patch_read_only(before: &Value, after: &Value) -> Result<(), ScimError> {
+    for k in ["id", "meta"] {
+        if get_ci(before, k) != get_ci(after, k) {
+            return Err(ScimError::mutability(format!(
+                "`{k}` is read-only: a PATCH cannot change it"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A PUT may repeat `id` and `meta` as read (clients echo them); a different `id`, or a
+/// different `meta.created`, `meta.resourceType` or `meta.location`, is refused.
+/// `meta.version` and `meta.lastModified` describe the read the client made: an older one is
+/// not an attempt to change them (`If-Match` is how a client guards against newer writes).
+pub fn check_put_read_only(current: &Value, body: &Value) -> Result<(), ScimError> {
+    let refuse = |what: &str| {
+        Err(ScimError::mutability(format!(
+            "`{what}` is read-only: it cannot be changed by a PUT"
+        )))
+    };
+    if let Some(id) = get_ci(body, "id").filter(|v| !v.is_null()) {
+        let same = match (id.as_str(), get_ci(current, "id").and_then(Value::as_str)) {
+            (Some(a), Some(b)) => {
+                a == b || Uuid::try_parse(a).is_ok_and(|a| Uuid::try_parse(b).is_ok_and(|b| a == b))
+            }
+            _ => false,
+        };
+        if !same {
+            return refuse("id");
+        }
+    }
+    let Some(meta) = get_ci(body, "meta").filter(|v| !v.is_null()) else {
+        return Ok(());
+    };
+    if !meta.is_object() {
+        return refuse("meta");
+    }
+    let now = get_ci(current, "meta");
+    let cur = |k: &str| now.and_then(|m| get_ci(m, k)).and_then(Value::as_str);
+    for k in ["created", "resourceType", "location"] {
+        let Some(sent) = get_ci(meta, k).filter(|v| !v.is_null()) else {
+            continue;
+        };
+        let same = match (sent.as_str(), cur(k)) {
+            (Some(a), Some(b)) if k == "created" => {
+                match (
+                    DateTime::parse_from_rfc3339(a),
+                    DateTime::parse_from_rfc3339(b),
+                ) {
+                    (Ok(a), Ok(b)) => a == b,
+                    _ => a == b,
+                }
+            }
+            (Some(a), Some(b)) if k == "resourceType" => a.eq_ignore_ascii_case(b),
+            (Some(a), Some(b)) => a == b,
+            _ => false,
+        };
+        if !same {
+            return refuse(&format!("meta.{k}"));
+        }
+    }
+    Ok(())
+}
+
+/// A group's `members`: `value`, `$ref` and `type` of each.
+pub fn render_group_members(members: &[(Uuid, String)], base: &str) -> Value {
+    Value::Array(
+        members
+            .iter()
+            .map(|(id, _display)| {
+                json!({"value": id.to_string(), "$ref": format!("{base}/Users/{id}"), "type": "User"})
+            })
+            .collect(),
+    )
+}
+
 /// What a client asked a User to be, after the tolerance rules.
 #[derive(Debug, Clone)]
 pub struct UserWrite {
@@ -192,8 +268,9 @@ pub struct UserWrite {
     pub given_name: Option<String>,
     pub family_name: Option<String>,
     pub display_name: Option<String>,
-    /// `None` when the document does not say (a create then means active; a replace keeps the
-    /// current state).
+    /// `None` when the document does not say: `active` is unassigned (a create then means
+    /// active; a replace or PATCH keeps the member's access as it is, and the User is rendered
+    /// without `active` until a client assigns it again).
     pub active: Option<bool>,
     pub external_id: Option<String>,
     /// The cleaned document to keep.
@@ -315,6 +392,10 @@ pub fn read_user(body: &Value) -> Result<UserWrite, ScimError> {
         }
     };
     remove_ci(&mut doc, "active");
+    if active.is_none() {
+        // Remembered with the document, so the User is rendered without `active`.
+        doc.insert("active".into(), Value::Null);
+    }
     let external_id = opt_string(&v, "externalId", "externalId")?;
     let display_name = opt_string(&v, "displayName", "displayName")?;
     let (given_name, family_name) = match get_ci(&v, "name") {

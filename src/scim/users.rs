@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::error::ScimError;
 use super::filter::{self, CompValue, Filter, Op};
-use super::list::{ListQuery, list_response, page_in_memory};
+use super::list::{ListQuery, list_response};
 use super::resource::{self, UserWrite};
 use super::schema::Rules;
 use super::{ScimBody, ScimClient, base_url, if_match, not_modified, read_json, scim_response};
@@ -65,6 +65,14 @@ fn condition(f: &Filter) -> (ScimCondition, bool) {
                 Err(_) => (ScimCondition::None, true),
             }
         }
+        Filter::Compare(p, Op::Eq | Op::Co | Op::Sw | Op::Ew, CompValue::Str(v))
+            if kept_in_document(p) =>
+        {
+            match data_pattern(v) {
+                Some(pat) => (ScimCondition::DataLike(pat), false),
+                None => (ScimCondition::All, false),
+            }
+        }
         Filter::And(a, b) => {
             let (ca, ea) = condition(a);
             let (cb, eb) = condition(b);
@@ -84,6 +92,62 @@ fn condition(f: &Filter) -> (ScimCondition, bool) {
         }
         _ => (ScimCondition::All, false),
     }
+}
+
+/// Whether an attribute is rendered only from the stored document (`scim_data`), not from a
+/// column: then a string it holds appears, JSON-escaped, in the stored text.
+fn kept_in_document(p: &filter::AttrPath) -> bool {
+    const FROM_COLUMNS: [&str; 10] = [
+        "id",
+        "userName",
+        "externalId",
+        "active",
+        "name",
+        "displayName",
+        "emails",
+        "groups",
+        "meta",
+        "schemas",
+    ];
+    let core = p.urn.as_deref().is_none_or(filter::is_core_urn);
+    !core || !FROM_COLUMNS.iter().any(|c| p.attr.eq_ignore_ascii_case(c))
+}
+
+/// A `LIKE` pattern matching every stored document whose text holds `needle` (JSON-escaped) in
+/// any case: a superset of the users the comparison (`eq`, `co`, `sw`, `ew`, any case) can
+/// match. Only for ASCII needles, where both databases fold case as Rust does; `i` and `k`
+/// match any one character, as `İ` (U+0130) and the Kelvin sign (U+212A) lowercase to them.
+fn data_pattern(needle: &str) -> Option<String> {
+    if !needle.is_ascii() || needle.is_empty() {
+        return None;
+    }
+    let escaped = serde_json::to_string(&needle.to_ascii_lowercase()).ok()?;
+    let inner = escaped.get(1..escaped.len() - 1)?;
+    let mut pat = String::with_capacity(inner.len() + 2);
+    pat.push('%');
+    for c in inner.chars() {
+        match c {
+            'i' | 'k' => pat.push('_'),
+            '%' | '_' | '\\' => {
+                pat.push('\\');
+                pat.push(c);
+            }
+            c => pat.push(c),
+        }
+    }
+    pat.push('%');
+    Some(pat)
+}
+
+fn too_many(n: i64, budget: usize) -> ScimError {
+    ScimError::new(
+        StatusCode::BAD_REQUEST,
+        Some("tooMany"),
+        format!(
+            "this filter or sortBy would examine {n} users in memory, more than the {budget} \
+             allowed (scim.filter_budget); narrow it with userName, externalId or id"
+        ),
+    )
 }
 
 fn sql_order(path: &filter::AttrPath) -> Option<ScimOrder> {
@@ -140,16 +204,29 @@ pub async fn filtered_docs(
         .as_ref()
         .map(condition)
         .unwrap_or((ScimCondition::All, true));
+    let budget = state.config.scim.filter_budget;
     let mut tx = state.roster.store.read().await?;
+    let n = store::members::scim_count(&mut tx, client.org_id, &cond).await?;
+    if n > i64::try_from(budget).unwrap_or(i64::MAX) {
+        tx.rollback().await?;
+        return Err(too_many(n, budget));
+    }
     let members = store::members::scim_all(&mut tx, client.org_id, &cond).await?;
     tx.rollback().await?;
     let docs = render_many(state, &members).await?;
-    Ok(match &q.filter {
-        Some(f) => docs
-            .into_iter()
-            .filter(|d| filter::matches(f, d, &Rules))
-            .collect(),
-        None => docs,
+    let Some(f) = q.filter.clone() else {
+        return Ok(docs);
+    };
+    // Evaluating is CPU work on up to `filter_budget` documents: off the async threads.
+    tokio::task::spawn_blocking(move || {
+        docs.into_iter()
+            .filter(|d| filter::matches(&f, d, &Rules))
+            .collect()
+    })
+    .await
+    .map_err(|e| {
+        tracing::error!(error = %e, "SCIM filter evaluation failed");
+        ScimError::internal()
     })
 }
 
@@ -189,7 +266,7 @@ async fn run_query(
         return Ok(list_response(total, q.start_index, page));
     }
     let docs = filtered_docs(state, client, q).await?;
-    let (total, page) = page_in_memory(docs, q);
+    let (total, page) = super::list::page_off_thread(docs, q).await?;
     Ok(list_response(total, q.start_index, page))
 }
 
@@ -254,7 +331,14 @@ pub async fn create_doc(
     client: &ScimClient,
     body: &Value,
 ) -> Result<Value, ScimError> {
-    let w = resource::read_user(body)?;
+    let mut w = resource::read_user(body)?;
+    if w.active.is_none() {
+        // A new user is active unless it says otherwise.
+        w.active = Some(true);
+        if let Some(o) = w.data.as_object_mut() {
+            resource::remove_ci(o, "active");
+        }
+    }
     let m = state
         .roster
         .scim_create_user(client.org_id, &client.actor(), provisioned(w))
@@ -281,9 +365,13 @@ pub async fn replace_doc(
 ) -> Result<Value, ScimError> {
     let id = parse_id(id)?;
     let w = resource::read_user(body)?;
+    let base = base_url(state);
     let m = state
         .roster
-        .scim_replace_user(client.org_id, &client.actor(), id, provisioned(w), version)
+        .scim_update_user(client.org_id, &client.actor(), id, version, |m, groups| {
+            resource::check_put_read_only(&resource::render_user(m, groups, &base), body)?;
+            Ok::<_, ScimError>(provisioned(w))
+        })
         .await?;
     state.wake_delivery();
     render_one(state, &m).await
@@ -310,30 +398,30 @@ pub async fn patch_doc(
 ) -> Result<Value, ScimError> {
     let ops = super::patch::parse(body)?;
     let uid = parse_id(id)?;
-    let m = load(state, client, uid).await?;
-    if let Some(v) = version
-        && v != m.version
-    {
-        return Err(ScimError::precondition(
-            "the resource has changed; read it again",
-        ));
-    }
-    let mut doc = render_one(state, &m).await?;
-    super::patch::apply(&mut doc, &ops)?;
-    // The patched document replaces the resource; the version read above guards the write.
-    let w = resource::read_user(&doc)?;
+    let base = base_url(state);
+    // The operations apply to the user as it is when the write holds its lock, so concurrent
+    // PATCHes all land; only an If-Match the client sent can refuse one.
     let m = state
         .roster
-        .scim_replace_user(
-            client.org_id,
-            &client.actor(),
-            uid,
-            provisioned(w),
-            Some(m.version),
-        )
-        .await?;
+        .scim_update_user(client.org_id, &client.actor(), uid, version, |m, groups| {
+            let before = resource::render_user(m, groups, &base);
+            let mut doc = before.clone();
+            super::patch::apply(&mut doc, &ops)?;
+            resource::check_patch_read_only(&before, &doc)?;
+            Ok::<_, ScimError>(provisioned(resource::read_user(&doc)?))
+        })
+        .await
+        .map_err(|e| not_found_as_user(e, uid))?;
     state.wake_delivery();
     render_one(state, &m).await
+}
+
+fn not_found_as_user(e: ScimError, id: Uuid) -> ScimError {
+    if e.status == StatusCode::NOT_FOUND {
+        ScimError::not_found(format!("no User with id `{id}`"))
+    } else {
+        e
+    }
 }
 
 pub async fn patch(

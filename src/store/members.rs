@@ -506,6 +506,9 @@ pub enum ScimCondition {
     UserNameLike(String),
     ExternalIdEq(String),
     IdEq(Uuid),
+    /// `LIKE` pattern (lowercase ASCII, `\` escapes) on the lowercased stored SCIM document
+    /// (`scim_data`): a superset of the users holding some text in an attribute kept there.
+    DataLike(String),
     And(Box<ScimCondition>, Box<ScimCondition>),
     Or(Box<ScimCondition>, Box<ScimCondition>),
 }
@@ -527,6 +530,10 @@ fn scim_where(cond: &ScimCondition, binds: &mut Vec<Bind>) -> String {
         ),
         ScimCondition::ExternalIdEq(v) => format!("external_id = {}", push(Bind::Text(v.clone()))),
         ScimCondition::IdEq(id) => format!("id = {}", push(Bind::Uuid(*id))),
+        ScimCondition::DataLike(p) => format!(
+            "LOWER(scim_data) LIKE {} ESCAPE '\\'",
+            push(Bind::Text(p.clone()))
+        ),
         ScimCondition::And(a, b) => {
             let a = scim_where(a, binds);
             let b = scim_where(b, binds);
@@ -589,6 +596,18 @@ pub async fn scim_page(
     binds.push(Bind::Int(limit));
     let rows = on_tx!(tx, c => bind_all!(sqlx::query_as::<_, Member>(sql), &binds).fetch_all(&mut *c).await)?;
     Ok((total.0, rows))
+}
+
+/// How many SCIM-visible users match `cond`.
+pub async fn scim_count(tx: &mut Tx, org_id: Uuid, cond: &ScimCondition) -> Result<i64> {
+    let mut binds = vec![Bind::Uuid(org_id)];
+    let w = scim_where(cond, &mut binds);
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) FROM members WHERE org_id = $1 AND scim_deleted = FALSE AND {w}"
+    ));
+    let total: (i64,) =
+        on_tx!(tx, c => bind_all!(sqlx::query_as(sql), &binds).fetch_one(&mut *c).await)?;
+    Ok(total.0)
 }
 
 /// Every SCIM-visible user matching `cond`, in id order (for filters SQL cannot check fully).

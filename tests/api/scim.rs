@@ -1408,7 +1408,8 @@ async fn patch_edge_cases_real_clients_hit() {
             .body["member_email"],
         "new@acme.example"
     );
-    // A PUT that does not mention `active` keeps the member's state.
+    // A PUT that does not mention `active` leaves it unassigned: the member's access stays as
+    // it was, and the User has no `active` until a client assigns it again.
     app.scim(Method::PATCH, &format!("/Users/{id}"), &scim, Some(json!({"schemas": [PATCH], "Operations": [{"op": "replace", "path": "active", "value": false}]}))).await;
     let mut put = user("edge@acme.example");
     put.as_object_mut().unwrap().remove("active");
@@ -1416,7 +1417,14 @@ async fn patch_edge_cases_real_clients_hit() {
     let r = app
         .scim(Method::PUT, &format!("/Users/{id}"), &scim, Some(put))
         .await;
-    assert_eq!(r.body["active"], false, "{}", r.text);
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.body.get("active").is_none(), "{}", r.text);
+    assert_eq!(
+        app.get(&format!("/api/v1/orgs/acme/members/{id}"), &admin)
+            .await
+            .body["access"],
+        "removed"
+    );
     // `ne` on an absent attribute matches, like `not (eq)`.
     let r = app
         .scim(
@@ -1618,4 +1626,916 @@ async fn a_deleted_member_moves_its_groups_version_and_bad_projection_params_are
         )
         .await;
     assert_scim_error(&r, 400, Some("invalidValue"));
+}
+
+async fn total(app: &TestApp, scim: &str, filter: &str) -> Value {
+    let r = app
+        .scim(Method::GET, &format!("/Users?{}", q(filter)), scim, None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.body["totalResults"].clone()
+}
+
+fn patch_op(op: &str, path: &str, value: Value) -> Value {
+    json!({"schemas": [PATCH], "Operations": [{"op": op, "path": path, "value": value}]})
+}
+
+fn version_of(doc: &Value) -> i64 {
+    doc["meta"]["version"]
+        .as_str()
+        .and_then(|v| v.trim_start_matches("W/").trim_matches('"').parse().ok())
+        .unwrap_or_else(|| panic!("no version in {doc}"))
+}
+
+#[tokio::test]
+async fn concurrent_patches_without_if_match_all_land() {
+    let app = spawn_app().await;
+    let (_, scim) = app.scim_org("acme").await;
+    let u = create_user(&app, &scim, user("busy@acme.example")).await;
+    let id = u["id"].as_str().unwrap().to_owned();
+    let path = format!("/Users/{id}");
+    let at = |doc: &Value| version_of(doc);
+    let start = at(&u);
+
+    // Sixteen phone numbers added at once: every one is there afterwards.
+    let adds = (0..16).map(|i| {
+        let body = patch_op(
+            "add",
+            "phoneNumbers",
+            json!([{"value": format!("+1 555 01{i:02}"), "type": "work"}]),
+        );
+        app.scim(Method::PATCH, &path, &scim, Some(body))
+    });
+    for r in futures_util::future::join_all(adds).await {
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    let r = app.scim(Method::GET, &path, &scim, None).await;
+    let mut phones: Vec<String> = r.body["phoneNumbers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["value"].as_str().unwrap().to_owned())
+        .collect();
+    phones.sort();
+    let want: Vec<String> = (0..16).map(|i| format!("+1 555 01{i:02}")).collect();
+    assert_eq!(phones, want);
+    assert_eq!(at(&r.body), start + 16, "one write per PATCH");
+
+    // Sixteen title replacements: each applied in turn (sixteen new versions), one is last.
+    let before = at(&r.body);
+    let titles = (0..16).map(|i| {
+        app.scim(
+            Method::PATCH,
+            &path,
+            &scim,
+            Some(patch_op("replace", "title", json!(format!("Title {i}")))),
+        )
+    });
+    let results = futures_util::future::join_all(titles).await;
+    let mut versions: Vec<i64> = results
+        .iter()
+        .map(|r| {
+            assert_eq!(r.status, 200, "{}", r.text);
+            at(&r.body)
+        })
+        .collect();
+    versions.sort();
+    assert_eq!(versions, (before + 1..=before + 16).collect::<Vec<_>>());
+    let r = app.scim(Method::GET, &path, &scim, None).await;
+    let last = results.iter().find(|x| at(&x.body) == before + 16).unwrap();
+    assert_eq!(r.body["title"], last.body["title"]);
+
+    // `active` toggled sixteen times at once: every PATCH answers 200 and the phone numbers
+    // added earlier are untouched.
+    let toggles = (0..16).map(|i| {
+        app.scim(
+            Method::PATCH,
+            &path,
+            &scim,
+            Some(patch_op("replace", "active", json!(i % 2 == 0))),
+        )
+    });
+    for r in futures_util::future::join_all(toggles).await {
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    let r = app.scim(Method::GET, &path, &scim, None).await;
+    assert_eq!(r.body["phoneNumbers"].as_array().unwrap().len(), 16);
+
+    // A stale If-Match is still refused.
+    let r = app
+        .scim_with(
+            Method::PATCH,
+            &path,
+            &scim,
+            Some(patch_op("replace", "title", json!("late"))),
+            &[("if-match", &format!("W/\"{start}\""))],
+        )
+        .await;
+    assert_scim_error(&r, 412, None);
+
+    // Groups: sixteen renames at once all land, one after the other.
+    let g = app
+        .scim(
+            Method::POST,
+            "/Groups",
+            &scim,
+            Some(json!({"schemas": [GROUP], "displayName": "Team"})),
+        )
+        .await;
+    assert_eq!(g.status, 201, "{}", g.text);
+    let gpath = format!("/Groups/{}", g.body["id"].as_str().unwrap());
+    let gstart = at(&g.body);
+    let renames = (0..16).map(|i| {
+        app.scim(
+            Method::PATCH,
+            &gpath,
+            &scim,
+            Some(patch_op(
+                "replace",
+                "displayName",
+                json!(format!("Team {i}")),
+            )),
+        )
+    });
+    for r in futures_util::future::join_all(renames).await {
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    let r = app.scim(Method::GET, &gpath, &scim, None).await;
+    assert_eq!(at(&r.body), gstart + 16, "{}", r.text);
+}
+
+#[tokio::test]
+async fn removing_active_leaves_it_unassigned() {
+    let app = spawn_app().await;
+    let (admin, scim) = app.scim_org("acme").await;
+    let u = create_user(&app, &scim, user("una@acme.example")).await;
+    let id = u["id"].as_str().unwrap();
+    let path = format!("/Users/{id}");
+    let access = || async {
+        app.get(&format!("/api/v1/orgs/acme/members/{id}"), &admin)
+            .await
+            .body["access"]
+            .clone()
+    };
+    let before = access().await;
+    let r = app
+        .scim(
+            Method::PATCH,
+            &path,
+            &scim,
+            Some(json!({"schemas": [PATCH], "Operations": [{"op": "remove", "path": "active"}]})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.body.get("active").is_none(), "{}", r.text);
+    // GET agrees, filters see no `active`, and the member's access is unchanged.
+    let r = app.scim(Method::GET, &path, &scim, None).await;
+    assert!(r.body.get("active").is_none(), "{}", r.text);
+    let mine = |f: &str| format!(r#"userName eq "una@acme.example" and {f}"#);
+    assert_eq!(total(&app, &scim, &mine("userName pr")).await, 1);
+    assert_eq!(total(&app, &scim, &mine("active pr")).await, 0);
+    assert_eq!(total(&app, &scim, &mine("active eq true")).await, 0);
+    assert_eq!(access().await, before);
+    // Another PATCH leaves it unassigned; assigning it again shows it.
+    let r = app
+        .scim(
+            Method::PATCH,
+            &path,
+            &scim,
+            Some(patch_op("replace", "title", json!("Dev"))),
+        )
+        .await;
+    assert!(r.body.get("active").is_none(), "{}", r.text);
+    let r = app
+        .scim(
+            Method::PATCH,
+            &path,
+            &scim,
+            Some(patch_op("add", "active", json!(false))),
+        )
+        .await;
+    assert_eq!(r.body["active"], false, "{}", r.text);
+    assert_eq!(access().await, "removed");
+    // A new user without `active` is active.
+    let mut body = user("fresh@acme.example");
+    body.as_object_mut().unwrap().remove("active");
+    assert_eq!(create_user(&app, &scim, body).await["active"], true);
+}
+
+#[tokio::test]
+async fn read_only_attributes_cannot_be_changed() {
+    let app = spawn_app().await;
+    let (_, scim) = app.scim_org("acme").await;
+    let u = create_user(&app, &scim, user("ro@acme.example")).await;
+    let id = u["id"].as_str().unwrap().to_owned();
+    let path = format!("/Users/{id}");
+    let other = "01a22d26-ac59-72e6-a134-05751bdffaf0";
+    for body in [
+        patch_op("replace", "id", json!(other)),
+        patch_op("add", "meta.created", json!("2001-01-01T00:00:00Z")),
+        patch_op("replace", "meta", json!({"resourceType": "Group"})),
+        json!({"schemas": [PATCH], "Operations": [{"op": "remove", "path": "meta.location"}]}),
+        json!({"schemas": [PATCH], "Operations": [{"op": "remove", "path": "id"}]}),
+        json!({"schemas": [PATCH], "Operations": [{"op": "replace", "value": {"id": other, "title": "x"}}]}),
+    ] {
+        let r = app
+            .scim(Method::PATCH, &path, &scim, Some(body.clone()))
+            .await;
+        assert_scim_error(&r, 400, Some("mutability"));
+    }
+    // Nothing changed.
+    let r = app.scim(Method::GET, &path, &scim, None).await;
+    assert_eq!(r.body, u);
+    // A path-less value repeating the same id is fine.
+    let r = app
+        .scim(
+            Method::PATCH,
+            &path,
+            &scim,
+            Some(json!({"schemas": [PATCH], "Operations": [{"op": "replace", "value": {"id": id, "title": "Dev"}}]})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    // PUT: echoing id and meta as read is fine (also with an older version and lastModified);
+    // a different id, created, resourceType or location is refused.
+    let mut echo = r.body.clone();
+    echo["meta"]["version"] = json!("W/\"1\"");
+    echo["meta"]["lastModified"] = json!("2000-01-01T00:00:00Z");
+    let r = app
+        .scim(Method::PUT, &path, &scim, Some(echo.clone()))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let current = r.body.clone();
+    for (ptr, value) in [
+        ("/id", json!(other)),
+        ("/meta/created", json!("2001-01-01T00:00:00Z")),
+        ("/meta/resourceType", json!("Group")),
+        ("/meta/location", json!("http://elsewhere.example/Users/x")),
+        ("/meta", json!("not an object")),
+    ] {
+        let mut body = echo.clone();
+        *body.pointer_mut(ptr).unwrap() = value;
+        body["title"] = json!("Changed");
+        let r = app.scim(Method::PUT, &path, &scim, Some(body)).await;
+        assert_scim_error(&r, 400, Some("mutability"));
+    }
+    assert_eq!(
+        app.scim(Method::GET, &path, &scim, None).await.body,
+        current
+    );
+
+    // Groups alike.
+    let g = app
+        .scim(
+            Method::POST,
+            "/Groups",
+            &scim,
+            Some(json!({"schemas": [GROUP], "displayName": "Ops"})),
+        )
+        .await;
+    let gpath = format!("/Groups/{}", g.body["id"].as_str().unwrap());
+    let r = app
+        .scim(
+            Method::PATCH,
+            &gpath,
+            &scim,
+            Some(patch_op("replace", "id", json!(other))),
+        )
+        .await;
+    assert_scim_error(&r, 400, Some("mutability"));
+    let mut put = g.body.clone();
+    put["id"] = json!(other);
+    let r = app.scim(Method::PUT, &gpath, &scim, Some(put)).await;
+    assert_scim_error(&r, 400, Some("mutability"));
+    let r = app
+        .scim(Method::PUT, &gpath, &scim, Some(g.body.clone()))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+#[tokio::test]
+async fn numbers_are_kept_exactly_and_nul_in_filters_is_refused() {
+    let app = spawn_app().await;
+    let (_, scim) = app.scim_org("acme").await;
+    // Sent as raw text: serde_json (in this test too) would round the numbers.
+    let body = format!(
+        r#"{{"schemas": ["{USER}"], "userName": "num@acme.example", "emails": [{{"value": "num@acme.example"}}],
+            "x-big": 123456789012345678901234567890, "x-exact": 0.1000000000000000055511151231257827,
+            "x-list": [18446744073709551616, 1e3, 2]}}"#
+    );
+    let res = app
+        .client
+        .post(app.url("/scim/v2/Users"))
+        .bearer_auth(&scim)
+        .header("content-type", "application/scim+json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let text = res.text().await.unwrap();
+    let expect = [
+        r#""x-big":123456789012345678901234567890"#,
+        r#""x-exact":0.1000000000000000055511151231257827"#,
+        r#""x-list":[18446744073709551616,1e3,2]"#,
+    ];
+    for e in expect {
+        assert!(text.contains(e), "{e} not in {text}");
+    }
+    let id = serde_json::from_str::<Value>(&text).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Read back, listed, and after an unrelated PATCH: still exact.
+    let r = app
+        .scim(
+            Method::PATCH,
+            &format!("/Users/{id}"),
+            &scim,
+            Some(patch_op("replace", "title", json!("T"))),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    for path in [
+        format!("/Users/{id}"),
+        format!("/Users?{}", q(r#"title eq "T""#)),
+    ] {
+        let r = app.scim(Method::GET, &path, &scim, None).await;
+        for e in expect {
+            assert!(r.text.contains(e), "{e} not in {}", r.text);
+        }
+    }
+    // Filters compare them as numbers.
+    let r = app
+        .scim(
+            Method::GET,
+            &format!("/Users?{}", q("x-big gt 1e29")),
+            &scim,
+            None,
+        )
+        .await;
+    assert_eq!(r.body["totalResults"], 1, "{}", r.text);
+    // NUL in a filter value, raw or escaped: a SCIM 400 on both backends, not a database error.
+    for f in [
+        "userName eq \"a\u{0}b\"",
+        r#"userName eq "a\u0000b""#,
+        r#"title co "\u0000""#,
+    ] {
+        let r = app
+            .scim(Method::GET, &format!("/Users?{}", q(f)), &scim, None)
+            .await;
+        assert_scim_error(&r, 400, Some("invalidFilter"));
+        assert!(r.text.contains("NUL"), "{}", r.text);
+        let r = app
+            .scim(Method::POST, "/Users/.search", &scim, Some(json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "filter": f})))
+            .await;
+        // In a JSON body an escaped NUL is refused as the body is read (invalidValue).
+        assert_eq!(r.status, 400, "{}", r.text);
+        assert!(
+            ["invalidValue", "invalidFilter"].contains(&r.body["scimType"].as_str().unwrap_or("")),
+            "{}",
+            r.text
+        );
+        assert!(r.text.contains("NUL"), "{}", r.text);
+    }
+    // NUL in a body string is refused too (it cannot be stored, and marks exact numbers).
+    let r = app
+        .scim(
+            Method::PATCH,
+            &format!("/Users/{id}"),
+            &scim,
+            Some(patch_op("replace", "title", json!("a\u{0}b"))),
+        )
+        .await;
+    assert_scim_error(&r, 400, Some("invalidValue"));
+}
+
+#[tokio::test]
+async fn filters_nested_past_the_limit_are_refused_at_any_length() {
+    let app = spawn_app().await;
+    let (_, scim) = app.scim_org("acme").await;
+    let limit = rosterd::scim::filter::MAX_DEPTH;
+    let chain = |n: usize| vec![r#"userName eq "x""#; n].join(" or ");
+    let r = app
+        .scim(
+            Method::GET,
+            &format!("/Users?{}", q(&chain(limit))),
+            &scim,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let huge_links = "emails[type pr].".repeat(250) + "value pr";
+    for f in [
+        chain(limit + 1),
+        vec!["title pr"; 300].join(" and "),
+        huge_links,
+        "not (".repeat(600) + "title pr" + &")".repeat(600),
+    ] {
+        let r = app
+            .scim(Method::GET, &format!("/Users?{}", q(&f)), &scim, None)
+            .await;
+        assert_scim_error(&r, 400, Some("invalidFilter"));
+        assert!(r.text.contains("nested too deeply"), "{}", r.text);
+    }
+}
+
+async fn create_group(app: &TestApp, token: &str, name: &str, member: &str) -> Value {
+    let body = json!({"schemas": [GROUP], "displayName": name, "members": [{"value": member}]});
+    let r = app.scim(Method::POST, "/Groups", token, Some(body)).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    r.body
+}
+
+#[tokio::test]
+async fn another_orgs_groups_and_bulk_ids_are_not_found() {
+    let app = spawn_app().await;
+    let (_, scim_a) = app.scim_org("org-a").await;
+    let (_, scim_b) = app.scim_org("org-b").await;
+    let ua = create_user(&app, &scim_a, user("ann@a.example")).await;
+    let ub = create_user(&app, &scim_b, user("bob@b.example")).await;
+    let (a_user, b_user) = (ua["id"].as_str().unwrap(), ub["id"].as_str().unwrap());
+    let ga = create_group(&app, &scim_a, "Team A", a_user).await;
+    let gb = create_group(&app, &scim_b, "Team B", b_user).await;
+    let (a_group, b_group) = (ga["id"].as_str().unwrap(), gb["id"].as_str().unwrap());
+    let b_path = format!("/Groups/{b_group}");
+    let b_before = app.scim(Method::GET, &b_path, &scim_b, None).await.body;
+
+    // B's group through A's token: not found, for every method.
+    assert_scim_error(
+        &app.scim(Method::GET, &b_path, &scim_a, None).await,
+        404,
+        None,
+    );
+    let put = json!({"schemas": [GROUP], "displayName": "Taken", "members": [{"value": a_user}]});
+    assert_scim_error(
+        &app.scim(Method::PUT, &b_path, &scim_a, Some(put)).await,
+        404,
+        None,
+    );
+    for body in [
+        patch_op("replace", "displayName", json!("Taken")),
+        patch_op("add", "members", json!([{"value": a_user}])),
+        json!({"schemas": [PATCH], "Operations": [{"op": "remove", "path": "members"}]}),
+    ] {
+        assert_scim_error(
+            &app.scim(Method::PATCH, &b_path, &scim_a, Some(body)).await,
+            404,
+            None,
+        );
+    }
+    assert_scim_error(
+        &app.scim(Method::DELETE, &b_path, &scim_a, None).await,
+        404,
+        None,
+    );
+    let r = app
+        .scim(
+            Method::GET,
+            &format!("/Groups?{}", q(r#"displayName eq "Team B""#)),
+            &scim_a,
+            None,
+        )
+        .await;
+    assert_eq!(r.body["totalResults"], 0, "{}", r.text);
+    let r = app
+        .scim(Method::GET, "/Groups?count=1000", &scim_a, None)
+        .await;
+    assert!(
+        !r.text.contains(b_group) && !r.text.contains(b_user),
+        "{}",
+        r.text
+    );
+
+    // B's user cannot join A's group: by PATCH, by PUT, or by path-less value.
+    let a_path = format!("/Groups/{a_group}");
+    for body in [
+        patch_op("add", "members", json!([{"value": b_user}])),
+        patch_op("replace", "members", json!([{"value": b_user}])),
+        json!({"schemas": [PATCH], "Operations": [{"op": "add", "value": {"members": [{"value": b_user}]}}]}),
+    ] {
+        let r = app.scim(Method::PATCH, &a_path, &scim_a, Some(body)).await;
+        assert_scim_error(&r, 400, Some("invalidValue"));
+    }
+    let put = json!({"schemas": [GROUP], "displayName": "Team A", "members": [{"value": a_user}, {"value": b_user}]});
+    assert_scim_error(
+        &app.scim(Method::PUT, &a_path, &scim_a, Some(put)).await,
+        400,
+        Some("invalidValue"),
+    );
+    let members = app.scim(Method::GET, &a_path, &scim_a, None).await.body["members"].clone();
+    assert_eq!(members.as_array().unwrap().len(), 1, "{members}");
+    assert_eq!(members[0]["value"], a_user);
+
+    // Bulk from A naming B's user and group: each operation is not found (or refused), and
+    // nothing of B's changes.
+    let ops = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": [
+        {"method": "PUT", "path": format!("/Users/{b_user}"), "data": user("bob@b.example")},
+        {"method": "PATCH", "path": format!("/Users/{b_user}"), "data": patch_op("replace", "active", json!(false))},
+        {"method": "DELETE", "path": format!("/Users/{b_user}")},
+        {"method": "PUT", "path": format!("/Groups/{b_group}"), "data": {"schemas": [GROUP], "displayName": "X"}},
+        {"method": "PATCH", "path": format!("/Groups/{b_group}"), "data": patch_op("replace", "displayName", json!("X"))},
+        {"method": "DELETE", "path": format!("/Groups/{b_group}")},
+        {"method": "PATCH", "path": format!("/Groups/{a_group}"), "data": patch_op("add", "members", json!([{"value": b_user}]))},
+        {"method": "POST", "path": "/Groups", "bulkId": "g", "data": {"schemas": [GROUP], "displayName": "Mixed", "members": [{"value": b_user}]}},
+    ]});
+    let r = app.scim(Method::POST, "/Bulk", &scim_a, Some(ops)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let statuses: Vec<&str> = r.body["Operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["404", "404", "404", "404", "404", "404", "400", "400"],
+        "{}",
+        r.text
+    );
+    assert_eq!(
+        app.scim(Method::GET, &b_path, &scim_b, None).await.body,
+        b_before
+    );
+    let r = app
+        .scim(Method::GET, &format!("/Users/{b_user}"), &scim_b, None)
+        .await;
+    assert_eq!(r.body["active"], true, "{}", r.text);
+    assert_eq!(version_of(&r.body), version_of(&ub), "{}", r.text);
+    let r = app
+        .scim(
+            Method::GET,
+            &format!("/Groups?{}", q(r#"displayName eq "Mixed""#)),
+            &scim_a,
+            None,
+        )
+        .await;
+    assert_eq!(r.body["totalResults"], 0, "{}", r.text);
+}
+
+#[tokio::test]
+async fn large_patches_and_bulks_stay_correct() {
+    let app = spawn_app().await;
+    let (_, scim) = app.scim_org("acme").await;
+    let u = create_user(&app, &scim, user("many@acme.example")).await;
+    let path = format!("/Users/{}", u["id"].as_str().unwrap());
+    let phone = |i: usize| json!({"value": format!("+1 555 {i:05}"), "type": "work"});
+    // 2 000 numbers, 500 of them sent twice: each kept once, in order.
+    let mut values: Vec<Value> = (0..2000).map(phone).collect();
+    values.extend((0..500).map(phone));
+    let r = app
+        .scim(
+            Method::PATCH,
+            &path,
+            &scim,
+            Some(patch_op("add", "phoneNumbers", json!(values))),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let got: Vec<Value> = r.body["phoneNumbers"].as_array().unwrap().clone();
+    assert_eq!(got, (0..2000).map(phone).collect::<Vec<_>>());
+    // Adding them all again changes nothing; removing the even ones by value leaves the odd.
+    let r = app
+        .scim(
+            Method::PATCH,
+            &path,
+            &scim,
+            Some(patch_op("add", "phoneNumbers", json!(got))),
+        )
+        .await;
+    assert_eq!(r.body["phoneNumbers"].as_array().unwrap().len(), 2000);
+    let even: Vec<Value> = (0..2000)
+        .step_by(2)
+        .map(|i| json!({"value": format!("+1 555 {i:05}")}))
+        .collect();
+    let r = app
+        .scim(
+            Method::PATCH,
+            &path,
+            &scim,
+            Some(json!({"schemas": [PATCH], "Operations": [{"op": "remove", "path": "phoneNumbers", "value": even}]})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.body["phoneNumbers"].as_array().unwrap(),
+        &(1..2000).step_by(2).map(phone).collect::<Vec<_>>()
+    );
+    // Many addresses, one of them primary: it takes the mark from the one there.
+    let mut emails: Vec<Value> = (0..1000)
+        .map(|i| json!({"value": format!("m{i}@acme.example"), "type": "other"}))
+        .collect();
+    emails[700]["primary"] = json!(true);
+    let r = app
+        .scim(
+            Method::PATCH,
+            &path,
+            &scim,
+            Some(patch_op("add", "emails", json!(emails))),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let primaries: Vec<&Value> = r.body["emails"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["primary"] == true)
+        .map(|e| &e["value"])
+        .collect();
+    assert_eq!(primaries, [&json!("m700@acme.example")], "{}", r.text);
+
+    // A Bulk of 300 users, each naming the next one (defined later) as manager.
+    let n = 300;
+    let ops: Vec<Value> = (0..n)
+        .map(|i| {
+            let mut data = user(&format!("chain{i}@acme.example"));
+            if i + 1 < n {
+                data[ENTERPRISE] = json!({"manager": {"value": format!("bulkId:u{}", i + 1)}});
+            }
+            json!({"method": "POST", "path": "/Users", "bulkId": format!("u{i}"), "data": data})
+        })
+        .collect();
+    let r = app
+        .scim(
+            Method::POST,
+            "/Bulk",
+            &scim,
+            Some(json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": ops})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let results = r.body["Operations"].as_array().unwrap();
+    assert_eq!(results.len(), n);
+    let mut ids = std::collections::HashMap::new();
+    for res in results {
+        assert_eq!(res["status"], "201", "{res}");
+        let loc = res["location"].as_str().unwrap();
+        ids.insert(
+            res["bulkId"].as_str().unwrap().to_owned(),
+            loc.rsplit('/').next().unwrap().to_owned(),
+        );
+    }
+    for i in 0..n - 1 {
+        let r = app
+            .scim(
+                Method::GET,
+                &format!("/Users/{}", ids[&format!("u{i}")]),
+                &scim,
+                None,
+            )
+            .await;
+        assert_eq!(
+            r.body[ENTERPRISE]["manager"]["value"],
+            ids[&format!("u{}", i + 1)],
+            "{}",
+            r.text
+        );
+    }
+}
+
+#[tokio::test]
+async fn group_lists_show_each_groups_own_members() {
+    let app = spawn_app().await;
+    let (_, scim) = app.scim_org("acme").await;
+    let mut users = Vec::new();
+    for i in 0..7 {
+        let u = create_user(&app, &scim, user(&format!("m{i}@acme.example"))).await;
+        users.push(u["id"].as_str().unwrap().to_owned());
+    }
+    // Group i holds users i % 7 and (i * 3) % 7 (once when they coincide); every fifth is empty.
+    let mut want = std::collections::BTreeMap::new();
+    for i in 0..60 {
+        let mut ids: Vec<String> = if i % 5 == 0 {
+            vec![]
+        } else {
+            vec![users[i % 7].clone(), users[(i * 3) % 7].clone()]
+        };
+        ids.sort();
+        ids.dedup();
+        let members: Vec<Value> = ids.iter().map(|id| json!({"value": id})).collect();
+        let body =
+            json!({"schemas": [GROUP], "displayName": format!("G{i:02}"), "members": members});
+        let r = app.scim(Method::POST, "/Groups", &scim, Some(body)).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        want.insert(format!("G{i:02}"), ids);
+    }
+    let members_of = |doc: &Value| -> Vec<String> {
+        let mut ids: Vec<String> = doc["members"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|m| m["value"].as_str().unwrap().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        ids.sort();
+        ids
+    };
+    // The whole list, pages of it, sorted both ways: each group with exactly its members.
+    for query in [
+        "count=100".to_owned(),
+        "sortBy=displayName&sortOrder=descending&startIndex=11&count=20".to_owned(),
+        format!("filter={}", urlencode(r#"displayName sw "G1""#)),
+        format!(
+            "filter={}",
+            urlencode(&format!(r#"members[value eq "{}"]"#, users[3]))
+        ),
+        "attributes=members&count=100".to_owned(),
+    ] {
+        let r = app
+            .scim(Method::GET, &format!("/Groups?{query}"), &scim, None)
+            .await;
+        assert_eq!(r.status, 200, "{query}: {}", r.text);
+        let resources = r.body["Resources"].as_array().unwrap();
+        assert!(!resources.is_empty(), "{query}");
+        for g in resources {
+            let got = members_of(g);
+            let doc = app
+                .scim(
+                    Method::GET,
+                    &format!("/Groups/{}", g["id"].as_str().unwrap()),
+                    &scim,
+                    None,
+                )
+                .await;
+            let name = doc.body["displayName"].as_str().unwrap();
+            assert_eq!(got, want[name], "{query}: {name}");
+        }
+        if query.starts_with("sortBy") {
+            let names: Vec<&str> = resources
+                .iter()
+                .map(|g| g["displayName"].as_str().unwrap())
+                .collect();
+            let expect: Vec<String> = (30..50).rev().map(|i| format!("G{i:02}")).collect();
+            assert_eq!(names, expect, "{query}");
+        }
+        if query.starts_with("filter=members") {
+            let n = want.values().filter(|ids| ids.contains(&users[3])).count();
+            assert_eq!(resources.len(), n, "{query}");
+        }
+    }
+    // Without members when excluded.
+    let r = app
+        .scim(
+            Method::GET,
+            "/Groups?excludedAttributes=members&count=100",
+            &scim,
+            None,
+        )
+        .await;
+    assert!(
+        r.body["Resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|g| g.get("members").is_none())
+    );
+}
+
+/// Users whose stored documents hold text that tests the SQL narrowing: case, LIKE's own
+/// characters, JSON escapes, and letters whose lowercase differs between Unicode and ASCII.
+async fn seed_tricky(app: &TestApp, scim: &str) {
+    let titles = [
+        "Engineer",
+        "ENGINEERING lead",
+        "50% off_sale",
+        "back\\slash",
+        "quote\"d",
+        "\u{212A}ILO watt",
+        "İstanbul office",
+        "tab\there",
+        "Ünïcode",
+        "engineer",
+        "",
+    ];
+    for (i, t) in titles.iter().enumerate() {
+        let mut u = user(&format!("u{i}@acme.example"));
+        if !t.is_empty() {
+            u["title"] = json!(t);
+        }
+        u["externalId"] = json!(format!("ext-{i}"));
+        u["phoneNumbers"] = json!([{"value": format!("+1 555 {i:04}"), "type": if i % 2 == 0 { "work" } else { "home" }}]);
+        u["x-num"] = json!(i * 11);
+        u[ENTERPRISE] = json!({"department": if i % 3 == 0 { "R&D" } else { "Sales_EU" }, "employeeNumber": format!("{i}")});
+        create_user(app, scim, u).await;
+    }
+}
+
+#[tokio::test]
+async fn narrowed_filters_answer_what_the_evaluator_does() {
+    use rosterd::scim::{filter, schema::Rules};
+    let app = spawn_app().await;
+    let (_, scim) = app.scim_org("acme").await;
+    seed_tricky(&app, &scim).await;
+    let all = app
+        .scim(Method::GET, "/Users?count=1000", &scim, None)
+        .await;
+    let docs = all.body["Resources"].as_array().unwrap().clone();
+    assert_eq!(docs.len(), 12, "{}", all.text);
+    for f in [
+        r#"title eq "engineer""#,
+        r#"title co "ENGINEER""#,
+        r#"title sw "eng""#,
+        r#"title ew "LEAD""#,
+        r#"title co "%""#,
+        r#"title co "_""#,
+        r#"title co "f_s""#,
+        r#"title co "\\""#,
+        r#"title co "\"""#,
+        r#"title co "kilo""#,
+        r#"title sw "i""#,
+        r#"title co "istanbul""#,
+        r#"title co "\t""#,
+        r#"title co "ünï""#,
+        r#"title co "zzz""#,
+        r#"title eq "50% off_sale""#,
+        r#"phoneNumbers co "555 000""#,
+        r#"phoneNumbers.type eq "work""#,
+        r#"phoneNumbers[type eq "home" and value ew "3"]"#,
+        r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department eq "r&d""#,
+        r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department co "s_e""#,
+        r#"x-num co "1""#,
+        r#"x-num gt 50"#,
+        r#"title co "eng" and userName sw "u1""#,
+        r#"title co "eng" or externalId eq "ext-3""#,
+        r#"title co "eng" or title co "watt""#,
+        r#"not (title co "eng")"#,
+        r#"title ne "engineer""#,
+        r#"title pr and not (title co "i")"#,
+        r#"userName co "u1" and title co "ing""#,
+    ] {
+        let parsed = filter::parse(f).unwrap();
+        let mut want: Vec<&str> = docs
+            .iter()
+            .filter(|d| filter::matches(&parsed, d, &Rules))
+            .map(|d| d["id"].as_str().unwrap())
+            .collect();
+        want.sort();
+        let r = app
+            .scim(
+                Method::GET,
+                &format!("/Users?count=1000&{}", q(f)),
+                &scim,
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 200, "{f}: {}", r.text);
+        let mut got: Vec<&str> = r.body["Resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["id"].as_str().unwrap())
+            .collect();
+        got.sort();
+        assert_eq!(got, want, "{f}");
+        assert_eq!(r.body["totalResults"], want.len(), "{f}");
+    }
+}
+
+#[tokio::test]
+async fn filters_beyond_the_budget_answer_too_many() {
+    let app = spawn_with(Mail::Log, |c| c.scim.filter_budget = 5).await;
+    let (_, scim) = app.scim_org("acme").await;
+    seed_tricky(&app, &scim).await;
+    // More candidates than the budget: refused, whatever the page size.
+    for query in [
+        format!("filter={}&count=1", urlencode(r#"title co "e""#)),
+        format!("filter={}", urlencode(r#"phoneNumbers[type eq "work"]"#)),
+        format!("filter={}", urlencode(r#"not (userName eq "x")"#)),
+        "sortBy=title&count=2".to_owned(),
+    ] {
+        let r = app
+            .scim(Method::GET, &format!("/Users?{query}"), &scim, None)
+            .await;
+        assert_scim_error(&r, 400, Some("tooMany"));
+        assert!(r.text.contains("scim.filter_budget"), "{}", r.text);
+    }
+    let r = app
+        .scim(
+            Method::POST,
+            "/.search",
+            &scim,
+            Some(json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "filter": "title pr"})),
+        )
+        .await;
+    assert_scim_error(&r, 400, Some("tooMany"));
+    // Narrowed by SQL below the budget: answered. (Three documents hold "engineer"; SQL reads
+    // only those, although the org has twelve users.)
+    for (f, n) in [
+        (r#"title co "engineer""#, 3),
+        (r#"title co "eng" and userName sw "u1""#, 1),
+        (r#"userName eq "u3@acme.example""#, 1),
+        (r#"title eq "50% off_sale""#, 1),
+    ] {
+        let r = app
+            .scim(Method::GET, &format!("/Users?{}", q(f)), &scim, None)
+            .await;
+        assert_eq!(r.status, 200, "{f}: {}", r.text);
+        assert_eq!(r.body["totalResults"], n, "{f}: {}", r.text);
+    }
+    // Plain pages ordered in SQL are not limited.
+    let r = app
+        .scim(Method::GET, "/Users?count=100&sortBy=userName", &scim, None)
+        .await;
+    assert_eq!(r.body["totalResults"], 12, "{}", r.text);
 }
