@@ -803,3 +803,120 @@ async fn oversized_answers_and_a_dripping_server_fail_the_run_naming_the_limit()
     })
     .await;
 }
+
+/// The shipped example `config/lms-http-json.example.toml`, each source pointed at `base` with
+/// its secrets in files under `dir` (everything else as shipped), and no schedule.
+fn lms_example(base: &str, dir: &std::path::Path) -> rosterd::config::Config {
+    use rosterd_connectors::SourceKind;
+    use rosterd_connectors::http_json::Auth;
+    use rosterd_connectors::secret::SecretRef;
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("config")
+        .join("lms-http-json.example.toml");
+    let mut config = rosterd::config::Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    for s in &mut config.sources {
+        s.schedule = None;
+        let SourceKind::HttpJson(c) = &mut s.kind else {
+            panic!("{}: an http_json source", s.name);
+        };
+        let file = dir.join(&s.name);
+        std::fs::write(&file, format!("{}-token\n", s.name)).unwrap();
+        let secret = SecretRef::File(file.display().to_string());
+        match &mut c.auth {
+            Some(Auth::Query { value, .. }) => *value = secret,
+            Some(Auth::Bearer { token }) => *token = secret,
+            other => panic!("{}: an auth the test knows, not {other:?}", s.name),
+        }
+        if c.base_url.is_some() {
+            c.base_url = Some(format!("{base}/{}", s.name));
+        }
+        if let Some(url) = &c.url {
+            let path = url::Url::parse(url).unwrap().path().to_owned();
+            c.url = Some(format!("{base}/{}{path}", s.name));
+        }
+    }
+    config
+}
+
+/// A user as a stock Moodle site's `core_user_get_users` returns it: `username` is a login
+/// name, not an email; `suspended` and `confirmed` are booleans.
+fn moodle_user(i: usize) -> Value {
+    json!({"id": i + 2, "username": format!("user{i}"), "firstname": format!("First{i}"),
+        "lastname": format!("Last{i}"), "fullname": format!("First{i} Last{i}"),
+        "email": format!("user{i}@lms.example"), "department": "", "firstaccess": 0,
+        "lastaccess": 0, "auth": "manual", "suspended": i == 3, "confirmed": true, "lang": "en",
+        "theme": "", "timezone": "99", "mailformat": 1, "description": "", "descriptionformat": 1,
+        "profileimageurlsmall": "https://lms.example/theme/image.php/boost/core/1/u/f2",
+        "profileimageurl": "https://lms.example/theme/image.php/boost/core/1/u/f1"})
+}
+
+/// A learner as the example's generic LMS (`academy`) returns it.
+fn learner(i: usize) -> Value {
+    json!({"learner": {"id": format!("L{i}"), "email": format!("l{i}@academy.example"),
+        "first_name": "L", "last_name": format!("{i}")},
+        "status": if i == 5 { "archived" } else { "active" }, "is_instructor": i == 0})
+}
+
+/// Every source of the shipped LMS example reads a server answering as the real system does
+/// (a stock Moodle site; the example's generic LMS) and creates everyone active, without a row
+/// error: the example works as shipped.
+#[tokio::test]
+async fn the_shipped_lms_example_reads_a_stock_site() {
+    use axum::routing::get;
+    let router = axum::Router::new()
+        .route(
+            "/moodle/webservice/rest/server.php",
+            get(|q: Q| async move {
+                let ok = q.get("wstoken").map(String::as_str) == Some("moodle-token")
+                    && q.get("wsfunction").map(String::as_str) == Some("core_user_get_users")
+                    && q.get("moodlewsrestformat").map(String::as_str) == Some("json")
+                    && q.get("criteria[0][key]").map(String::as_str) == Some("email")
+                    && q.get("criteria[0][value]").map(String::as_str) == Some("%");
+                if !ok {
+                    return axum::Json(json!({"exception": "moodle_exception",
+                        "errorcode": "invalidtoken", "message": "Invalid token - token not found"}));
+                }
+                axum::Json(json!({"users": (0..40).map(moodle_user).collect::<Vec<_>>(), "warnings": []}))
+            }),
+        )
+        .route(
+            "/academy/api/v2/learners",
+            get(|headers: HeaderMap, q: Q| async move {
+                if headers.get("authorization").and_then(|v| v.to_str().ok())
+                    != Some("Bearer academy-token")
+                    || q.get("status").map(String::as_str) != Some("all")
+                {
+                    return (StatusCode::UNAUTHORIZED, axum::Json(json!({"error": "unauthorized"})))
+                        .into_response();
+                }
+                let from = num(&q, "after", 0);
+                let next = (from + 10 < 25).then(|| (from + 10).to_string());
+                let data: Vec<Value> = (from..(from + 10).min(25)).map(learner).collect();
+                axum::Json(json!({"data": data, "meta": {"next_cursor": next}})).into_response()
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let dir = temp_dir();
+    let example = lms_example(&base, &dir);
+    let names: Vec<(String, String)> = example
+        .sources
+        .iter()
+        .map(|s| (s.org.clone(), s.name.clone()))
+        .collect();
+    assert_eq!(names.len(), 2, "the example's sources");
+    let app = spawn_with(Mail::Log, move |c| {
+        c.orgs = example.orgs;
+        c.sources = example.sources;
+    })
+    .await;
+    // Moodle: 40 users, one suspended; the academy: 25 learners, one archived.
+    for ((org, name), active) in names.iter().zip([39, 24]) {
+        let r = app.run_source(org, name).await;
+        assert_eq!(r["status"], "succeeded", "{name}: {r}");
+        assert_eq!(r["counts"]["errors"], 0, "{name}: {r}");
+        assert_eq!(r["counts"]["created"], active, "{name}: {r}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
