@@ -328,3 +328,82 @@ display_name = "descriptor"
     assert_eq!(r["counts"]["removed"], 0, "{r}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The shipped example `config/workday.example.toml` against the fake tenant: its mappings read
+/// what Workday sends. Only what must point at the fake changes: the host (plain http to this
+/// machine), the API client's id, the secrets (files), and the report's owner, name and prompt.
+#[tokio::test]
+async fn the_shipped_workday_example_reads_the_tenant() {
+    use rosterd_connectors::SourceKind;
+    use rosterd_connectors::secret::SecretRef;
+    use rosterd_connectors::workday::{Mode, WorkdayAuth};
+    let state = Arc::new(Mutex::new(State::default()));
+    let host = fake_workday(state.clone()).await;
+    let dir = temp_dir();
+    let secret = |name: &str, value: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, value).unwrap();
+        SecretRef::File(p.display().to_string())
+    };
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("config")
+        .join("workday.example.toml");
+    let mut example = rosterd::config::Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    for s in &mut example.sources {
+        s.schedule = None;
+        let SourceKind::Workday(c) = &mut s.kind else {
+            panic!("{}: a workday source", s.name);
+        };
+        c.host = host.clone();
+        c.insecure_http = true;
+        match &mut c.auth {
+            WorkdayAuth::Oauth2RefreshToken {
+                client_id,
+                client_secret,
+                refresh_token,
+                ..
+            } => {
+                *client_id = "rosterd-client".into();
+                *client_secret = secret("cs", "client-secret");
+                *refresh_token = secret("rt", "refresh-1");
+            }
+            WorkdayAuth::Basic { username, password } => {
+                *username = "isu".into();
+                *password = secret("pw", "isu-password");
+            }
+        }
+        if c.mode == Mode::Raas {
+            c.report_owner = Some("ISU_Owner".into());
+            c.report_name = Some("Active_and_Terminated".into());
+            c.prompts = [("Company!WID".to_owned(), "c0ffee".to_owned())].into();
+        }
+    }
+    let sources: Vec<(String, String)> = example
+        .sources
+        .iter()
+        .map(|s| (s.org.clone(), s.name.clone()))
+        .collect();
+    let app = crate::helpers::spawn_with(crate::helpers::Mail::Log, move |c| {
+        c.orgs = example.orgs;
+        c.sources = example.sources;
+        c.sync.retry_base_ms = 10;
+    })
+    .await;
+    let [(org, workers), (report_org, report)] = &sources[..] else {
+        panic!("the example's two sources: {sources:?}");
+    };
+    let r = app.run_source(org, workers).await;
+    assert_eq!(r["status"], "succeeded", "{r}");
+    assert_eq!(r["counts"]["fetched"], WORKERS, "{r}");
+    // Workday omits an empty field: the 5 workers without a work email are row errors.
+    assert_eq!(r["counts"]["created"], WORKERS - 5, "{r}");
+    assert_eq!(r["counts"]["errors"], 5, "{r}");
+    // Both sources feed one org (the report has the lower priority number): the report's two
+    // active workers are new people there, the terminated one is not created.
+    let r = app.run_source(report_org, report).await;
+    assert_eq!(r["status"], "succeeded", "{r}");
+    assert_eq!(r["counts"]["fetched"], 3, "{r}");
+    assert_eq!(r["counts"]["errors"], 0, "{r}");
+    assert_eq!(r["counts"]["created"], 2, "{r}");
+    let _ = std::fs::remove_dir_all(dir);
+}
