@@ -936,6 +936,15 @@ mod tests {
                 "[mail]\nsink = \"smtp\"\n[mail.smtp]\nhost = \"{host}\"\nport = 25\ntls = \"none\"\n"
             )
         };
+        let ldap = |url: &str| {
+            source(
+                &format!(
+                    "kind = \"ldap\"\nurl = \"{url}\"\ntls = \"none\"\nbind_dn = \"cn=s\"\n\
+                     bind_password = \"env:P\"\nbase_dn = \"dc=x\""
+                ),
+                "external_id = \"entryUUID\"",
+            )
+        };
         let evil = "http://localhost:1@evil.example/";
         let refused = [
             (
@@ -973,6 +982,11 @@ mod tests {
             (workday_token(evil), "auth.token_url:"),
             (graph("graph_url", "http://graph.example"), "graph_url:"),
             (graph("login_url", evil), "login_url:"),
+            (
+                ldap("ldap://localhost:1@evil.example"),
+                "tls: `none` sends the password",
+            ),
+            (ldap("ldap://dc.example"), "tls: `none` sends the password"),
             (smtp("mail.example"), "mail.smtp.tls: `none`"),
             (smtp("localhost:1@evil.example"), "mail.smtp.tls: `none`"),
             (smtp("10.0.0.1"), "mail.smtp.tls: `none`"),
@@ -992,6 +1006,8 @@ mod tests {
             workday("host = \"wd.example\""),
             workday_token("https://wd.example/token"),
             graph("graph_url", "http://127.0.0.1:9"),
+            ldap("ldap://127.0.0.1:3890"),
+            ldap("ldap://[::1]:3890"),
             smtp("127.0.0.1"),
             smtp("localhost"),
             smtp("::1"),

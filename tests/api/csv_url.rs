@@ -174,27 +174,28 @@ async fn an_over_long_record_and_a_dripping_download_fail_the_run() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, router).await });
-    let text = format!(
-        "{}{}",
-        csv_source("long", "long", &format!("url = \"{base}/long.csv\""), ""),
-        csv_source("drip", "drip", &format!("url = \"{base}/drip.csv\""), "")
-    );
-    let parsed = parse_sources(&text);
-    let app = spawn_with(Mail::Log, move |c| {
-        c.orgs = ["long", "drip"]
-            .iter()
-            .map(|s| OrgSeed {
-                slug: (*s).into(),
-                name: (*s).into(),
+    // The long record with the default fetch time limit (a loaded machine may be slow); the
+    // drip with a limit of one second.
+    let app_for = |name: &'static str, max_fetch_secs: u64| {
+        let parsed = parse_sources(&csv_source(
+            name,
+            name,
+            &format!("url = \"{base}/{name}.csv\""),
+            "",
+        ));
+        spawn_with(Mail::Log, move |c| {
+            c.orgs = vec![OrgSeed {
+                slug: name.into(),
+                name: name.into(),
                 owner_email: None,
-            })
-            .collect();
-        c.sources = parsed;
-        c.sync.fetch_retries = 0;
-        c.sync.max_record_bytes = 16 * 1024;
-        c.sync.max_fetch_secs = 1;
-    })
-    .await;
+            }];
+            c.sources = parsed;
+            c.sync.fetch_retries = 0;
+            c.sync.max_record_bytes = 16 * 1024;
+            c.sync.max_fetch_secs = max_fetch_secs;
+        })
+    };
+    let app = app_for("long", 3600).await;
     let r = app.run_source("long", "long").await;
     assert_eq!(r["status"], "failed", "{r}");
     let msg = r["message"].as_str().unwrap();
@@ -202,6 +203,7 @@ async fn an_over_long_record_and_a_dripping_download_fail_the_run() {
         msg.contains("a record longer than sync.max_record_bytes (16384 bytes)"),
         "{msg}"
     );
+    let app = app_for("drip", 1).await;
     let r = app.run_source("drip", "drip").await;
     assert_eq!(r["status"], "failed", "{r}");
     let msg = r["message"].as_str().unwrap();
