@@ -156,7 +156,7 @@ fn main() {
                 writeln!(f, "E{i},True,Ada,Lovelace,person{i}@bench.example,False").unwrap();
             }
         }
-        let ctx = Context::new(reqwest::Client::new(), std::path::PathBuf::from("."));
+        let ctx = Context::new(std::path::PathBuf::from("."), std::time::Duration::from_secs(60)).unwrap();
         let parse = |t: &str| -> (SourceKind, Mapping) {
             let (kind, mapping) = t.split_once("[mapping]").unwrap();
             (

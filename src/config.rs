@@ -93,6 +93,17 @@ pub struct SyncConfig {
     /// Most time one request to a source may take.
     #[serde(default = "default_fetch_timeout_secs")]
     pub request_timeout_secs: u64,
+    /// Most time one run may spend reading its source, in seconds (default 21600, 6 hours); a
+    /// slower read (a server that drips bytes, say) fails the run.
+    #[serde(default = "default_max_fetch_secs")]
+    pub max_fetch_secs: u64,
+    /// Most bytes of one response from a source (a page, a RaaS report, a token answer;
+    /// default 268435456, 256 MiB); a larger one fails the run.
+    #[serde(default = "default_max_response_bytes")]
+    pub max_response_bytes: u64,
+    /// Most bytes of one CSV record (default 1048576, 1 MiB); a longer one fails the run.
+    #[serde(default = "default_max_record_bytes")]
+    pub max_record_bytes: u64,
     /// After a failed run, the source waits at least this long before its next scheduled run,
     /// doubling with each further failure.
     #[serde(default = "default_failure_backoff_secs")]
@@ -339,7 +350,7 @@ pub struct MailConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SmtpTls {
-    /// Plain SMTP (only for a relay on the same host or a test server).
+    /// Plain SMTP: only to a relay on this host (`host` a loopback address or `localhost`).
     None,
     /// Upgrade with STARTTLS (port 587).
     Starttls,
@@ -435,6 +446,15 @@ const fn default_retry_base_ms() -> u64 {
 }
 const fn default_fetch_timeout_secs() -> u64 {
     60
+}
+const fn default_max_fetch_secs() -> u64 {
+    rosterd_connectors::source::DEFAULT_MAX_FETCH_TIME.as_secs()
+}
+const fn default_max_response_bytes() -> u64 {
+    rosterd_connectors::source::DEFAULT_MAX_RESPONSE_BYTES
+}
+const fn default_max_record_bytes() -> u64 {
+    rosterd_connectors::source::DEFAULT_MAX_RECORD_BYTES
 }
 const fn default_failure_backoff_secs() -> u64 {
     60
@@ -577,6 +597,9 @@ impl Default for SyncConfig {
             fetch_retries: default_fetch_retries(),
             retry_base_ms: default_retry_base_ms(),
             request_timeout_secs: default_fetch_timeout_secs(),
+            max_fetch_secs: default_max_fetch_secs(),
+            max_response_bytes: default_max_response_bytes(),
+            max_record_bytes: default_max_record_bytes(),
             failure_backoff_secs: default_failure_backoff_secs(),
             max_failure_backoff_secs: default_max_failure_backoff_secs(),
             keep_run_details_days: default_keep_run_details_days(),
@@ -629,6 +652,18 @@ impl Config {
         if self.mail.sink == MailSink::Smtp && self.mail.smtp.is_none() {
             return Err("mail.sink is \"smtp\" but there is no [mail.smtp] section".into());
         }
+        // Plain text only to this host, as for every source URL.
+        if let Some(smtp) = &self.mail.smtp
+            && smtp.tls == SmtpTls::None
+            && !rosterd_connectors::http::is_loopback_host(&smtp.host)
+        {
+            return Err(format!(
+                "mail.smtp.tls: `none` sends mail and the password in clear; it is allowed only \
+                 for a relay on this host (127.0.0.1, ::1 or localhost), not `{}`; use \
+                 starttls or tls",
+                smtp.host
+            ));
+        }
         if let Err(e) = Email::parse_mailbox(&self.mail.from) {
             return Err(format!("mail.from: {e}"));
         }
@@ -660,12 +695,16 @@ impl Config {
             || !(1..=604_800).contains(&s.failure_backoff_secs)
             || !(s.failure_backoff_secs..=604_800).contains(&s.max_failure_backoff_secs)
             || !(1..=3650).contains(&s.keep_run_details_days)
+            || !(1..=604_800).contains(&s.max_fetch_secs)
+            || s.max_response_bytes < 1024
+            || s.max_record_bytes < 1024
         {
             return Err(
                 "sync: lease_secs must be 2..=3600, apply_batch 1..=10000, request_timeout_secs \
                  1..=3600, fetch_retries at most 20, retry_base_ms at most 60000, \
                  failure_backoff_secs 1..=604800, max_failure_backoff_secs between it and 604800, \
-                 keep_run_details_days 1..=3650"
+                 keep_run_details_days 1..=3650, max_fetch_secs 1..=604800, max_response_bytes \
+                 and max_record_bytes at least 1024"
                     .into(),
             );
         }
@@ -867,6 +906,142 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("lease_secs"), "{err}");
+    }
+
+    /// One rule for every address rosterd talks to in clear: `http://` (and SMTP without TLS)
+    /// only to this host, judged on the parsed host, so user info cannot fake it.
+    #[test]
+    fn plain_text_goes_only_to_this_host() {
+        let source = |kind: &str, mapping: &str| {
+            format!(
+                "[[sources]]\nname = \"s\"\norg = \"acme\"\n{kind}\n[sources.mapping]\n{mapping}\n"
+            )
+        };
+        let id = "external_id = \"id\"";
+        let json = |url: &str| source(&format!("kind = \"http_json\"\nurl = \"{url}\""), id);
+        let json_token = |token_url: &str| {
+            source(
+                &format!(
+                    "kind = \"http_json\"\nurl = \"https://lms.example/u\"\n\
+                     auth = {{ type = \"oauth2_client_credentials\", token_url = \"{token_url}\", \
+                     client_id = \"c\", client_secret = \"env:S\" }}"
+                ),
+                id,
+            )
+        };
+        let csv = |url: &str| source(&format!("kind = \"csv\"\nurl = \"{url}\""), id);
+        let workday = |extra: &str| {
+            source(
+                &format!(
+                    "kind = \"workday\"\ntenant = \"acme\"\n\
+                     auth = {{ type = \"basic\", username = \"u\", password = \"env:P\" }}\n{extra}"
+                ),
+                id,
+            )
+        };
+        let workday_token = |token_url: &str| {
+            source(
+                &format!(
+                    "kind = \"workday\"\ntenant = \"acme\"\nhost = \"wd.example\"\n\
+                     auth = {{ type = \"oauth2_refresh_token\", client_id = \"c\", \
+                     client_secret = \"env:S\", refresh_token = \"env:R\", token_url = \"{token_url}\" }}"
+                ),
+                id,
+            )
+        };
+        let graph = |key: &str, url: &str| {
+            source(
+                &format!(
+                    "kind = \"graph\"\ntenant = \"t\"\nclient_id = \"c\"\n\
+                     client_secret = \"env:S\"\n{key} = \"{url}\""
+                ),
+                id,
+            )
+        };
+        let smtp = |host: &str| {
+            format!(
+                "[mail]\nsink = \"smtp\"\n[mail.smtp]\nhost = \"{host}\"\nport = 25\ntls = \"none\"\n"
+            )
+        };
+        let ldap = |url: &str| {
+            source(
+                &format!(
+                    "kind = \"ldap\"\nurl = \"{url}\"\ntls = \"none\"\nbind_dn = \"cn=s\"\n\
+                     bind_password = \"env:P\"\nbase_dn = \"dc=x\""
+                ),
+                "external_id = \"entryUUID\"",
+            )
+        };
+        let evil = "http://localhost:1@evil.example/";
+        let refused = [
+            (
+                json("http://lms.example/u"),
+                "url: `http://lms.example/u` is plain http",
+            ),
+            (json(evil), "url: `http://evil.example/` is plain http"),
+            (json("http://127.0.0.1@evil.example/u"), "url:"),
+            (json_token("http://lms.example/token"), "auth.token_url:"),
+            (json_token(evil), "auth.token_url:"),
+            (
+                csv("http://hr.example/r.csv"),
+                "url: `http://hr.example/r.csv`",
+            ),
+            (csv(evil), "url:"),
+            (
+                workday("host = \"localhost:1@evil.example\"\ninsecure_http = true"),
+                "host: the host name alone",
+            ),
+            (
+                workday("host = \"wd.example\"\ninsecure_http = true"),
+                "insecure_http",
+            ),
+            (
+                workday(
+                    "host = \"wd.example\"\napi_base_url = \"http://wd.example/ccx/api/v1/acme\"",
+                ),
+                "api_base_url:",
+            ),
+            (
+                workday(&format!("host = \"wd.example\"\napi_base_url = \"{evil}\"")),
+                "api_base_url:",
+            ),
+            (workday_token("http://wd.example/token"), "auth.token_url:"),
+            (workday_token(evil), "auth.token_url:"),
+            (graph("graph_url", "http://graph.example"), "graph_url:"),
+            (graph("login_url", evil), "login_url:"),
+            (
+                ldap("ldap://localhost:1@evil.example"),
+                "tls: `none` sends the password",
+            ),
+            (ldap("ldap://dc.example"), "tls: `none` sends the password"),
+            (smtp("mail.example"), "mail.smtp.tls: `none`"),
+            (smtp("localhost:1@evil.example"), "mail.smtp.tls: `none`"),
+            (smtp("10.0.0.1"), "mail.smtp.tls: `none`"),
+        ];
+        for (text, want) in &refused {
+            let err = Config::parse(text, "r.toml").unwrap_err().to_string();
+            assert!(err.contains(want), "{want:?} not in {err:?}");
+            assert!(!err.contains("evil.example/ccx"), "{err}");
+        }
+        let allowed = [
+            json("http://127.0.0.1:8080/u"),
+            json("http://[::1]:8080/u"),
+            json("https://lms.example/u"),
+            json_token("https://lms.example/token"),
+            csv("http://localhost:9/r.csv"),
+            workday("host = \"127.0.0.1:9\"\ninsecure_http = true"),
+            workday("host = \"wd.example\""),
+            workday_token("https://wd.example/token"),
+            graph("graph_url", "http://127.0.0.1:9"),
+            ldap("ldap://127.0.0.1:3890"),
+            ldap("ldap://[::1]:3890"),
+            smtp("127.0.0.1"),
+            smtp("localhost"),
+            smtp("::1"),
+        ];
+        for text in &allowed {
+            Config::parse(text, "r.toml").unwrap_or_else(|e| panic!("{e}"));
+        }
     }
 
     #[test]

@@ -51,12 +51,25 @@ pub struct CrlfToLf<R> {
     pending_cr: bool,
     /// The read buffer, reused.
     tmp: Vec<u8>,
+    /// Bytes handed out so far, where the record being read starts, and the most one record
+    /// may take (see [`read_capped`]).
+    produced: u64,
+    record_start: u64,
+    max_record: Option<u64>,
 }
 
 impl<R: Read> Read for CrlfToLf<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
+        }
+        if let Some(max) = self.max_record
+            && self.produced - self.record_start > max
+        {
+            // The csv reader would grow its record without end: stop it here.
+            return Err(std::io::Error::other(format!(
+                "a record longer than sync.max_record_bytes ({max} bytes)"
+            )));
         }
         let held = std::mem::take(&mut self.pending_cr);
         // Room for the held-back `\r` (if it turns out not to start a CRLF) plus what is read:
@@ -104,21 +117,38 @@ impl<R: Read> Read for CrlfToLf<R> {
             return self.read(buf);
         }
         self.tmp = tmp;
+        self.produced += out as u64;
         Ok(out)
     }
 }
 
 /// Opens a roster: reads and checks the header against the mapping.
 pub fn read<R: Read>(input: R, mapping: &Mapping) -> Result<CsvRoster<CrlfToLf<R>>, CsvError> {
+    read_capped(input, mapping, None)
+}
+
+/// [`read`], failing at a record (the header too) longer than `max_record` bytes, give or take
+/// the reader's 8 KiB buffer, instead of holding it in memory whole.
+pub fn read_capped<R: Read>(
+    input: R,
+    mapping: &Mapping,
+    max_record: Option<u64>,
+) -> Result<CsvRoster<CrlfToLf<R>>, CsvError> {
     let input = CrlfToLf {
         inner: input,
         pending_cr: false,
         tmp: Vec::new(),
+        produced: 0,
+        record_start: 0,
+        max_record,
     };
     let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(input);
     let headers = reader
         .headers()
-        .map_err(|e| CsvError::Read(e.to_string()))?;
+        .map_err(|e| CsvError::Read(e.to_string()))?
+        .clone();
+    let start = reader.position().byte();
+    reader.get_mut().record_start = start;
     if headers.is_empty() || headers.iter().all(str::is_empty) {
         return Err(CsvError::NoHeader);
     }
@@ -184,7 +214,7 @@ impl<R: Read> CsvRoster<R> {
     }
 }
 
-impl<R: Read> Iterator for CsvRoster<R> {
+impl<R: Read> Iterator for CsvRoster<CrlfToLf<R>> {
     /// A mapped record, or what is wrong with the row. A read error that leaves the rest of the
     /// file unreadable (invalid UTF-8, an unclosed quote) ends the iteration after reporting it.
     type Item = Result<Record, RecordError>;
@@ -196,7 +226,10 @@ impl<R: Read> Iterator for CsvRoster<R> {
             }
             match self.reader.read_record(&mut self.record) {
                 Ok(false) => return None,
-                Ok(true) => {}
+                Ok(true) => {
+                    let start = self.reader.position().byte();
+                    self.reader.get_mut().record_start = start;
+                }
                 Err(e) => {
                     let line = e.position().map_or(0, |p| p.line());
                     self.last_line = line;
@@ -411,6 +444,9 @@ mod crlf_tests {
                 inner: Trickle(input),
                 pending_cr: false,
                 tmp: Vec::new(),
+                produced: 0,
+                record_start: 0,
+                max_record: None,
             }
             .read_to_end(&mut out)
             .unwrap();
@@ -420,6 +456,9 @@ mod crlf_tests {
                 inner: input,
                 pending_cr: false,
                 tmp: Vec::new(),
+                produced: 0,
+                record_start: 0,
+                max_record: None,
             }
             .read_to_end(&mut out)
             .unwrap();

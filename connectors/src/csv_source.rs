@@ -1,6 +1,10 @@
 //! The CSV roster source: a file, or a file fetched over HTTP(S), read as a roster (see
 //! [`crate::csv_roster`]) through the source's mapping.
 //!
+//! Over HTTP the validators of the last applied download (`ETag`, `Last-Modified`) are kept as
+//! the source's checkpoint and sent back (`If-None-Match`, `If-Modified-Since`): a `304 Not
+//! Modified` is a read of no changes — nothing to do, nobody removed — and the checkpoint stays.
+//!
 //! ```toml
 //! [[sources]]
 //! name = "members-csv"
@@ -20,7 +24,7 @@ use tokio::sync::mpsc;
 
 use crate::csv_roster;
 use crate::mapping::Mapping;
-use crate::source::{Context, Coverage, FetchError, Sender, Snapshot, Source};
+use crate::source::{Context, Coverage, FetchError, Finish, Sender, Snapshot, Source};
 
 /// Where the roster is read from: exactly one of `path` or `url`.
 #[derive(Debug, Clone, Deserialize)]
@@ -29,7 +33,8 @@ pub struct CsvConfig {
     /// A file on this machine; relative paths start at the daemon's working directory.
     #[serde(default)]
     pub path: Option<PathBuf>,
-    /// An `http://` or `https://` URL fetched with GET on every run.
+    /// An `https://` URL (`http://` only to this host) fetched with GET on every run; an
+    /// unchanged file costs a `304 Not Modified`.
     #[serde(default)]
     pub url: Option<String>,
     /// A value of the mapping's `groups` field (a department, say) → the rosterd group this
@@ -43,9 +48,7 @@ impl CsvConfig {
     pub fn check(&self) -> Result<(), String> {
         match (&self.path, &self.url) {
             (Some(_), Some(_)) | (None, None) => Err("give exactly one of `path` or `url`".into()),
-            (None, Some(u)) if !(u.starts_with("http://") || u.starts_with("https://")) => {
-                Err(format!("url: `{u}` is not an http:// or https:// URL"))
-            }
+            (None, Some(u)) => crate::http::check_url("url", u).map(|_| ()),
             _ => Ok(()),
         }
     }
@@ -55,6 +58,36 @@ impl CsvConfig {
 pub struct CsvSource {
     pub config: CsvConfig,
     pub mapping: Mapping,
+    /// The validators of the last applied download (see [`Validators`]).
+    pub checkpoint: Option<String>,
+}
+
+/// What the server said identifies the file last applied: sent back on the next run so that an
+/// unchanged file is not downloaded again. Kept only for the same URL (shown without secrets).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct Validators {
+    pub url: String,
+    #[serde(default)]
+    pub etag: Option<String>,
+    #[serde(default)]
+    pub last_modified: Option<String>,
+}
+
+impl Validators {
+    fn of(url: &str, resp: &reqwest::Response) -> Option<Validators> {
+        let header = |name| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let v = Validators {
+            url: crate::http::redact(url),
+            etag: header(reqwest::header::ETAG),
+            last_modified: header(reqwest::header::LAST_MODIFIED),
+        };
+        (v.etag.is_some() || v.last_modified.is_some()).then_some(v)
+    }
 }
 
 /// Reads the roster from `input` on a blocking thread, sending rows as they are mapped, then the
@@ -62,11 +95,13 @@ pub struct CsvSource {
 fn produce<R: Read>(
     mut input: R,
     mapping: &Mapping,
+    max_record: u64,
     mut tx: Sender,
     what: &str,
     failure: impl FnOnce(&mut R) -> Option<FetchError>,
+    finish: Finish,
 ) {
-    let mut roster = match csv_roster::read(&mut input, mapping) {
+    let mut roster = match csv_roster::read_capped(&mut input, mapping, Some(max_record)) {
         Ok(r) => r,
         Err(e) => {
             let e = failure(&mut input)
@@ -97,7 +132,7 @@ fn produce<R: Read>(
             "{what}: {e}; the rest was not read"
         )));
     }
-    tx.blocking_done();
+    tx.blocking_done_with(finish);
 }
 
 /// A blocking reader over body chunks arriving on a channel.
@@ -127,32 +162,88 @@ impl Read for ChannelReader {
 
 impl Source for CsvSource {
     async fn open(&self, ctx: &Context) -> Result<Snapshot, FetchError> {
-        let (tx, snapshot) = Snapshot::channel(Coverage::Full);
         let mapping = self.mapping.clone();
         if let Some(path) = &self.config.path {
+            let (tx, snapshot) = Snapshot::channel(Coverage::Full);
             let path = ctx.base_dir.join(path);
             let file = std::fs::File::open(&path).map_err(|e| {
                 FetchError::permanent(format!("cannot open {}: {e}", path.display()))
             })?;
             let what = path.display().to_string();
+            let max_record = ctx.max_record_bytes;
             tokio::task::spawn_blocking(move || {
-                produce(std::io::BufReader::new(file), &mapping, tx, &what, |_| None)
+                let input = std::io::BufReader::new(file);
+                let done = Finish::default();
+                produce(input, &mapping, max_record, tx, &what, |_| None, done)
             });
             return Ok(snapshot);
         }
         let url = self.config.url.clone().unwrap_or_default();
+        crate::http::check_url("url", &url).map_err(FetchError::permanent)?;
         let what = redact(&url);
-        let resp = crate::http::send(ctx, &what, || ctx.http.get(&url)).await?;
+        // The last applied download's validators, if they are for this URL.
+        let last = self
+            .checkpoint
+            .as_deref()
+            .and_then(|c| serde_json::from_str::<Validators>(c).ok())
+            .filter(|v| v.url == what);
+        let resp = crate::http::send(ctx, &what, || {
+            let mut r = ctx.http.get(&url);
+            if let Some(v) = &last {
+                if let Some(etag) = &v.etag {
+                    r = r.header(reqwest::header::IF_NONE_MATCH, etag);
+                }
+                if let Some(at) = &v.last_modified {
+                    r = r.header(reqwest::header::IF_MODIFIED_SINCE, at);
+                }
+            }
+            r
+        })
+        .await?;
+        if resp.status() == reqwest::StatusCode::NOT_MODIFIED {
+            let Some(last) = last else {
+                return Err(FetchError::permanent(format!(
+                    "{what}: HTTP 304 Not Modified to a request that asked for the file"
+                )));
+            };
+            // Unchanged since the last applied run: no rows, and a read of changes, which
+            // removes nobody; the checkpoint stays where it was.
+            let (tx, snapshot) = Snapshot::channel(Coverage::Changes);
+            let finish = Finish {
+                checkpoint: serde_json::to_string(&last).ok(),
+                groups: None,
+                warnings: vec![format!(
+                    "{what}: unchanged since the last applied run (HTTP 304 Not Modified); \
+                     nothing to do"
+                )],
+            };
+            tx.done_with(finish).await;
+            return Ok(snapshot);
+        }
+        let finish = Finish {
+            checkpoint: Validators::of(&url, &resp).and_then(|v| serde_json::to_string(&v).ok()),
+            ..Finish::default()
+        };
+        let (tx, snapshot) = Snapshot::channel(Coverage::Full);
         let (chunks_tx, chunks_rx) = mpsc::channel(16);
+        let max_record = ctx.max_record_bytes;
         let mut body = resp.bytes_stream();
         let body_what = what.clone();
+        // When the engine stops reading (or the time runs out), the download stops too.
+        let stopped = tx.closed();
         tokio::spawn(async move {
-            while let Some(chunk) = body.next().await {
-                let item = chunk.map_err(|e| crate::http::body_error(&body_what, &e));
-                let stop = item.is_err();
-                if chunks_tx.send(item).await.is_err() || stop {
-                    return;
+            let forward = async {
+                while let Some(chunk) = body.next().await {
+                    let item = chunk.map_err(|e| crate::http::body_error(&body_what, &e));
+                    let stop = item.is_err();
+                    if chunks_tx.send(item).await.is_err() || stop {
+                        return;
+                    }
                 }
+            };
+            tokio::select! {
+                () = forward => {}
+                () = stopped => {}
             }
         });
         tokio::task::spawn_blocking(move || {
@@ -161,22 +252,12 @@ impl Source for CsvSource {
                 chunk: Bytes::new(),
                 failed: None,
             };
-            produce(reader, &mapping, tx, &what, |r| r.failed.take());
+            let failed = |r: &mut ChannelReader| r.failed.take();
+            produce(reader, &mapping, max_record, tx, &what, failed, finish);
         });
         Ok(snapshot)
     }
 }
 
 /// A URL for messages: without its query string or credentials (they may carry a key).
-pub fn redact(url: &str) -> String {
-    let no_query = url.split(['?', '#']).next().unwrap_or(url);
-    match no_query.split_once("://") {
-        Some((scheme, rest)) => match rest.split_once('@') {
-            Some((_, host)) if !host.contains('/') || rest.find('@') < rest.find('/') => {
-                format!("{scheme}://{host}")
-            }
-            _ => no_query.to_owned(),
-        },
-        None => no_query.to_owned(),
-    }
-}
+pub use crate::http::redact;

@@ -93,20 +93,6 @@ const fn default_max_pages() -> usize {
     100_000
 }
 
-/// `https`, or `http` to a loopback address (a local test server): TLS is never off for a real
-/// host.
-fn check_url(key: &str, url: &str) -> Result<Url, String> {
-    let u = Url::parse(url).map_err(|e| format!("{key}: {e}"))?;
-    let loopback = matches!(
-        u.host_str(),
-        Some("127.0.0.1" | "localhost" | "[::1]" | "::1")
-    );
-    if u.scheme() != "https" && !(u.scheme() == "http" && loopback) {
-        return Err(format!("{key}: must be an https:// address"));
-    }
-    Ok(u)
-}
-
 impl GraphConfig {
     /// Whether runs read only changes after the first.
     pub fn uses_delta(&self) -> bool {
@@ -127,8 +113,8 @@ impl GraphConfig {
         if self.client_id.trim().is_empty() {
             return Err("client_id: the app registration's application id".into());
         }
-        check_url("graph_url", &self.graph_url)?;
-        check_url("login_url", &self.login_url)?;
+        crate::http::check_url("graph_url", &self.graph_url)?;
+        crate::http::check_url("login_url", &self.login_url)?;
         if !(1..=144).contains(&self.full_sync_every_hours) {
             return Err(
                 "full_sync_every_hours: between 1 and 144 (delta links last 7 days)".into(),
@@ -345,7 +331,12 @@ impl Source for GraphSource {
                     },
                 ))
             };
-            match read_all.await {
+            let stopped = tx.closed();
+            let read = tokio::select! {
+                r = read_all => r,
+                () = stopped => return, // the engine stopped reading (or the time ran out)
+            };
+            match read {
                 Ok((rows, finish)) => send_all(tx, rows, finish).await,
                 Err(e) => tx.fail(e).await,
             }
@@ -393,10 +384,7 @@ async fn get_page(
     // Links carry skip/delta tokens: name the path only.
     let what = format!("Graph {}", url.path());
     let resp = requester.get(ctx, url, &what).await?;
-    let body = resp
-        .bytes()
-        .await
-        .map_err(|e| crate::http::body_error(&what, &e))?;
+    let body = crate::http::read_body(resp, ctx.max_response_bytes, &what).await?;
     serde_json::from_slice(&body)
         .map_err(|e| FetchError::permanent(format!("{what}: not JSON: {e}")))
 }

@@ -27,7 +27,7 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::csv_source::redact;
+use crate::http::redact;
 use crate::mapping::Mapping;
 use crate::secret::SecretRef;
 use crate::source::{Context, Coverage, FetchError, Sender, Snapshot, Source};
@@ -245,9 +245,11 @@ impl HttpJsonConfig {
             .url
             .as_deref()
             .ok_or("url: missing (or set a preset and base_url)")?;
-        let parsed = Url::parse(url).map_err(|e| format!("url: `{url}` is not a URL: {e}"))?;
-        if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(format!("url: `{url}` is not an http:// or https:// URL"));
+        crate::http::check_url("url", url)?;
+        if let Some(Auth::OAuth2 { token_url, .. } | Auth::OAuth2Refresh { token_url, .. }) =
+            &c.auth
+        {
+            crate::http::check_url("auth.token_url", token_url)?;
         }
         if c.max_pages == 0 {
             return Err("max_pages: must be at least 1".into());
@@ -333,7 +335,12 @@ impl Source for HttpJsonSource {
         let mapping = self.mapping.clone();
         tokio::spawn(async move {
             let mut tx = tx;
-            match fetch(&config, auth, &mapping, &ctx, &mut tx).await {
+            let stopped = tx.closed();
+            let read = tokio::select! {
+                r = fetch(&config, auth, &mapping, &ctx, &mut tx) => r,
+                () = stopped => return, // the engine stopped reading (or the time ran out)
+            };
+            match read {
                 Ok(()) => tx.done().await,
                 Err(e) => tx.fail(e).await,
             }
@@ -362,12 +369,22 @@ pub(crate) struct OAuth2Client {
     /// Where the refresh token came from: a rotated one is written back there when it can be.
     refresh_ref: Option<SecretRef>,
     client_auth: ClientAuth,
-    token: Option<(String, Instant)>,
+    /// The current access token, when it expires, and how long it was issued for.
+    token: Option<(String, Instant, Duration)>,
 }
 
-/// The oauth2 crate's requests, sent through our reqwest client (one HTTP stack, rustls).
+/// Whether a token issued for `lifetime` with `left` to go is renewed before the next request:
+/// once less than a quarter of its lifetime, or 30 s if that is less, remains (or it has run
+/// out). A token of an hour lasts 59½ minutes; one of 20 s lasts 15 s, not one request.
+pub(crate) fn renewal_due(lifetime: Duration, left: Duration) -> bool {
+    left.is_zero() || left < (lifetime / 4).min(Duration::from_secs(30))
+}
+
+/// The oauth2 crate's requests, sent through our reqwest client (one HTTP stack, rustls) that
+/// follows no redirect (the request carries the client secret), reading at most `max` bytes.
 async fn oauth2_http(
     http: reqwest::Client,
+    max: u64,
     req: oauth2::HttpRequest,
 ) -> Result<oauth2::HttpResponse, std::io::Error> {
     let (parts, body) = req.into_parts();
@@ -377,13 +394,22 @@ async fn oauth2_http(
         .body(body)
         .send()
         .await
-        .map_err(std::io::Error::other)?;
-    let mut out = http::Response::builder().status(resp.status());
+        .map_err(|e| std::io::Error::other(crate::http::describe(&e)))?;
+    let status = resp.status();
+    if status.is_redirection() {
+        return Err(std::io::Error::other(format!(
+            "it answered HTTP {status} (a redirect); token requests never follow redirects, \
+             configure the token endpoint's own address"
+        )));
+    }
+    let mut out = http::Response::builder().status(status);
     for (k, v) in resp.headers() {
         out = out.header(k, v);
     }
-    let bytes = resp.bytes().await.map_err(std::io::Error::other)?;
-    out.body(bytes.to_vec()).map_err(std::io::Error::other)
+    let bytes = crate::http::read_body(resp, max, "the token response")
+        .await
+        .map_err(|e| std::io::Error::other(e.message))?;
+    out.body(bytes).map_err(std::io::Error::other)
 }
 
 impl OAuth2Client {
@@ -407,12 +433,13 @@ impl OAuth2Client {
         }
     }
 
-    /// The access token, fetched again when missing, expiring within 30 s, or `stale`.
+    /// The access token, fetched again when missing, near its end ([`renewal_due`]), or
+    /// `stale`.
     async fn token(&mut self, ctx: &Context, stale: bool) -> Result<String, FetchError> {
         use oauth2::{ClientId, ClientSecret, Scope, TokenResponse, TokenUrl};
         if !stale
-            && let Some((t, until)) = &self.token
-            && Instant::now() + Duration::from_secs(30) < *until
+            && let Some((t, until, lifetime)) = &self.token
+            && !renewal_due(*lifetime, until.saturating_duration_since(Instant::now()))
         {
             return Ok(t.clone());
         }
@@ -438,8 +465,8 @@ impl OAuth2Client {
                 ClientAuth::Post => oauth2::AuthType::RequestBody,
             })
             .set_token_uri(url);
-        let http = ctx.http.clone();
-        let call = move |req: oauth2::HttpRequest| oauth2_http(http.clone(), req);
+        let (http, max) = (ctx.token_http.clone(), ctx.max_response_bytes);
+        let call = move |req: oauth2::HttpRequest| oauth2_http(http.clone(), max, req);
         let result = match &self.refresh_token {
             Some(r) => {
                 let refresh = oauth2::RefreshToken::new(r.clone());
@@ -459,8 +486,8 @@ impl OAuth2Client {
         let response = result.map_err(|e| {
             let detail = match &e {
                 oauth2::RequestTokenError::ServerResponse(r) => format!("{}", r.error()),
-                oauth2::RequestTokenError::Request(_) => {
-                    "the token endpoint cannot be reached".into()
+                oauth2::RequestTokenError::Request(e) => {
+                    format!("the token endpoint cannot be read: {e}")
                 }
                 oauth2::RequestTokenError::Parse(_, _) => {
                     "the token endpoint answered something else than a token".into()
@@ -495,7 +522,7 @@ impl OAuth2Client {
             }
         }
         let lifetime = response.expires_in().unwrap_or(Duration::from_secs(3600));
-        self.token = Some((token.clone(), Instant::now() + lifetime));
+        self.token = Some((token.clone(), Instant::now() + lifetime, lifetime));
         Ok(token)
     }
 }
@@ -664,7 +691,10 @@ async fn fetch(
     tx: &mut Sender,
 ) -> Result<(), FetchError> {
     let first = c.url.as_deref().unwrap_or_default();
-    let mut url = Url::parse(first).map_err(|e| FetchError::permanent(format!("url: {e}")))?;
+    // Checked again here: a source opened without its config's check still never reads in
+    // clear from another host.
+    let origin = crate::http::check_url("url", first).map_err(FetchError::permanent)?;
+    let mut url = origin.clone();
     for (k, v) in &c.query {
         set_param(&mut url, k, v);
     }
@@ -709,10 +739,7 @@ async fn fetch(
             .iter()
             .filter_map(|v| v.to_str().ok())
             .find_map(link_next);
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| crate::http::body_error(&what, &e))?;
+        let body = crate::http::read_body(resp, ctx.max_response_bytes, &what).await?;
         let doc: Value = serde_json::from_slice(&body)
             .map_err(|e| FetchError::permanent(format!("{what}: page {pages} is not JSON: {e}")))?;
         if let Some(p) = &c.error_path
@@ -765,8 +792,19 @@ async fn fetch(
                     .as_deref()
                     .and_then(|p| at(&doc, p))
                     .and_then(Value::as_u64);
-                if n == 0 || total.map_or(n < *limit, |t| offset as u64 >= t) {
-                    return Ok(());
+                match total {
+                    // The upstream said how many there are: fewer is a read cut short.
+                    Some(t) if (offset as u64) < t && n == 0 => {
+                        return Err(FetchError::permanent(format!(
+                            "{what}: the system said there are {t} records but gave {offset} \
+                             (an empty page at offset {offset}); the roster was not read to \
+                             the end"
+                        )));
+                    }
+                    Some(t) if offset as u64 >= t => return Ok(()),
+                    Some(_) => {}
+                    None if n < *limit => return Ok(()),
+                    None => {}
                 }
                 set_param(&mut url, offset_param, &offset.to_string());
             }
@@ -791,25 +829,34 @@ async fn fetch(
             },
             Pagination::NextUrl { next_path } => {
                 match at(&doc, next_path).and_then(text).filter(|s| !s.is_empty()) {
-                    Some(next) => {
-                        url = url.join(&next).map_err(|e| {
-                            FetchError::permanent(format!("{what}: bad next URL `{next}`: {e}"))
-                        })?
-                    }
+                    Some(next) => url = follow(&origin, &url, &next, &what)?,
                     None => return Ok(()),
                 }
             }
             Pagination::LinkHeader => match link {
-                Some(next) => {
-                    url = url.join(&next).map_err(|e| {
-                        FetchError::permanent(format!("{what}: bad Link URL `{next}`: {e}"))
-                    })?
-                }
+                Some(next) => url = follow(&origin, &url, &next, &what)?,
                 None => return Ok(()),
             },
         }
     }
     Ok(())
+}
+
+/// The next page's URL (`next`, relative to the current page `url`), only when it is on the
+/// configured `origin`: the source's credentials are never sent anywhere else.
+fn follow(origin: &Url, url: &Url, next: &str, what: &str) -> Result<Url, FetchError> {
+    let shown = redact(next);
+    let u = url
+        .join(next)
+        .map_err(|e| FetchError::permanent(format!("{what}: bad next page URL `{shown}`: {e}")))?;
+    if !crate::http::same_origin(origin, &u) {
+        return Err(FetchError::permanent(format!(
+            "{what}: the next page is on another origin (`{}`); not followed, so the \
+             credentials stay with the configured one",
+            redact(u.as_str())
+        )));
+    }
+    Ok(u)
 }
 
 #[cfg(test)]
@@ -863,7 +910,7 @@ mod tests {
         else {
             panic!("an OAuth2 client");
         };
-        let ctx = Context::new(reqwest::Client::new(), ".".into());
+        let ctx = Context::new(".".into(), std::time::Duration::from_secs(60)).unwrap();
         let (ta, tb) = tokio::join!(a.token(&ctx, false), b.token(&ctx, false));
         let mut tokens = [ta.unwrap(), tb.unwrap()];
         tokens.sort();
@@ -888,6 +935,22 @@ mod tests {
         drop(holder);
         assert!(a.token(&impatient, true).await.is_ok());
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn renewal_is_due_at_a_quarter_of_the_lifetime() {
+        let s = Duration::from_secs;
+        // An hour's token: renewed in its last 30 s, as before.
+        assert!(!renewal_due(s(3600), s(31)));
+        assert!(renewal_due(s(3600), s(29)));
+        // Short tokens last three quarters of their life, not one request: 20 s → 15 s.
+        assert!(!renewal_due(s(20), s(6)));
+        assert!(renewal_due(s(20), s(4)));
+        assert!(!renewal_due(s(3), Duration::from_millis(800)));
+        assert!(renewal_due(s(3), Duration::from_millis(700)));
+        // Expired (or expiring now) is always renewed.
+        assert!(renewal_due(s(3600), Duration::ZERO));
+        assert!(renewal_due(Duration::ZERO, Duration::ZERO));
     }
 
     #[test]

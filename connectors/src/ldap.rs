@@ -170,10 +170,7 @@ impl LdapConfig {
                 }
             }
             "ldap" => {
-                let loopback = matches!(
-                    url.host_str(),
-                    Some("127.0.0.1" | "localhost" | "[::1]" | "::1")
-                );
+                let loopback = crate::http::is_loopback(&url);
                 if self.tls == Tls::None && !loopback {
                     return Err(
                         "tls: `none` sends the password in clear; it is allowed only \
@@ -571,9 +568,9 @@ groups = { "CN=Staff,OU=Groups,DC=example,DC=org" = "Staff" }
         let read = Read {
             config: &config,
             mapping: &mapping,
-            ctx: &Context::new(reqwest::Client::new(), ".".into()),
+            ctx: &Context::new(".".into(), std::time::Duration::from_secs(60)).unwrap(),
             tls: config
-                .tls_config(&Context::new(reqwest::Client::new(), ".".into()))
+                .tls_config(&Context::new(".".into(), std::time::Duration::from_secs(60)).unwrap())
                 .unwrap(),
         };
         // Sixteen GUID bytes that happen to be ASCII arrive as text, not in `bin_attrs`.
@@ -640,7 +637,7 @@ groups = { "CN=Staff,OU=Groups,DC=example,DC=org" = "Staff" }
         ))
         .unwrap();
         let mapping: Mapping = toml::from_str("external_id = \"entryUUID\"\n").unwrap();
-        let mut ctx = Context::new(reqwest::Client::new(), ".".into());
+        let mut ctx = Context::new(".".into(), std::time::Duration::from_secs(60)).unwrap();
         ctx.retries = 2;
         ctx.retry_base = std::time::Duration::from_millis(1);
         let mut snap = LdapSource { config, mapping }.open(&ctx).await.unwrap();
@@ -709,7 +706,7 @@ groups = { "CN=Staff,OU=Groups,DC=example,DC=org" = "Staff" }
         ))
         .unwrap();
         let mapping: Mapping = toml::from_str("external_id = \"entryUUID\"\n").unwrap();
-        let mut ctx = Context::new(reqwest::Client::new(), ".".into());
+        let mut ctx = Context::new(".".into(), std::time::Duration::from_secs(60)).unwrap();
         ctx.retries = 0;
         ctx.request_timeout = std::time::Duration::from_millis(300);
         let mut snap = LdapSource { config, mapping }.open(&ctx).await.unwrap();

@@ -124,6 +124,12 @@ impl SourceKind {
         }
     }
 
+    /// Whether the engine hands the source its last applied checkpoint on every run (not only
+    /// between full reads): a CSV URL's validators, so an unchanged file answers 304.
+    pub fn reads_validators(&self) -> bool {
+        matches!(self, SourceKind::Csv(c) if c.url.is_some())
+    }
+
     /// The rosterd groups this source keeps (every kind's `groups`): after a run is applied,
     /// each holds the members the source puts in it.
     pub fn managed_groups(&self) -> Vec<String> {
@@ -137,8 +143,29 @@ impl SourceKind {
     }
 
     /// Opens a snapshot of the source through `mapping`. `checkpoint` is where the last
-    /// applied run of a change-reading source left off (`None`: read everyone).
+    /// applied run of a change-reading source left off (`None`: read everyone). The whole read,
+    /// opening included, must end within `ctx.max_fetch_time`.
     pub async fn open(
+        &self,
+        mapping: &Mapping,
+        ctx: &Context,
+        checkpoint: Option<&str>,
+    ) -> Result<Snapshot, FetchError> {
+        let started = tokio::time::Instant::now();
+        let limit = ctx.max_fetch_time;
+        let mut snapshot = tokio::time::timeout(limit, self.open_now(mapping, ctx, checkpoint))
+            .await
+            .map_err(|_| {
+                FetchError::transient(format!(
+                    "the read took longer than sync.max_fetch_secs ({} s); stopped",
+                    limit.as_secs()
+                ))
+            })??;
+        snapshot.limit_time(started, limit);
+        Ok(snapshot)
+    }
+
+    async fn open_now(
         &self,
         mapping: &Mapping,
         ctx: &Context,
@@ -149,6 +176,7 @@ impl SourceKind {
                 csv_source::CsvSource {
                     config: c.clone(),
                     mapping: mapping.clone(),
+                    checkpoint: checkpoint.map(str::to_owned),
                 }
                 .open(ctx)
                 .await

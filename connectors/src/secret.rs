@@ -80,9 +80,12 @@ impl SecretRef {
     }
 
     /// Replaces the secret's value where that is possible: a `file:` secret is rewritten
-    /// atomically (a new file, owner-only, renamed over the old); an `env:` secret cannot be,
-    /// and `Ok(false)` says so. For credentials the other side rotates (OAuth2 refresh tokens).
+    /// atomically (a new owner-only file with an unpredictable name, created exclusively in the
+    /// same directory so that nothing planted there is followed, then renamed over the old);
+    /// an `env:` secret cannot be, and `Ok(false)` says so. For credentials the other side
+    /// rotates (OAuth2 refresh tokens).
     pub fn store(&self, value: &str) -> Result<bool, SecretError> {
+        use std::io::Write;
         let SecretRef::File(path) = self else {
             return Ok(false);
         };
@@ -91,23 +94,20 @@ impl SecretRef {
             reason: e.to_string(),
         };
         let target = std::path::Path::new(path);
-        let mut tmp = target.as_os_str().to_owned();
-        tmp.push(format!(".{}.new", std::process::id()));
-        let tmp = std::path::PathBuf::from(tmp);
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let written = options.open(&tmp).and_then(|mut f| {
-            use std::io::Write;
-            f.write_all(value.as_bytes())?;
-            f.write_all(b"\n")?;
-            f.sync_all()
-        });
-        if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, target)) {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(fail(e));
-        }
+        let dir = target
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        // O_CREAT|O_EXCL with a random name, mode 0600 (tempfile's defaults).
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".rosterd-secret-")
+            .tempfile_in(dir)
+            .map_err(fail)?;
+        tmp.write_all(value.as_bytes()).map_err(fail)?;
+        tmp.write_all(b"\n").map_err(fail)?;
+        tmp.as_file().sync_all().map_err(fail)?;
+        // A failed rename drops (deletes) the temp file.
+        tmp.persist(target).map_err(|e| fail(e.error))?;
         Ok(true)
     }
 }
@@ -165,6 +165,44 @@ mod tests {
         assert_eq!(
             missing.resolve().unwrap_err(),
             SecretError::MissingEnv("ROSTERD_SURELY_UNSET_VARIABLE".into())
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// The temp file a rotated secret is written through used to be `{path}.{pid}.new`,
+    /// opened without `O_EXCL`: a symlink planted there sent the secret wherever it pointed.
+    #[cfg(unix)]
+    #[test]
+    fn a_symlink_planted_where_the_temp_file_was_predictable_is_not_followed() {
+        let dir = std::env::temp_dir().join(format!(
+            "rosterd-secret-link-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("refresh");
+        std::fs::write(&path, "old\n").unwrap();
+        let elsewhere = dir.join("elsewhere");
+        std::fs::write(&elsewhere, "untouched\n").unwrap();
+        let planted = dir.join(format!("refresh.{}.new", std::process::id()));
+        std::os::unix::fs::symlink(&elsewhere, &planted).unwrap();
+        let r = SecretRef::File(path.display().to_string());
+        assert!(r.store("rotated").unwrap());
+        assert_eq!(r.resolve().unwrap().expose_secret(), "rotated");
+        assert_eq!(std::fs::read_to_string(&elsewhere).unwrap(), "untouched\n");
+        assert!(
+            !std::fs::symlink_metadata(&path)
+                .unwrap()
+                .file_type()
+                .is_symlink(),
+            "the secret is a file of its own"
+        );
+        assert_eq!(
+            std::fs::read_link(&planted).unwrap(),
+            elsewhere,
+            "the planted link was left alone"
         );
         std::fs::remove_dir_all(dir).unwrap();
     }

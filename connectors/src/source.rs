@@ -9,6 +9,7 @@
 //! Sources never touch the store: this crate does not depend on sqlx or axum.
 
 use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
@@ -26,8 +27,12 @@ pub const CHANNEL_ROWS: usize = 1024;
 /// Everything a source may use: no global state.
 #[derive(Debug, Clone)]
 pub struct Context {
-    /// The one HTTP client (rustls, certificate verification on).
+    /// The HTTP client for reading (rustls, certificate verification on); it follows redirects
+    /// only within the origin a request was sent to (see [`crate::http::clients`]).
     pub http: reqwest::Client,
+    /// The HTTP client for OAuth2 token requests: it never follows a redirect, since the
+    /// request carries the client secret.
+    pub token_http: reqwest::Client,
     /// Relative file paths in source settings are read from here (the daemon's working
     /// directory, like `database.url` and `mail.dir`).
     pub base_dir: PathBuf,
@@ -38,17 +43,38 @@ pub struct Context {
     /// Most time to wait for the server at each step (the HTTP client's read timeout also
     /// applies per read of the body, so a long download is fine while bytes keep coming).
     pub request_timeout: Duration,
+    /// Most bytes of one response (a page, a report, a token answer); a larger one fails the
+    /// fetch.
+    pub max_response_bytes: u64,
+    /// Most bytes of one CSV record; a longer one fails the fetch.
+    pub max_record_bytes: u64,
+    /// Most time one snapshot may take to read, from opening to its last row; a slower read
+    /// fails (and its producer stops).
+    pub max_fetch_time: Duration,
 }
 
+/// Default of [`Context::max_response_bytes`]: 256 MiB (a RaaS report comes in one response).
+pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 256 * 1024 * 1024;
+/// Default of [`Context::max_record_bytes`]: 1 MiB.
+pub const DEFAULT_MAX_RECORD_BYTES: u64 = 1024 * 1024;
+/// Default of [`Context::max_fetch_time`]: 6 hours.
+pub const DEFAULT_MAX_FETCH_TIME: Duration = Duration::from_secs(6 * 3600);
+
 impl Context {
-    pub fn new(http: reqwest::Client, base_dir: PathBuf) -> Self {
-        Self {
+    /// A context whose HTTP clients wait at most `request_timeout` for each step.
+    pub fn new(base_dir: PathBuf, request_timeout: Duration) -> Result<Self, FetchError> {
+        let (http, token_http) = crate::http::clients(request_timeout)?;
+        Ok(Self {
             http,
+            token_http,
             base_dir,
             retries: 4,
             retry_base: Duration::from_millis(500),
-            request_timeout: Duration::from_secs(60),
-        }
+            request_timeout,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            max_fetch_time: DEFAULT_MAX_FETCH_TIME,
+        })
     }
 }
 
@@ -128,6 +154,8 @@ pub struct Snapshot {
     ready: std::collections::VecDeque<Row>,
     finished: bool,
     finish: Finish,
+    /// When the read must be over (see [`Snapshot::limit_time`]), and the limit for messages.
+    deadline: Option<(Pin<Box<tokio::time::Sleep>>, Duration)>,
 }
 
 /// The sending side, for connectors: rows are buffered into chunks; `done` or `fail` flushes
@@ -138,6 +166,12 @@ pub struct Sender {
 }
 
 impl Sender {
+    /// Resolves once the engine stopped reading (it dropped the snapshot, or the snapshot ran out
+    /// of time): a producer waiting on a slow server races its reads against this and stops.
+    pub fn closed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let tx = self.tx.clone();
+        async move { tx.closed().await }
+    }
     /// Sends a row; `false` when the engine stopped reading (the producer should stop).
     pub async fn row(&mut self, row: Row) -> bool {
         self.buf.push(row);
@@ -179,9 +213,13 @@ impl Sender {
             let _ = self.tx.send(Item::Done(finish)).await;
         }
     }
-    pub fn blocking_done(mut self) {
+    pub fn blocking_done(self) {
+        self.blocking_done_with(Finish::default())
+    }
+    /// [`Sender::done_with`], from a blocking thread.
+    pub fn blocking_done_with(mut self, finish: Finish) {
         if self.blocking_flush() {
-            let _ = self.tx.blocking_send(Item::Done(Finish::default()));
+            let _ = self.tx.blocking_send(Item::Done(finish));
         }
     }
     /// Fails the fetch; buffered rows are dropped (a failed snapshot is never planned).
@@ -208,8 +246,16 @@ impl Snapshot {
                 ready: Default::default(),
                 finished: false,
                 finish: Finish::default(),
+                deadline: None,
             },
         )
+    }
+
+    /// Fails the read once `limit` has passed since `started` (a slow or dripping server): the
+    /// next call to [`Snapshot::next`] after that is an error naming the limit, and the producer
+    /// is told to stop (see [`Sender::closed`]).
+    pub fn limit_time(&mut self, started: tokio::time::Instant, limit: Duration) {
+        self.deadline = Some((Box::pin(tokio::time::sleep_until(started + limit)), limit));
     }
 
     /// Where the next run may start reading changes, once the source said it sent everything.
@@ -229,6 +275,19 @@ impl Snapshot {
     }
 
     fn poll_item(&mut self, cx: &mut TaskContext<'_>) -> Poll<Option<Result<Row, FetchError>>> {
+        if !self.finished
+            && let Some((sleep, limit)) = &mut self.deadline
+            && sleep.as_mut().poll(cx).is_ready()
+        {
+            let limit = *limit;
+            self.finished = true;
+            self.ready.clear();
+            self.rx.close();
+            return Poll::Ready(Some(Err(FetchError::transient(format!(
+                "the read took longer than sync.max_fetch_secs ({} s); stopped",
+                limit.as_secs()
+            )))));
+        }
         loop {
             if let Some(r) = self.ready.pop_front() {
                 return Poll::Ready(Some(Ok(r)));

@@ -195,12 +195,32 @@ impl WorkdayConfig {
         if self.tenant.trim().is_empty() || self.tenant.contains('/') {
             return Err("tenant: the tenant name alone".into());
         }
-        let hostname = self
-            .host
-            .rsplit_once(':')
-            .map_or(self.host.as_str(), |(h, _)| h);
-        if self.insecure_http && !matches!(hostname, "127.0.0.1" | "localhost" | "[::1]") {
+        // The host alone (a port may follow): no user info, path, query or spaces, so that
+        // `localhost:1@evil.example` cannot pass for this host.
+        let parsed = reqwest::Url::parse(&format!("https://{}", self.host))
+            .ok()
+            .filter(|u| {
+                u.username().is_empty()
+                    && u.password().is_none()
+                    && u.path() == "/"
+                    && u.query().is_none()
+                    && u.fragment().is_none()
+                    && !self.host.contains(['@', '/', '?', '#', '\\', ' '])
+            })
+            .ok_or("host: the host name alone, e.g. wd2-impl-services1.workday.com")?;
+        if self.insecure_http && !crate::http::is_loopback(&parsed) {
             return Err("insecure_http: only for a test server on this host (127.0.0.1)".into());
+        }
+        // Every URL the source reads (the API base, the token endpoint) under the shared rule:
+        // plain http only to this host.
+        if let Some(u) = &self.api_base_url {
+            crate::http::check_url("api_base_url", u)?;
+        }
+        if let WorkdayAuth::Oauth2RefreshToken {
+            token_url: Some(u), ..
+        } = &self.auth
+        {
+            crate::http::check_url("auth.token_url", u)?;
         }
         self.http_json()?.check()
     }

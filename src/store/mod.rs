@@ -286,38 +286,45 @@ impl Tx {
 }
 
 /// A URL with any password replaced (in the user info or a `password=` parameter), safe to print.
+/// Text the `url` crate cannot parse (a password with an unescaped `?`, `/` or `#`, say) is shown
+/// as its scheme alone: any part of it may be the password.
 pub fn redact_url(url: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
+    // An `@` the parser did not take as the end of user info means the user info was cut
+    // short by a delimiter in the password (`u:12?x@h` parses as host `u`, port 12).
+    let parsed = url::Url::parse(url)
+        .ok()
+        .filter(|u| !url.contains('@') || !u.username().is_empty() || u.password().is_some());
+    let Some(mut u) = parsed else {
+        let scheme = url
+            .split_once(':')
+            .map(|(s, _)| s)
+            .filter(|s| {
+                !s.is_empty()
+                    && s.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+            })
+            .unwrap_or("?");
+        return format!("{scheme}:… (hidden: not a valid URL)");
     };
-    let base = redact_userinfo(base);
-    match query {
-        None => base,
-        Some(q) => {
-            let params: Vec<String> = q
-                .split('&')
-                .map(|p| match p.split_once('=') {
-                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
-                    _ => p.to_owned(),
-                })
-                .collect();
-            format!("{base}?{}", params.join("&"))
-        }
+    if u.password().is_some() {
+        // Fails only for URLs that cannot carry a password, which have none.
+        let _ = u.set_password(Some("***"));
     }
-}
-
-fn redact_userinfo(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &url[scheme_end + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
+    if u.query().is_some() {
+        let pairs: Vec<(String, String)> = u
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if k.eq_ignore_ascii_case("password") {
+                    "***".to_owned()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        u.query_pairs_mut().clear().extend_pairs(pairs);
     }
+    u.to_string()
 }
 
 /// Escapes `%`, `_` and `\` so user text matches literally inside a `LIKE … ESCAPE '\'` pattern.
@@ -397,6 +404,32 @@ mod tests {
             redact_url("postgres://h/db?sslmode=require&password=hunter2"),
             "postgres://h/db?sslmode=require&password=***"
         );
+        // Passwords holding URL delimiters: escaped, they parse and are replaced; unescaped,
+        // the text is no URL and nothing after the scheme is shown.
+        assert_eq!(
+            redact_url("postgres://u:pa%3Fss%2F%40x@h/db"),
+            "postgres://u:***@h/db"
+        );
+        for leaky in [
+            "postgres://u:pa?ss@h/db",
+            "postgres://u:pa/ss@h/db",
+            "postgres://u:pa#ss@h/db",
+            "postgres://u:pa?s/s@h/db?password=pa?ss",
+            "postgres://u:12?pass@h/db",
+            "postgres://u:12/pass@h/db",
+        ] {
+            let shown = redact_url(leaky);
+            assert!(
+                !shown.contains("pa") && !shown.contains("ss"),
+                "{leaky} → {shown}"
+            );
+            assert!(shown.starts_with("postgres:"), "{shown}");
+        }
+        assert_eq!(
+            redact_url("sqlite://data/rosterd.db"),
+            "sqlite://data/rosterd.db"
+        );
+        assert_eq!(redact_url("sqlite::memory:"), "sqlite::memory:");
     }
 
     #[test]

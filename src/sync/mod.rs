@@ -220,17 +220,17 @@ impl Engine {
             });
         }
         // `request_timeout_secs` bounds each wait for the server (connect, headers, every read
-        // of the body), not the whole download: a large roster may take longer than that.
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("rosterd/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(10))
-            .read_timeout(Duration::from_secs(config.sync.request_timeout_secs))
-            .build()
-            .map_err(|e| SyncError::Invalid(format!("HTTP client: {e}")))?;
-        let mut ctx = Context::new(http, std::path::PathBuf::from("."));
+        // of the body), not the whole download: `max_fetch_secs` bounds that.
+        let mut ctx = Context::new(
+            std::path::PathBuf::from("."),
+            Duration::from_secs(config.sync.request_timeout_secs),
+        )
+        .map_err(|e| SyncError::Invalid(e.message))?;
         ctx.retries = config.sync.fetch_retries;
         ctx.retry_base = Duration::from_millis(config.sync.retry_base_ms);
-        ctx.request_timeout = Duration::from_secs(config.sync.request_timeout_secs);
+        ctx.max_response_bytes = config.sync.max_response_bytes;
+        ctx.max_record_bytes = config.sync.max_record_bytes;
+        ctx.max_fetch_time = Duration::from_secs(config.sync.max_fetch_secs);
         Ok(Engine {
             inner: Arc::new(Inner {
                 roster,
@@ -567,15 +567,20 @@ impl Engine {
 
     /// Where a change-reading source starts: its stored checkpoint, unless a full read is due
     /// (none applied yet, or the last is older than the source's `full_every`).
+    /// A source that reads validators (a CSV URL) always gets its stored checkpoint.
     async fn checkpoint(&self, def: &SourceDef) -> Result<Option<String>> {
-        let Some(every) = def.config.kind.full_every() else {
+        let every = def.config.kind.full_every();
+        if every.is_none() && !def.config.kind.reads_validators() {
             return Ok(None);
-        };
+        }
         let row = {
             let mut tx = self.store().read().await?;
             let r = store::sync::source(&mut tx, &def.config.name).await?;
             tx.rollback().await?;
             r
+        };
+        let Some(every) = every else {
+            return Ok(row.and_then(|r| r.checkpoint));
         };
         let now = self.clock().now();
         let every = chrono::Duration::from_std(every).unwrap_or(chrono::Duration::MAX);

@@ -598,3 +598,70 @@ member_email = "mail"
     assert!(!logs.contains("Bearer graph-"), "an access token leaked");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The shipped example `config/graph.example.toml` against the fake Graph: its mappings read
+/// what Graph sends. Only what must point at the fake changes: the Graph and login URLs (plain
+/// http to this machine), the app's id and secret, and the group ids (the fake knows one).
+#[tokio::test]
+async fn the_shipped_graph_example_reads_the_directory() {
+    use rosterd_connectors::SourceKind;
+    use rosterd_connectors::secret::SecretRef;
+    let state = Arc::new(Mutex::new(Graph::default()));
+    {
+        let mut st = state.lock().unwrap();
+        st.users = (1..=USERS).map(|i| (id(i), user(i))).collect();
+        st.group = (101..=250).map(id).collect();
+    }
+    let base = fake_graph(state.clone()).await;
+    let dir = temp_dir();
+    let secret_file = dir.join("secret");
+    std::fs::write(&secret_file, "graph-secret").unwrap();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("config")
+        .join("graph.example.toml");
+    let mut example = rosterd::config::Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    for s in &mut example.sources {
+        s.schedule = None;
+        let SourceKind::Graph(c) = &mut s.kind else {
+            panic!("{}: a graph source", s.name);
+        };
+        c.graph_url = base.clone();
+        c.login_url = base.clone();
+        c.client_id = "app-id".into();
+        c.client_secret = SecretRef::File(secret_file.display().to_string());
+        c.groups = std::mem::take(&mut c.groups)
+            .into_values()
+            .map(|name| ("staff-group".to_owned(), name))
+            .collect();
+        if c.group_id.is_some() {
+            c.group_id = Some("staff-group".into());
+        }
+    }
+    let sources: Vec<(String, String)> = example
+        .sources
+        .iter()
+        .map(|s| (s.org.clone(), s.name.clone()))
+        .collect();
+    let app = spawn_with(Mail::Log, move |c| {
+        c.orgs = example.orgs;
+        c.sources = example.sources;
+        c.sync.retry_base_ms = 10;
+    })
+    .await;
+    let [(org, everyone), (group_org, group)] = &sources[..] else {
+        panic!("the example's two sources: {sources:?}");
+    };
+    // Everyone, by delta query: the user without mail is a row error, the disabled one is not
+    // created; the mapped group is kept.
+    let r = app.run_source(org, everyone).await;
+    assert_eq!(r["status"], "succeeded", "{r}");
+    assert_eq!(counts(&r), [USERS as i64, 248, 0, 0, 1], "{r}");
+    assert_eq!(app.group_members(org, "Course staff").await.len(), 150);
+    // One group's members, read in full into the same org: they are all there already.
+    let r = app.run_source(group_org, group).await;
+    assert_eq!(r["status"], "succeeded", "{r}");
+    assert_eq!(r["counts"]["fetched"], 150, "{r}");
+    assert_eq!(r["counts"]["errors"], 0, "{r}");
+    assert_eq!(r["counts"]["created"], 0, "{r}");
+    let _ = std::fs::remove_dir_all(dir);
+}

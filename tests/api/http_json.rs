@@ -464,3 +464,459 @@ async fn a_source_never_asks_faster_than_its_rate_limit() {
         );
     }
 }
+
+/// What a server that must never be reached saw: every request, with its credentials.
+#[derive(Default)]
+struct Elsewhere {
+    requests: std::sync::Mutex<Vec<String>>,
+}
+
+/// A server on another origin (another port) that notes every request it gets.
+async fn elsewhere() -> (String, Arc<Elsewhere>) {
+    let seen = Arc::new(Elsewhere::default());
+    let s = seen.clone();
+    let router = axum::Router::new().fallback(
+        move |uri: axum::http::Uri, headers: HeaderMap, body: String| {
+            let s = s.clone();
+            async move {
+                s.requests
+                    .lock()
+                    .unwrap()
+                    .push(format!("{uri} {headers:?} {body}"));
+                axum::Json(json!({"access_token": "stolen", "token_type": "bearer",
+                    "expires_in": 3600, "results": [], "next": null}))
+            }
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (base, seen)
+}
+
+/// Credentials stay with the configured origin: a next page or `Link` on another origin is not
+/// followed, a redirect to another origin is not followed, and a token request follows no
+/// redirect at all (not even within its origin); each fails the run and the other side never
+/// hears from rosterd.
+#[tokio::test]
+async fn credentials_never_follow_links_or_redirects_to_another_origin() {
+    use axum::routing::{get, post};
+    let (away, seen) = elsewhere().await;
+    let token_hits = Arc::new(AtomicUsize::new(0));
+    let t = token_hits.clone();
+    let (a1, a2, a3, a4) = (away.clone(), away.clone(), away.clone(), away.clone());
+    let router = axum::Router::new()
+        .route(
+            "/next",
+            get(move || {
+                let away = a1.clone();
+                async move {
+                    axum::Json(
+                        json!({"results": slice(0, 100), "next": format!("{away}/next?from=100")}),
+                    )
+                }
+            }),
+        )
+        .route(
+            "/link",
+            get(move || {
+                let away = a2.clone();
+                async move {
+                    let mut res: Response = axum::Json(slice(0, 100)).into_response();
+                    let link = format!("<{away}/link?from=100>; rel=\"next\"");
+                    res.headers_mut().insert("link", link.parse().unwrap());
+                    res
+                }
+            }),
+        )
+        .route(
+            "/moved",
+            get(move || {
+                let away = a3.clone();
+                async move { axum::response::Redirect::temporary(&format!("{away}/users")) }
+            }),
+        )
+        .route(
+            "/token-away",
+            post(move || {
+                let away = a4.clone();
+                async move { axum::response::Redirect::permanent(&format!("{away}/token")) }
+            }),
+        )
+        .route(
+            "/token-here",
+            post(|| async { axum::response::Redirect::temporary("/token") }),
+        )
+        .route(
+            "/token",
+            post(move || {
+                let t = t.clone();
+                async move {
+                    t.fetch_add(1, Ordering::SeqCst);
+                    axum::Json(
+                        json!({"access_token": "tok", "token_type": "bearer", "expires_in": 3600}),
+                    )
+                }
+            }),
+        )
+        .route("/users", get(|| async { axum::Json(slice(0, 10)) }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let dir = temp_dir();
+    let secret = |name: &str, value: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, format!("{value}\n")).unwrap();
+        format!("file:{}", p.display())
+    };
+    let oauth = |path: &str| {
+        format!(
+            "url = \"{base}/users\"\nauth = {{ type = \"oauth2_client_credentials\", token_url = \"{base}{path}\", client_id = \"rosterd\", client_secret = \"{}\" }}",
+            secret(&path[1..], "oauth-secret")
+        )
+    };
+    let sources = [
+        (
+            "next",
+            format!(
+                "url = \"{base}/next\"\nrecords_path = \"results\"\npagination = {{ style = \"next_url\" }}\nauth = {{ type = \"bearer\", token = \"{}\" }}",
+                secret("bearer", "bearer-secret")
+            ),
+            "the next page is on another origin",
+        ),
+        (
+            "link",
+            format!(
+                "url = \"{base}/link\"\npagination = {{ style = \"link_header\" }}\nauth = {{ type = \"query\", name = \"key\", value = \"{}\" }}",
+                secret("key", "query-secret")
+            ),
+            "the next page is on another origin",
+        ),
+        (
+            "moved",
+            format!(
+                "url = \"{base}/moved\"\nauth = {{ type = \"query\", name = \"key\", value = \"{}\" }}",
+                secret("key2", "query-secret")
+            ),
+            "redirected to another origin",
+        ),
+        ("token-away", oauth("/token-away"), "never follow redirects"),
+        ("token-here", oauth("/token-here"), "never follow redirects"),
+    ];
+    let mut text = String::new();
+    for (name, settings, _) in &sources {
+        text.push_str(&format!(
+            "[[sources]]\nname = \"{name}\"\norg = \"{name}\"\nkind = \"http_json\"\nauthoritative = true\nmax_removals = \"100%\"\n{settings}\n{MAPPING}\n"
+        ));
+    }
+    let orgs: Vec<&str> = sources.iter().map(|(n, _, _)| *n).collect();
+    let app = crate::sync::spawn_with_sources(&orgs, &text).await;
+    for (name, _, why) in &sources {
+        let before = app.snapshot(name).await;
+        let r = app.run_source(name, name).await;
+        assert_eq!(r["status"], "failed", "{name}: {r}");
+        let msg = r["message"].as_str().unwrap();
+        assert!(msg.contains(why), "{name}: {msg}");
+        assert!(!msg.contains("secret"), "{name}: {msg}");
+        assert_eq!(app.snapshot(name).await, before, "{name}: nothing changed");
+    }
+    assert_eq!(
+        *seen.requests.lock().unwrap(),
+        Vec::<String>::new(),
+        "the other origin never heard from rosterd"
+    );
+    assert_eq!(
+        token_hits.load(Ordering::SeqCst),
+        0,
+        "a token request's redirect is not followed even within its origin"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A body stream of `chunk` repeated `n` times (`None`: forever), the first `lead` before.
+fn stream_of(lead: &'static str, chunk: &str, n: Option<usize>) -> axum::body::Body {
+    let chunk = bytes::Bytes::from(chunk.to_owned());
+    let head = futures_util::stream::once(async move {
+        Ok::<_, std::io::Error>(bytes::Bytes::from_static(lead.as_bytes()))
+    });
+    let body = futures_util::stream::repeat_with(move || Ok::<_, std::io::Error>(chunk.clone()));
+    match n {
+        Some(n) => axum::body::Body::from_stream(futures_util::StreamExt::chain(
+            head,
+            futures_util::StreamExt::take(body, n),
+        )),
+        None => axum::body::Body::from_stream(futures_util::StreamExt::chain(head, body)),
+    }
+}
+
+/// Sends `text` a byte at a time, 20 ms apart, and then keeps sending spaces the same way;
+/// `closed` is set once the client has gone (the stream is dropped).
+pub fn drip(text: &'static str, closed: Arc<std::sync::atomic::AtomicBool>) -> axum::body::Body {
+    struct Gone(Arc<std::sync::atomic::AtomicBool>);
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    let state = (Gone(closed), text.as_bytes().iter().copied(), 0u64);
+    axum::body::Body::from_stream(futures_util::stream::unfold(
+        state,
+        |(gone, mut bytes, n)| async move {
+            // The pace of a slow server, not a wait for anything.
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            let b = bytes.next().unwrap_or(b' ');
+            Some((
+                Ok::<_, std::io::Error>(bytes::Bytes::copy_from_slice(&[b])),
+                (gone, bytes, n + 1),
+            ))
+        },
+    ))
+}
+
+/// Every read is capped: a page, an error body and a token answer larger than their limits
+/// fail the run with a message naming the limit (without reading on), and a server that keeps
+/// dripping bytes is cut off by the run's fetch time limit, its connection closed.
+#[tokio::test]
+async fn oversized_answers_and_a_dripping_server_fail_the_run_naming_the_limit() {
+    use axum::routing::{get, post};
+    let dripping_closed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let dc = dripping_closed.clone();
+    let router = axum::Router::new()
+        // An endless JSON array, with no Content-Length.
+        .route(
+            "/endless",
+            get(|| async {
+                stream_of(
+                    "[",
+                    &"{\"id\": 1, \"email\": \"a@json.example\"},".repeat(32),
+                    None,
+                )
+            }),
+        )
+        // A page announced by its Content-Length as over the limit.
+        .route(
+            "/large",
+            get(|| async { axum::Json((0..5000).map(user).collect::<Vec<_>>()) }),
+        )
+        .route(
+            "/error",
+            get(|| async {
+                (
+                    StatusCode::BAD_REQUEST,
+                    stream_of("bad request: ", &"x".repeat(256), None),
+                )
+            }),
+        )
+        .route(
+            "/token",
+            post(|| async { stream_of("{\"access_token\": \"", &"x".repeat(256), None) }),
+        )
+        .route("/users", get(|| async { axum::Json(slice(0, 10)) }))
+        .route(
+            "/drip",
+            get(move || {
+                let dc = dc.clone();
+                async move { drip("[", dc) }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let sources = [
+        (
+            "endless",
+            format!("url = \"{base}/endless\""),
+            "larger than sync.max_response_bytes (65536 bytes)",
+        ),
+        (
+            "large",
+            format!("url = \"{base}/large\""),
+            "larger than sync.max_response_bytes (65536 bytes)",
+        ),
+        (
+            "error",
+            format!("url = \"{base}/error\""),
+            "HTTP 400 Bad Request: bad request: xxx",
+        ),
+        (
+            "token",
+            format!(
+                "url = \"{base}/users\"\nauth = {{ type = \"oauth2_client_credentials\", token_url = \"{base}/token\", client_id = \"c\", client_secret = \"env:PATH\" }}"
+            ),
+            "the token response: the response is larger than sync.max_response_bytes (65536 bytes)",
+        ),
+        (
+            "drip",
+            format!("url = \"{base}/drip\""),
+            "the read took longer than sync.max_fetch_secs (1 s)",
+        ),
+    ];
+    // The sizes with the default fetch time limit (a loaded machine may be slow); the drip with
+    // a limit of one second.
+    let app_for = |sources: &[(&str, String, &str)], max_fetch_secs: u64| {
+        let mut text = String::new();
+        for (name, settings, _) in sources {
+            text.push_str(&format!(
+                "[[sources]]\nname = \"{name}\"\norg = \"{name}\"\nkind = \"http_json\"\n{settings}\n{MAPPING}\n"
+            ));
+        }
+        let parsed = parse_sources(&text);
+        let orgs: Vec<OrgSeed> = sources
+            .iter()
+            .map(|(n, _, _)| OrgSeed {
+                slug: (*n).into(),
+                name: (*n).into(),
+                owner_email: None,
+            })
+            .collect();
+        spawn_with(Mail::Log, move |c| {
+            c.orgs = orgs;
+            c.sources = parsed;
+            c.sync.retry_base_ms = 10;
+            c.sync.fetch_retries = 0;
+            c.sync.max_response_bytes = 64 * 1024;
+            c.sync.max_fetch_secs = max_fetch_secs;
+        })
+    };
+    let (sizes, drip) = sources.split_at(4);
+    let app = app_for(sizes, 3600).await;
+    let dripping = app_for(drip, 1).await;
+    for (name, _, why) in &sources {
+        let app = if *name == "drip" { &dripping } else { &app };
+        let r = app.run_source(name, name).await;
+        assert_eq!(r["status"], "failed", "{name}: {r}");
+        let msg = r["message"].as_str().unwrap();
+        assert!(msg.contains(why), "{name}: {why:?} not in {msg:?}");
+        assert_eq!(count(app, name).await, (0, 0), "{name}");
+    }
+    let error = app.run_source("error", "error").await;
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("the body passed 8192 bytes; the rest was not read"),
+        "{error}"
+    );
+    // The dripping download was dropped, not left running behind the failed run.
+    wait_for(10, "the dripping connection to close", || async {
+        dripping_closed.load(Ordering::SeqCst)
+    })
+    .await;
+}
+
+/// The shipped example `config/lms-http-json.example.toml`, each source pointed at `base` with
+/// its secrets in files under `dir` (everything else as shipped), and no schedule.
+fn lms_example(base: &str, dir: &std::path::Path) -> rosterd::config::Config {
+    use rosterd_connectors::SourceKind;
+    use rosterd_connectors::http_json::Auth;
+    use rosterd_connectors::secret::SecretRef;
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("config")
+        .join("lms-http-json.example.toml");
+    let mut config = rosterd::config::Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    for s in &mut config.sources {
+        s.schedule = None;
+        let SourceKind::HttpJson(c) = &mut s.kind else {
+            panic!("{}: an http_json source", s.name);
+        };
+        let file = dir.join(&s.name);
+        std::fs::write(&file, format!("{}-token\n", s.name)).unwrap();
+        let secret = SecretRef::File(file.display().to_string());
+        match &mut c.auth {
+            Some(Auth::Query { value, .. }) => *value = secret,
+            Some(Auth::Bearer { token }) => *token = secret,
+            other => panic!("{}: an auth the test knows, not {other:?}", s.name),
+        }
+        if c.base_url.is_some() {
+            c.base_url = Some(format!("{base}/{}", s.name));
+        }
+        if let Some(url) = &c.url {
+            let path = url::Url::parse(url).unwrap().path().to_owned();
+            c.url = Some(format!("{base}/{}{path}", s.name));
+        }
+    }
+    config
+}
+
+/// A user as a stock Moodle site's `core_user_get_users` returns it: `username` is a login
+/// name, not an email; `suspended` and `confirmed` are booleans.
+fn moodle_user(i: usize) -> Value {
+    json!({"id": i + 2, "username": format!("user{i}"), "firstname": format!("First{i}"),
+        "lastname": format!("Last{i}"), "fullname": format!("First{i} Last{i}"),
+        "email": format!("user{i}@lms.example"), "department": "", "firstaccess": 0,
+        "lastaccess": 0, "auth": "manual", "suspended": i == 3, "confirmed": true, "lang": "en",
+        "theme": "", "timezone": "99", "mailformat": 1, "description": "", "descriptionformat": 1,
+        "profileimageurlsmall": "https://lms.example/theme/image.php/boost/core/1/u/f2",
+        "profileimageurl": "https://lms.example/theme/image.php/boost/core/1/u/f1"})
+}
+
+/// A learner as the example's generic LMS (`academy`) returns it.
+fn learner(i: usize) -> Value {
+    json!({"learner": {"id": format!("L{i}"), "email": format!("l{i}@academy.example"),
+        "first_name": "L", "last_name": format!("{i}")},
+        "status": if i == 5 { "archived" } else { "active" }, "is_instructor": i == 0})
+}
+
+/// Every source of the shipped LMS example reads a server answering as the real system does
+/// (a stock Moodle site; the example's generic LMS) and creates everyone active, without a row
+/// error: the example works as shipped.
+#[tokio::test]
+async fn the_shipped_lms_example_reads_a_stock_site() {
+    use axum::routing::get;
+    let router = axum::Router::new()
+        .route(
+            "/moodle/webservice/rest/server.php",
+            get(|q: Q| async move {
+                let ok = q.get("wstoken").map(String::as_str) == Some("moodle-token")
+                    && q.get("wsfunction").map(String::as_str) == Some("core_user_get_users")
+                    && q.get("moodlewsrestformat").map(String::as_str) == Some("json")
+                    && q.get("criteria[0][key]").map(String::as_str) == Some("email")
+                    && q.get("criteria[0][value]").map(String::as_str) == Some("%");
+                if !ok {
+                    return axum::Json(json!({"exception": "moodle_exception",
+                        "errorcode": "invalidtoken", "message": "Invalid token - token not found"}));
+                }
+                axum::Json(json!({"users": (0..40).map(moodle_user).collect::<Vec<_>>(), "warnings": []}))
+            }),
+        )
+        .route(
+            "/academy/api/v2/learners",
+            get(|headers: HeaderMap, q: Q| async move {
+                if headers.get("authorization").and_then(|v| v.to_str().ok())
+                    != Some("Bearer academy-token")
+                    || q.get("status").map(String::as_str) != Some("all")
+                {
+                    return (StatusCode::UNAUTHORIZED, axum::Json(json!({"error": "unauthorized"})))
+                        .into_response();
+                }
+                let from = num(&q, "after", 0);
+                let next = (from + 10 < 25).then(|| (from + 10).to_string());
+                let data: Vec<Value> = (from..(from + 10).min(25)).map(learner).collect();
+                axum::Json(json!({"data": data, "meta": {"next_cursor": next}})).into_response()
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let dir = temp_dir();
+    let example = lms_example(&base, &dir);
+    let names: Vec<(String, String)> = example
+        .sources
+        .iter()
+        .map(|s| (s.org.clone(), s.name.clone()))
+        .collect();
+    assert_eq!(names.len(), 2, "the example's sources");
+    let app = spawn_with(Mail::Log, move |c| {
+        c.orgs = example.orgs;
+        c.sources = example.sources;
+    })
+    .await;
+    // Moodle: 40 users, one suspended; the academy: 25 learners, one archived.
+    for ((org, name), active) in names.iter().zip([39, 24]) {
+        let r = app.run_source(org, name).await;
+        assert_eq!(r["status"], "succeeded", "{name}: {r}");
+        assert_eq!(r["counts"]["errors"], 0, "{name}: {r}");
+        assert_eq!(r["counts"]["created"], active, "{name}: {r}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -10,6 +10,7 @@ mod bad_input;
 mod cli;
 mod concurrency;
 mod conformance;
+mod csv_url;
 mod export;
 mod graph;
 mod health;

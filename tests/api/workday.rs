@@ -34,6 +34,9 @@ struct State {
     expires_in: u64,
     /// Workers terminated: the REST list no longer holds them.
     terminated: Vec<usize>,
+    /// From this offset on, pages come back empty while `total` still counts everyone (a
+    /// tenant that cuts a read short).
+    empty_from: Option<usize>,
 }
 
 async fn fake_workday(state: Arc<Mutex<State>>) -> String {
@@ -90,7 +93,10 @@ async fn fake_workday(state: Arc<Mutex<State>>) -> String {
                         return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")], "slow down").into_response();
                     }
                     let listed: Vec<usize> = (0..WORKERS).filter(|i| !st.terminated.contains(i)).collect();
-                    let data: Vec<Value> = listed.iter().skip(offset).take(limit).map(|i| worker(*i)).collect();
+                    let mut data: Vec<Value> = listed.iter().skip(offset).take(limit).map(|i| worker(*i)).collect();
+                    if st.empty_from.is_some_and(|from| offset >= from) {
+                        data.clear();
+                    }
                     axum::Json(json!({"total": listed.len(), "data": data})).into_response()
                 }
             }),
@@ -220,12 +226,14 @@ active = {{ field = "Termination_Date", map = {{ "*" = "false" }}, default = "tr
     assert_eq!(r["counts"]["created"], 0, "{r}");
     assert_eq!(state.lock().unwrap().tokens, 2);
     assert_eq!(std::fs::read_to_string(&rt).unwrap().trim(), "refresh-3");
-    // Tokens that expire within seconds are renewed mid-run, before each page (each renewal
-    // rotating the refresh token again); and a terminated worker, gone from the list, is
-    // removed.
+    // A short-lived token (20 s) is renewed once a quarter of its life is left, not before
+    // every page as when any token with under 30 s to go was renewed: one token (and one
+    // rotation of the refresh token) serves all three pages of this sub-second run. The rule's
+    // edges are unit-tested (`renewal_is_due_at_a_quarter_of_the_lifetime`). And a terminated
+    // worker, gone from the list, is removed.
     {
         let mut st = state.lock().unwrap();
-        st.expires_in = 10;
+        st.expires_in = 20;
         st.terminated.push(1);
     }
     let r = app.run_source("wd", "wd-workers").await;
@@ -234,10 +242,10 @@ active = {{ field = "Termination_Date", map = {{ "*" = "false" }}, default = "tr
     assert_eq!(r["counts"]["fetched"], WORKERS - 1, "{r}");
     assert_eq!(
         state.lock().unwrap().tokens,
-        5,
-        "one token per page: three pages"
+        3,
+        "one token for the run's three pages"
     );
-    assert_eq!(std::fs::read_to_string(&rt).unwrap().trim(), "refresh-6");
+    assert_eq!(std::fs::read_to_string(&rt).unwrap().trim(), "refresh-4");
     state.lock().unwrap().expires_in = 0;
     // A refresh token the tenant no longer knows fails the run with Workday's error, and no
     // token appears in the message.
@@ -246,7 +254,7 @@ active = {{ field = "Termination_Date", map = {{ "*" = "false" }}, default = "tr
     assert_eq!(r["status"], "failed", "{r}");
     let msg = r["message"].as_str().unwrap();
     assert!(msg.contains("invalid_grant"), "{msg}");
-    assert!(!msg.contains("refresh-6"), "no token in messages: {msg}");
+    assert!(!msg.contains("refresh-4"), "no token in messages: {msg}");
 
     // RaaS: explicit status; the terminated worker is not created.
     let r = app.run_source("wdr", "wd-report").await;
@@ -258,5 +266,144 @@ active = {{ field = "Termination_Date", map = {{ "*" = "false" }}, default = "tr
     assert_eq!(r["status"], "succeeded", "{r}");
     assert_eq!(r["counts"]["created"], 2, "{r}");
     assert_eq!(r["counts"]["errors"], 0, "{r}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A tenant that states a `total` and then answers an empty page before reaching it (seen:
+/// `total: 18410`, then nothing at offset 18403) has not given the whole list: the run fails and
+/// nobody is removed, where taking the empty page as the end would remove everyone unread.
+#[tokio::test]
+async fn a_read_that_ends_before_the_stated_total_fails_and_removes_nobody() {
+    let state = Arc::new(Mutex::new(State::default()));
+    let host = fake_workday(state.clone()).await;
+    state.lock().unwrap().throttled = true; // no 429 here
+    let dir = temp_dir();
+    let secret = |name: &str, value: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, value).unwrap();
+        format!("file:{}", p.display())
+    };
+    let text = format!(
+        r#"
+[[sources]]
+name = "wd-workers"
+org = "wd"
+kind = "workday"
+host = "{host}"
+tenant = "acme"
+insecure_http = true
+auth = {{ type = "oauth2_refresh_token", client_id = "rosterd-client", client_secret = "{cs}", refresh_token = "{rt}" }}
+authoritative = true
+max_removals = "100%"
+[sources.mapping]
+external_id = "id"
+member_email = "primaryWorkEmail"
+display_name = "descriptor"
+"#,
+        cs = secret("cs", "client-secret"),
+        rt = secret("rt", "refresh-1"),
+    );
+    let app = spawn_with_sources(&["wd"], &text).await;
+    let r = app.run_source("wd", "wd-workers").await;
+    assert_eq!(r["status"], "succeeded", "{r}");
+    assert_eq!(r["counts"]["created"], WORKERS - 5, "{r}");
+    let before = app.snapshot("wd").await;
+
+    // Offsets 0 and 100 answer; offset 200 is empty while `total` still says 230.
+    state.lock().unwrap().empty_from = Some(200);
+    let r = app.run_source("wd", "wd-workers").await;
+    assert_eq!(r["status"], "failed", "{r}");
+    let msg = r["message"].as_str().unwrap();
+    assert!(
+        msg.contains("said there are 230 records but gave 200"),
+        "{msg}"
+    );
+    assert_eq!(r["counts"]["removed"], 0, "{r}");
+    assert_eq!(app.snapshot("wd").await, before, "nothing changed");
+
+    // The tenant answers in full again: the next run reads everyone and removes nobody.
+    state.lock().unwrap().empty_from = None;
+    let r = app.run_source("wd", "wd-workers").await;
+    assert_eq!(r["status"], "succeeded", "{r}");
+    assert_eq!(r["counts"]["removed"], 0, "{r}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The shipped example `config/workday.example.toml` against the fake tenant: its mappings read
+/// what Workday sends. Only what must point at the fake changes: the host (plain http to this
+/// machine), the API client's id, the secrets (files), and the report's owner, name and prompt.
+#[tokio::test]
+async fn the_shipped_workday_example_reads_the_tenant() {
+    use rosterd_connectors::SourceKind;
+    use rosterd_connectors::secret::SecretRef;
+    use rosterd_connectors::workday::{Mode, WorkdayAuth};
+    let state = Arc::new(Mutex::new(State::default()));
+    let host = fake_workday(state.clone()).await;
+    let dir = temp_dir();
+    let secret = |name: &str, value: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, value).unwrap();
+        SecretRef::File(p.display().to_string())
+    };
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("config")
+        .join("workday.example.toml");
+    let mut example = rosterd::config::Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    for s in &mut example.sources {
+        s.schedule = None;
+        let SourceKind::Workday(c) = &mut s.kind else {
+            panic!("{}: a workday source", s.name);
+        };
+        c.host = host.clone();
+        c.insecure_http = true;
+        match &mut c.auth {
+            WorkdayAuth::Oauth2RefreshToken {
+                client_id,
+                client_secret,
+                refresh_token,
+                ..
+            } => {
+                *client_id = "rosterd-client".into();
+                *client_secret = secret("cs", "client-secret");
+                *refresh_token = secret("rt", "refresh-1");
+            }
+            WorkdayAuth::Basic { username, password } => {
+                *username = "isu".into();
+                *password = secret("pw", "isu-password");
+            }
+        }
+        if c.mode == Mode::Raas {
+            c.report_owner = Some("ISU_Owner".into());
+            c.report_name = Some("Active_and_Terminated".into());
+            c.prompts = [("Company!WID".to_owned(), "c0ffee".to_owned())].into();
+        }
+    }
+    let sources: Vec<(String, String)> = example
+        .sources
+        .iter()
+        .map(|s| (s.org.clone(), s.name.clone()))
+        .collect();
+    let app = crate::helpers::spawn_with(crate::helpers::Mail::Log, move |c| {
+        c.orgs = example.orgs;
+        c.sources = example.sources;
+        c.sync.retry_base_ms = 10;
+    })
+    .await;
+    let [(org, workers), (report_org, report)] = &sources[..] else {
+        panic!("the example's two sources: {sources:?}");
+    };
+    let r = app.run_source(org, workers).await;
+    assert_eq!(r["status"], "succeeded", "{r}");
+    assert_eq!(r["counts"]["fetched"], WORKERS, "{r}");
+    // Workday omits an empty field: the 5 workers without a work email are row errors.
+    assert_eq!(r["counts"]["created"], WORKERS - 5, "{r}");
+    assert_eq!(r["counts"]["errors"], 5, "{r}");
+    // Both sources feed one org (the report has the lower priority number): the report's two
+    // active workers are new people there, the terminated one is not created.
+    let r = app.run_source(report_org, report).await;
+    assert_eq!(r["status"], "succeeded", "{r}");
+    assert_eq!(r["counts"]["fetched"], 3, "{r}");
+    assert_eq!(r["counts"]["errors"], 0, "{r}");
+    assert_eq!(r["counts"]["created"], 2, "{r}");
     let _ = std::fs::remove_dir_all(dir);
 }
