@@ -3,12 +3,14 @@
 //! `ROSTERD_TEST_POSTGRES_URL` is set, in which case every test gets its own PostgreSQL database
 //! (and fails, never skips, if that server cannot be reached).
 
+mod accept;
 mod audit;
 mod auth;
 mod bad_input;
 mod cli;
 mod concurrency;
 mod conformance;
+mod error_details;
 mod export;
 mod graph;
 mod health;
@@ -20,6 +22,7 @@ mod lock;
 mod members;
 mod owner;
 mod scim;
+mod serving;
 mod shutdown;
 mod slapd;
 mod smtp;
