@@ -119,7 +119,13 @@ impl AuthFailures {
                 return Some(client);
             };
             for hop in value.rsplit(',') {
-                let Ok(ip) = hop.trim().parse::<IpAddr>() else {
+                // Some proxies add the port (`192.0.2.1:4711`, `[2001:db8::1]:4711`).
+                let hop = hop.trim();
+                let Some(ip) = hop
+                    .parse::<IpAddr>()
+                    .ok()
+                    .or_else(|| hop.parse::<SocketAddr>().ok().map(|a| a.ip()))
+                else {
                     return Some(client);
                 };
                 client = ip;

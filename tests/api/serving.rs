@@ -263,4 +263,9 @@ async fn x_forwarded_for_counts_only_from_a_trusted_proxy() {
         failures_until_limited(&app, "203.0.113.1, 203.0.113.2").await,
         401
     );
+    // A hop written with its port is the same client.
+    assert_eq!(
+        failures_until_limited(&app, "203.0.113.1:4711, 10.0.0.7").await,
+        429
+    );
 }
