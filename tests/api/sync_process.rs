@@ -228,9 +228,16 @@ async fn consistency(store: &Store) -> (usize, usize, usize) {
 
 /// Starts `rosterd serve` on a random port; returns the child and its base URL.
 async fn daemon(s: &Setup) -> (Child, String) {
+    daemon_with(s, &[]).await
+}
+
+/// Like [`daemon`], with more arguments for `serve`.
+async fn daemon_with(s: &Setup, extra: &[&str]) -> (Child, String) {
     use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
     let mut child = s
-        .command(&["serve", "--listen", "127.0.0.1:0"])
+        .command(&args)
         .env("ROSTERD_TEST_OPERATOR", OPERATOR)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -542,21 +549,30 @@ async fn logs_on_a_pipe_are_plain_and_a_public_url_for_another_port_is_warned_ab
 }
 
 #[tokio::test]
-async fn public_url_on_the_command_line_sets_the_invitation_links() {
+async fn public_url_on_the_command_line_sets_scim_locations_and_invitation_links() {
     let s = Setup::new("", "").await;
-    let mut child = s
-        .command(&[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--public-url",
-            "https://people.example/roster",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
+    let (mut child, base) =
+        daemon_with(&s, &["--public-url", "https://people.example/roster"]).await;
+    // Starting created org `proc` and invited its owner.
+    let (code, token, err) = s
+        .run(&["token", "create", "--org", "proc", "--kind", "scim"])
+        .await;
+    assert_eq!(code, 0, "{err}");
+    let r = reqwest::Client::new()
+        .get(format!("{base}/scim/v2/Users"))
+        .bearer_auth(token.trim())
+        .send()
+        .await
         .unwrap();
-    // Starting creates org `proc` and invites its owner.
+    assert_eq!(r.status(), 200);
+    let list: serde_json::Value = r.json().await.unwrap();
+    let location = list["Resources"][0]["meta"]["location"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        location.starts_with("https://people.example/roster/scim/v2/Users/"),
+        "{list}"
+    );
     let mail = s.dir.join("mail");
     let mut body = String::new();
     wait_for(30, "the owner's invitation email", || {
