@@ -30,10 +30,6 @@ pub struct AuthFailures {
 }
 
 impl AuthFailures {
-    pub fn per_minute(n: u32) -> Self {
-        Self::new(n, Vec::new())
-    }
-
     /// `n` failures per minute per client; `trusted` proxies' `X-Forwarded-For` is honoured.
     pub fn new(n: u32, trusted: Vec<IpNet>) -> Self {
         let n = NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
