@@ -76,12 +76,6 @@ impl App {
         };
         let mailer =
             Mailer::from_config(&config.mail).map_err(|e| AppError::Config(e.to_string()))?;
-        let roster = Roster::new(
-            store.clone(),
-            clock.clone(),
-            InviteSettings::from_config(&config),
-        );
-        roster.ensure_orgs(&config.orgs).await?;
         let listener =
             TcpListener::bind(config.server.listen)
                 .await
@@ -93,6 +87,15 @@ impl App {
             addr: config.server.listen,
             reason: e.to_string(),
         })?;
+        let mut config = config;
+        warn_if_public_url_differs(&config.server.public_url, addr);
+        config.server.public_url = config.public_url_or(addr);
+        let roster = Roster::new(
+            store.clone(),
+            clock.clone(),
+            InviteSettings::from_config(&config),
+        );
+        roster.ensure_orgs(&config.orgs).await?;
         let delivery = Delivery {
             store: store.clone(),
             clock,
@@ -100,7 +103,10 @@ impl App {
             from: config.mail.from.clone(),
             max_attempts: config.mail.max_attempts,
         };
-        let config_auth_failures = config.server.auth_failures_per_minute;
+        let auth_failures = crate::web::ratelimit::AuthFailures::new(
+            config.server.auth_failures_per_minute,
+            config.server.trusted_proxies.iter().map(|p| p.0).collect(),
+        );
         let delivery_wake = Arc::new(Notify::new());
         let sync = crate::sync::Engine::new(&config, roster.clone())
             .map_err(|e| AppError::Config(e.to_string()))?
@@ -114,7 +120,7 @@ impl App {
             config: Arc::new(config),
             operator_token: operator_token.map(Arc::new),
             delivery_wake,
-            auth_failures: crate::web::ratelimit::AuthFailures::per_minute(config_auth_failures),
+            auth_failures,
         };
         Ok(App {
             listener,
@@ -150,23 +156,23 @@ impl App {
             Vec::new()
         };
         let grace = Duration::from_secs(self.state.config.server.shutdown_grace_secs);
+        let limits = crate::server::Limits {
+            max_connections: self.state.config.server.max_connections,
+            header_read_timeout: Duration::from_secs(
+                self.state.config.server.header_read_timeout_secs,
+            ),
+        };
         let store = self.state.roster.store.clone();
         let router = web::router(self.state);
         let (drain_tx, mut drain_rx) = watch::channel(false);
         let signal = async move {
             shutdown.await;
-            tracing::info!("shutting down: finishing in-flight requests");
             let _ = drain_tx.send(true);
         };
-        let server = axum::serve(
-            self.listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(signal);
-        let server = tokio::spawn(async move { server.await });
+        let server = tokio::spawn(crate::server::serve(self.listener, router, limits, signal));
         // Once draining starts, give in-flight requests the grace period, then stop anyway.
         let result = tokio::select! {
-            r = server => r.unwrap_or_else(|e| Err(std::io::Error::other(e))),
+            r = server => r.map_err(std::io::Error::other),
             _ = async {
                 let _ = drain_rx.wait_for(|d| *d).await;
                 tokio::time::sleep(grace).await;
@@ -258,6 +264,40 @@ fn spawn_workers(
         }));
     }
     handles
+}
+
+/// Warns when a configured public URL names a local address other than the one bound (say the
+/// shipped `http://127.0.0.1:8080` under `--listen 127.0.0.1:9000`): identity providers and
+/// invitation links would be sent to the wrong place. A public host name (a reverse proxy) is
+/// not compared.
+fn warn_if_public_url_differs(public_url: &str, bound: SocketAddr) {
+    let Ok(url) = url::Url::parse(public_url) else {
+        return;
+    };
+    let local = match url.host() {
+        Some(url::Host::Ipv4(ip)) => Some(std::net::IpAddr::V4(ip)),
+        Some(url::Host::Ipv6(ip)) => Some(std::net::IpAddr::V6(ip)),
+        Some(url::Host::Domain(d)) if d.eq_ignore_ascii_case("localhost") => {
+            Some(std::net::IpAddr::from([127, 0, 0, 1]))
+        }
+        _ => None,
+    };
+    let Some(ip) = local else {
+        return;
+    };
+    let port = url.port_or_known_default();
+    let same_host = ip == bound.ip()
+        || bound.ip().is_unspecified()
+        || (ip.is_loopback() && bound.ip().is_loopback());
+    if port != Some(bound.port()) || !same_host {
+        tracing::warn!(
+            public_url,
+            listening = %bound,
+            "server.public_url names another address than the one listened on; links given to \
+             identity providers and invitees will use it (set --public-url, or leave it unset to \
+             use the bound address)"
+        );
+    }
 }
 
 /// Completes on SIGTERM or Ctrl-C.

@@ -23,6 +23,14 @@ use crate::sync::{Engine, Progress, ProgressFn, Trigger};
 
 const DEFAULT_CONFIG: &str = "config/rosterd.toml";
 
+/// `println!` that returns the write error instead of panicking (a closed pipe ends the command
+/// quietly: see [`main`]).
+macro_rules! out {
+    ($($arg:tt)*) => {
+        writeln!(std::io::stdout(), $($arg)*)?
+    };
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "rosterd",
@@ -47,6 +55,10 @@ enum Command {
         /// Address to listen on, e.g. 127.0.0.1:8080.
         #[arg(long)]
         listen: Option<SocketAddr>,
+        /// The URL people and identity providers reach rosterd at (links in emails, SCIM
+        /// locations); overrides `server.public_url`. Default: http:// and the bound address.
+        #[arg(long)]
+        public_url: Option<String>,
     },
     /// Create or update the database schema, then exit.
     Migrate,
@@ -179,18 +191,30 @@ pub fn main() -> ExitCode {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("rosterd: cannot start the async runtime: {e}");
+            let _ = writeln!(
+                std::io::stderr(),
+                "rosterd: cannot start the async runtime: {e}"
+            );
             return ExitCode::from(1);
         }
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        // Whoever read the output stopped reading (`| head`): nothing more to say.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             let msg = format!("{e:#}").replace('\n', " ");
-            eprintln!("rosterd: {msg}");
+            let _ = writeln!(std::io::stderr(), "rosterd: {msg}");
             ExitCode::from(1)
         }
     }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn load_config(cli: &Cli) -> anyhow::Result<Config> {
@@ -266,31 +290,40 @@ fn progress_bar() -> (indicatif::ProgressBar, ProgressFn) {
 
 fn print_run(r: &RunRow, json: bool) -> anyhow::Result<()> {
     if json {
-        println!(
+        out!(
             "{}",
             serde_json::to_string(&crate::api::sync::RunView::from(r))?
         );
         return Ok(());
     }
-    println!("run {} of {} ({}): {}", r.id, r.source, r.kind, r.status);
-    println!(
+    out!("run {} of {} ({}): {}", r.id, r.source, r.kind, r.status);
+    out!(
         "  fetched {}  created {}  updated {}  removed {}  reactivated {}  unchanged {}  errors {}",
-        r.fetched, r.created, r.updated, r.removed, r.reactivated, r.unchanged, r.errors
+        r.fetched,
+        r.created,
+        r.updated,
+        r.removed,
+        r.reactivated,
+        r.unchanged,
+        r.errors
     );
     if r.status == "held" || r.status == "preview" {
-        println!(
+        out!(
             "  plan: {} to create, {} to update, {} to remove, {} to reactivate",
-            r.planned_creates, r.planned_updates, r.planned_removals, r.planned_reactivations
+            r.planned_creates,
+            r.planned_updates,
+            r.planned_removals,
+            r.planned_reactivations
         );
     }
     if let Some(m) = &r.message {
-        println!("  {m}");
+        out!("  {m}");
     }
     for w in r.warnings() {
-        println!("  warning: {w}");
+        out!("  warning: {w}");
     }
     if r.status == "held" {
-        println!("  approve with: rosterd approve {}", r.id);
+        out!("  approve with: rosterd approve {}", r.id);
     }
     Ok(())
 }
@@ -300,7 +333,7 @@ async fn print_run_errors(engine: &Engine, id: Uuid, limit: i64) -> anyhow::Resu
     let errors = store::sync::errors(&mut tx, id, 0, limit).await?;
     tx.rollback().await?;
     for e in errors {
-        println!(
+        out!(
             "  line {}{}{}: {}",
             e.line,
             e.field.map(|f| format!(", {f}")).unwrap_or_default(),
@@ -332,28 +365,38 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         crate::telemetry::init(&logging);
     }
     match cli.command {
-        Command::Serve { listen } => {
+        Command::Serve { listen, public_url } => {
             if let Some(addr) = listen {
                 config.server.listen = addr;
+            }
+            if let Some(url) = public_url {
+                config.server.public_url = url;
+                config
+                    .validate()
+                    .map_err(|m| anyhow!("--public-url: {m}"))?;
             }
             crate::telemetry::init(&config.logging);
             let db = redact_url(&config.database.url);
             let demo = config.orgs.first().map(|o| o.slug.clone());
             let app = App::build(config, AppOptions::default()).await?;
             let addr = app.local_addr();
-            println!("rosterd listening on http://{addr} (database {db})");
+            // Nobody reading stdout is no reason to stop serving.
+            let mut out = std::io::stdout();
+            writeln!(out, "rosterd listening on http://{addr} (database {db})").ok();
             if let Some(slug) = demo {
-                println!(
+                writeln!(
+                    out,
                     "create an admin token with: rosterd token create --org {slug} --kind admin"
-                );
+                )
+                .ok();
             }
-            std::io::stdout().flush().ok();
+            out.flush().ok();
             tracing::info!(%addr, "listening");
             app.run_until_stopped(shutdown_signal()).await?;
         }
         Command::Migrate => {
             open_store(&config).await?;
-            println!(
+            out!(
                 "database {} is up to date",
                 redact_url(&config.database.url)
             );
@@ -371,18 +414,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         .create_org(&Actor::Cli, &slug, &name, owner_email.as_deref())
                         .await?;
                     if json {
-                        println!("{}", serde_json::to_string(&org)?);
+                        out!("{}", serde_json::to_string(&org)?);
                     } else {
-                        println!("created organization {} ({})", org.slug, org.id);
+                        out!("created organization {} ({})", org.slug, org.id);
                     }
                 }
                 OrgCommand::List { json } => {
                     for org in roster.orgs().await? {
                         if json {
-                            println!("{}", serde_json::to_string(&org)?);
+                            out!("{}", serde_json::to_string(&org)?);
                         } else {
                             let managed = org.integration().unwrap_or_else(|| "manual".into());
-                            println!("{}\t{}\t{}", org.slug, org.name, managed);
+                            out!("{}\t{}\t{}", org.slug, org.name, managed);
                         }
                     }
                 }
@@ -396,16 +439,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     let t = roster
                         .create_token(&Actor::Cli, org_id, kind, name.as_deref())
                         .await?;
-                    eprintln!(
+                    let _ = writeln!(
+                        std::io::stderr(),
                         "token id {} ({} token for {org}); it is shown only once:",
                         t.id,
                         kind.as_str()
                     );
-                    println!("{}", t.token);
+                    out!("{}", t.token);
                 }
                 TokenCommand::Revoke { token_id } => {
                     roster.revoke_token(&Actor::Cli, token_id, None).await?;
-                    println!("revoked token {token_id}");
+                    out!("revoked token {token_id}");
                 }
             }
         }
@@ -472,17 +516,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         "warnings": plan.warnings,
                         "errors": plan.errors,
                     });
-                    println!("{v}");
+                    out!("{v}");
                 } else {
-                    println!("dry run of {source}: nothing is changed");
+                    out!("dry run of {source}: nothing is changed");
                     for item in &plan.items {
-                        println!("  {}", item.describe());
+                        out!("  {}", item.describe());
                     }
                     for w in &plan.warnings {
-                        println!("  warning: {w}");
+                        out!("  warning: {w}");
                     }
                     for e in &plan.errors {
-                        println!(
+                        out!(
                             "  error: line {}{}: {}",
                             e.line,
                             e.field
@@ -493,7 +537,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         );
                     }
                     let c = &plan.counts;
-                    println!(
+                    out!(
                         "fetched {}: {} to create, {} to update, {} to remove, {} to reactivate, {} unchanged, {} errors",
                         c.fetched,
                         c.creates,
@@ -504,7 +548,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         c.errors
                     );
                     if let Some(h) = &plan.held {
-                        println!("a real run would be held: {h}");
+                        out!("a real run would be held: {h}");
                     }
                 }
                 if let Some(f) = plan.failed {
@@ -553,13 +597,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let runs = store::sync::runs(&mut tx, &q).await?;
             tx.rollback().await?;
             if !json {
-                println!(
+                out!(
                     "RUN	SOURCE	STATUS	STARTED	SECONDS	FETCHED	CREATED	UPDATED	REMOVED	REACTIVATED	ERRORS"
                 );
             }
             for r in &runs {
                 if json {
-                    println!(
+                    out!(
                         "{}",
                         serde_json::to_string(&crate::api::sync::RunView::from(r))?
                     );
@@ -573,7 +617,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                             )
                         })
                         .unwrap_or_else(|| "-".into());
-                    println!(
+                    out!(
                         "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
                         r.id,
                         r.source,

@@ -273,9 +273,25 @@ pub struct ServerConfig {
     /// Address to listen on (`--listen` overrides it).
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
-    /// The address people reach rosterd at; used in links inside emails.
-    #[serde(default = "default_public_url")]
+    /// The address people and identity providers reach rosterd at (`--public-url` overrides
+    /// it): the start of invitation links and of SCIM `Location` / `meta.location`. Absent or
+    /// empty: `http://` and the address actually bound (so `--listen` moves it too).
+    #[serde(default)]
     pub public_url: String,
+    /// Most connections served at once; beyond it a new connection evicts the oldest one that
+    /// is between requests (idle or still sending its request head), or is closed at once, so
+    /// slow clients cannot exhaust file descriptors nor keep `/healthz` from answering.
+    #[serde(default = "default_max_connections_served")]
+    pub max_connections: usize,
+    /// A client must send a whole request head within this many seconds (also when a kept-alive
+    /// connection sits idle), or the connection is closed.
+    #[serde(default = "default_header_read_timeout_secs")]
+    pub header_read_timeout_secs: u64,
+    /// Load balancers and reverse proxies (IP addresses or CIDR ranges such as `10.0.0.0/8`)
+    /// whose `X-Forwarded-For` names the client for the failed-authentication limit: the
+    /// right-most address not itself trusted is used. Empty (default): the TCP peer.
+    #[serde(default)]
+    pub trusted_proxies: Vec<TrustedProxy>,
     /// Largest accepted request body, in bytes.
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
@@ -292,6 +308,27 @@ pub struct ServerConfig {
     /// per minute; beyond it the client gets 429 until the budget refills.
     #[serde(default = "default_auth_failures_per_minute")]
     pub auth_failures_per_minute: u32,
+}
+
+/// An address or range in `server.trusted_proxies`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrustedProxy(pub ipnet::IpNet);
+
+impl<'de> Deserialize<'de> for TrustedProxy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let text = text.trim();
+        if let Ok(net) = text.parse::<ipnet::IpNet>() {
+            return Ok(TrustedProxy(net.trunc()));
+        }
+        match text.parse::<std::net::IpAddr>() {
+            Ok(ip) => Ok(TrustedProxy(ipnet::IpNet::from(ip))),
+            Err(_) => Err(serde::de::Error::custom(format!(
+                "`{}` is not an IP address or CIDR range (such as 10.0.0.0/8)",
+                text.escape_debug()
+            ))),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -477,8 +514,11 @@ const fn default_max_removals() -> MaxRemovals {
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
 }
-fn default_public_url() -> String {
-    "http://127.0.0.1:8080".into()
+const fn default_max_connections_served() -> usize {
+    1024
+}
+const fn default_header_read_timeout_secs() -> u64 {
+    10
 }
 const fn default_max_body_bytes() -> usize {
     1024 * 1024
@@ -548,7 +588,10 @@ impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             listen: default_listen(),
-            public_url: default_public_url(),
+            public_url: String::new(),
+            max_connections: default_max_connections_served(),
+            header_read_timeout_secs: default_header_read_timeout_secs(),
+            trusted_proxies: Vec::new(),
             max_body_bytes: default_max_body_bytes(),
             max_import_bytes: default_max_import_bytes(),
             request_timeout_secs: default_request_timeout_secs(),
@@ -615,6 +658,9 @@ impl Default for LoggingConfig {
     }
 }
 
+/// The longest invitation expiry or reminder interval, in days (ten years).
+pub const MAX_INVITATION_DAYS: i64 = 3650;
+
 /// Why a configuration could not be used. The message always names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -636,9 +682,9 @@ impl Config {
 
     /// Parses config text; `origin` names the file in error messages.
     pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Invalid {
+        let config: Config = parse_toml(text).map_err(|message| ConfigError::Invalid {
             path: origin.to_owned(),
-            message: e.to_string().trim_end().to_owned(),
+            message,
         })?;
         config.validate().map_err(|message| ConfigError::Invalid {
             path: origin.to_owned(),
@@ -667,10 +713,17 @@ impl Config {
         if let Err(e) = Email::parse_mailbox(&self.mail.from) {
             return Err(format!("mail.from: {e}"));
         }
-        if !(self.server.public_url.starts_with("http://")
+        if !(self.server.public_url.is_empty()
+            || self.server.public_url.starts_with("http://")
             || self.server.public_url.starts_with("https://"))
         {
             return Err("server.public_url must start with http:// or https://".into());
+        }
+        if !(1..=1_000_000).contains(&self.server.max_connections) {
+            return Err("server.max_connections must be 1..=1000000".into());
+        }
+        if !(1..=3600).contains(&self.server.header_read_timeout_secs) {
+            return Err("server.header_read_timeout_secs must be 1..=3600".into());
         }
         if self.server.auth_failures_per_minute == 0 {
             return Err("server.auth_failures_per_minute must be at least 1".into());
@@ -679,8 +732,13 @@ impl Config {
             return Err("server.max_body_bytes must be at least 1024".into());
         }
         let inv = &self.invitations;
-        if inv.reminder_interval_days < 1 || inv.expiry_days < 1 || inv.reminders < 0 {
-            return Err("invitations: reminder_interval_days and expiry_days must be at least 1, reminders at least 0".into());
+        if !(1..=MAX_INVITATION_DAYS).contains(&inv.reminder_interval_days)
+            || !(1..=MAX_INVITATION_DAYS).contains(&inv.expiry_days)
+            || !(0..=100).contains(&inv.reminders)
+        {
+            return Err(format!(
+                "invitations: reminder_interval_days and expiry_days must be 1..={MAX_INVITATION_DAYS}, reminders 0..=100"
+            ));
         }
         if !(self.database.url.starts_with("sqlite:") || self.database.url.starts_with("postgres"))
         {
@@ -755,6 +813,15 @@ impl Config {
         Ok(())
     }
 
+    /// The public URL when set, else `http://` and `bound` (what `App::build` fills in).
+    pub fn public_url_or(&self, bound: SocketAddr) -> String {
+        if self.server.public_url.is_empty() {
+            format!("http://{bound}")
+        } else {
+            self.server.public_url.clone()
+        }
+    }
+
     /// The link prefix invitation tokens are appended to.
     pub fn accept_url(&self) -> String {
         match &self.invitations.accept_url {
@@ -762,6 +829,52 @@ impl Config {
             None => format!("{}/invite/", self.server.public_url.trim_end_matches('/')),
         }
     }
+}
+
+/// Deserializes the config text. A failure names the line, column and key path but never
+/// quotes the text of the line: it may hold a secret written where it does not belong.
+fn parse_toml(text: &str) -> Result<Config, String> {
+    let position = |span: Option<std::ops::Range<usize>>| match span {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.chars().rev().take_while(|c| *c != '\n').count() + 1;
+            format!("line {line}, column {column}: ")
+        }
+        None => String::new(),
+    };
+    let de = toml::Deserializer::parse(text)
+        .map_err(|e| format!("{}{}", position(e.span()), redact(e.message())))?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.inner();
+        let at = if path.is_empty() || path == "." {
+            String::new()
+        } else {
+            format!("key `{path}`: ")
+        };
+        format!("{}{at}{}", position(inner.span()), redact(inner.message()))
+    })
+}
+
+/// A deserializer's message without the value it quotes (`invalid type: string "…"`).
+fn redact(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message.trim_end();
+    while let Some(i) = rest.find("string \"") {
+        out.push_str(&rest[..i]);
+        out.push_str("a string");
+        let after = &rest[i + "string \"".len()..];
+        rest = match after.find("\", ") {
+            Some(end) => &after[end + 1..],
+            None => match after.rfind('"') {
+                Some(end) => &after[end + 1..],
+                None => "",
+            },
+        };
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
@@ -783,6 +896,82 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("env:NAME"), "{err}");
+    }
+
+    #[test]
+    fn a_parse_error_names_line_column_and_key_but_never_quotes_the_line() {
+        let secret = "s3cr3t-hunter2-value";
+        // A syntax error on the line holding a secret.
+        let text =
+            format!("[server]\nlisten = \"127.0.0.1:1\"\n[auth]\noperator_token = {secret}\n");
+        let err = Config::parse(&text, "x.toml").unwrap_err().to_string();
+        assert!(err.starts_with("x.toml: line 4, column "), "{err}");
+        assert!(!err.contains(secret), "{err}");
+        // A value of the wrong type, which serde would quote: the key path instead.
+        let text =
+            format!("[mail]\nsink = \"smtp\"\n[mail.smtp]\nhost = \"h\"\nport = \"{secret}\"\n");
+        let err = Config::parse(&text, "x.toml").unwrap_err().to_string();
+        assert!(err.contains("line 5, column 8"), "{err}");
+        assert!(err.contains("key `mail.smtp.port`"), "{err}");
+        assert!(
+            err.contains("invalid type: a string, expected u16"),
+            "{err}"
+        );
+        assert!(!err.contains(secret), "{err}");
+        // A secret written as a literal where a reference belongs.
+        let text = format!("[auth]\noperator_token = \"{secret}\"\n");
+        let err = Config::parse(&text, "x.toml").unwrap_err().to_string();
+        assert!(err.contains("key `auth.operator_token`"), "{err}");
+        assert!(!err.contains(secret), "{err}");
+        // An unknown key is named.
+        let err = Config::parse("[server]\nlistn = 3\n", "x.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 2, column 1") && err.contains("listn"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn invitation_days_are_bounded_at_load() {
+        for line in [
+            "expiry_days = 100000000000000",
+            "reminder_interval_days = 9223372036854775807",
+            "expiry_days = 3651",
+            "expiry_days = 0",
+            "reminders = 1000000",
+        ] {
+            let err = Config::parse(&format!("[invitations]\n{line}\n"), "x.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("invitations:") && err.contains("1..=3650"),
+                "{line}: {err}"
+            );
+        }
+        let c = Config::parse(
+            "[invitations]\nexpiry_days = 3650\nreminder_interval_days = 3650\n",
+            "x.toml",
+        )
+        .unwrap();
+        let s = crate::roster::InviteSettings::from_config(&c);
+        assert_eq!(s.expiry.num_days(), 3650);
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_ranges() {
+        let c = Config::parse(
+            "[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"192.0.2.7\", \"::1\"]\n",
+            "x.toml",
+        )
+        .unwrap();
+        assert_eq!(c.server.trusted_proxies.len(), 3);
+        let err = Config::parse("[server]\ntrusted_proxies = [\"lb.example\"]\n", "x.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("key `server.trusted_proxies[0]`"), "{err}");
+        assert!(err.contains("not an IP address or CIDR range"), "{err}");
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod reconcile;
 pub mod roster;
 pub mod scim;
 pub mod secret;
+pub mod server;
 pub mod store;
 pub mod sync;
 pub mod telemetry;

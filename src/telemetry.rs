@@ -1,4 +1,7 @@
-//! Logging: `tracing` to stderr, as text or JSON lines, filtered by config or `RUST_LOG`.
+//! Logging: `tracing` to stderr, as text or JSON lines, filtered by config or `RUST_LOG`. Text
+//! is coloured only when stderr is a terminal.
+
+use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
@@ -11,7 +14,8 @@ pub fn init(cfg: &LoggingConfig) {
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     let _ = match cfg.format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Text => builder.try_init(),

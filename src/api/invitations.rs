@@ -26,6 +26,8 @@ pub async fn accept(
     ClientIp(ip): ClientIp,
     Json(body): Json<AcceptBody>,
 ) -> Result<axum::Json<MemberView>, ApiError> {
+    // Over budget, nothing is looked up: not even a correct token gets through.
+    state.auth_failures.check(ip)?;
     if body.token.is_empty() || body.token.len() > 200 {
         state.auth_failures.record(ip)?;
         return Err(ApiError::field("token", "not an invitation token"));

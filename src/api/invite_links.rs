@@ -74,6 +74,8 @@ pub async fn accept(
     ClientIp(ip): ClientIp,
     Json(body): Json<AcceptBody>,
 ) -> Result<(StatusCode, axum::Json<MemberView>), ApiError> {
+    // Over budget, nothing is looked up: not even a correct token and code get through.
+    state.auth_failures.check(ip)?;
     if body.token.trim().is_empty() || body.token.len() > 200 {
         state.auth_failures.record(ip)?;
         return Err(ApiError::field("token", "not an invite link token"));

@@ -151,6 +151,15 @@ pub async fn create_token(
     Json(body): Json<CreateToken>,
 ) -> Result<(StatusCode, axum::Json<CreatedToken>), ApiError> {
     let org = principal.org(&state, &slug).await?;
+    // A SCIM token makes its org SCIM-managed: that is the operator's decision, like the
+    // integration lock elsewhere.
+    if body.kind == TokenKind::Scim {
+        principal.require_operator().map_err(|_| {
+            ApiError::forbidden(
+                "only the operator token may create SCIM tokens (a SCIM client manages the org's members)",
+            )
+        })?;
+    }
     let created = state
         .roster
         .create_token(&principal.actor(), org.id, body.kind, body.name.as_deref())

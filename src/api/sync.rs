@@ -9,7 +9,7 @@
 //!   `GET /imports/{id}/errors.csv`, `POST /imports/{id}/confirm`, `POST /imports/{id}/cancel`,
 //!   `GET /imports/template.csv`.
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::extract::{Path, Query};
+use super::extract::{Path, Query, RawBody};
 use crate::reconcile::plan::Item;
 use crate::roster::export::defuse;
 use crate::store::orgs::Org;
@@ -513,7 +513,7 @@ pub async fn upload(
     principal: Principal,
     Path(slug): Path<String>,
     Query(p): Query<UploadParams>,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let org = principal.org(&state, &slug).await?;
     if body.is_empty() {

@@ -624,8 +624,17 @@ impl Roster {
             None => None,
         };
         let now = self.clock.now();
+        let hash = token::hash(secret);
+        // An unknown token (a guess) is answered from a reader: it never waits for, or holds up,
+        // the writer.
+        let mut read = self.store.read().await?;
+        let known = store::invitations::by_token_hash(&mut read, &hash).await?;
+        read.rollback().await?;
+        if known.is_none() {
+            return Err(RosterError::NotFound("invitation".into()));
+        }
         let mut tx = self.store.write().await?;
-        let invitation = store::invitations::by_token_hash(&mut tx, &token::hash(secret))
+        let invitation = store::invitations::by_token_hash(&mut tx, &hash)
             .await?
             .ok_or_else(|| RosterError::NotFound("invitation".into()))?;
         lock_org(&mut tx, invitation.org_id).await?;

@@ -61,7 +61,7 @@ impl FromRequestParts<AppState> for ScimClient {
     type Rejection = ScimError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ScimError> {
-        let ip = crate::web::ratelimit::client_ip(parts);
+        let ip = crate::web::ratelimit::client_ip(parts, state);
         let fail = |detail: &str| -> ScimError {
             if let Err(e) = state.auth_failures.record(ip) {
                 return ScimError::new(StatusCode::TOO_MANY_REQUESTS, None, e.0.detail.clone());

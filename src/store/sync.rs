@@ -85,6 +85,13 @@ pub async fn release(tx: &mut Tx, name: &str, owner: &str) -> Result<()> {
     Ok(())
 }
 
+/// Every held lease (sources' and import leases): `(name, owner)`.
+pub async fn leases(tx: &mut Tx) -> Result<Vec<(String, String)>> {
+    Ok(on_tx!(tx, c => sqlx::query_as::<_, (String, String)>(
+        "SELECT name, lease_owner FROM sync_sources WHERE lease_owner IS NOT NULL ORDER BY name")
+        .fetch_all(&mut *c).await)?)
+}
+
 /// Records how the source's last run went: failures count up (with the earliest time the
 /// scheduler may try again), a success resets them.
 pub async fn record_outcome(
@@ -477,13 +484,32 @@ pub struct RunError {
     pub message: String,
 }
 
+/// Longest offending value (and external id, field name) kept in an error row, in characters.
+pub const ERROR_VALUE_CHARS: usize = 200;
+/// Longest error message kept, in characters (messages may quote the value).
+pub const ERROR_MESSAGE_CHARS: usize = 1000;
+
+/// `s` cut to `max` characters, ending with an ellipsis when cut.
+pub fn clip(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    match s.char_indices().nth(max) {
+        None => std::borrow::Cow::Borrowed(s),
+        Some((end, _)) => std::borrow::Cow::Owned(format!("{}…", &s[..end])),
+    }
+}
+
+/// Stores error rows; long values are cut (a 32 MB cell must not come back in every job
+/// answer and `errors.csv`, nor bloat the database).
 pub async fn insert_errors(tx: &mut Tx, run_id: Uuid, errors: &[RunError]) -> Result<()> {
     for e in errors {
+        let external_id = e.external_id.as_deref().map(|v| clip(v, ERROR_VALUE_CHARS));
+        let field = e.field.as_deref().map(|v| clip(v, ERROR_VALUE_CHARS));
+        let value = e.value.as_deref().map(|v| clip(v, ERROR_VALUE_CHARS));
+        let message = clip(&e.message, ERROR_MESSAGE_CHARS);
         on_tx!(tx, c => sqlx::query(
             "INSERT INTO sync_run_errors (run_id, seq, line, external_id, field, value, message)
              VALUES ($1, $2, $3, $4, $5, $6, $7)")
-            .bind(run_id).bind(e.seq).bind(e.line).bind(&e.external_id).bind(&e.field)
-            .bind(&e.value).bind(&e.message)
+            .bind(run_id).bind(e.seq).bind(e.line).bind(external_id.as_deref())
+            .bind(field.as_deref()).bind(value.as_deref()).bind(message.as_ref())
             .execute(&mut *c).await.map(|r| r.rows_affected()))?;
     }
     Ok(())

@@ -203,6 +203,48 @@ impl Drop for Lease {
     }
 }
 
+/// This process's lease owner id: `host:pid:uuid`, so a later process of the same host can
+/// tell that the owner of a lease is gone.
+fn replica_id() -> String {
+    let id = format!("{}:{}:{}", host_name(), std::process::id(), Uuid::now_v7());
+    live_here().push(id.clone());
+    id
+}
+
+/// The replica ids of the engines of this process (an embedder may build several).
+fn live_here() -> std::sync::MutexGuard<'static, Vec<String>> {
+    static LIVE: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    // Plain data: a panic elsewhere cannot leave it inconsistent.
+    LIVE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn host_name() -> String {
+    hostname::get()
+        .map(|h| h.to_string_lossy().replace(':', "_"))
+        .unwrap_or_default()
+}
+
+/// Whether `owner` (a [`replica_id`]) is a process of this host that no longer runs: our pid
+/// but none of our engines (a restart that got the pid again, as in a container) or, on Linux,
+/// a pid with no `/proc` entry. Hosts must have distinct names (the default for containers and
+/// VMs).
+fn dead_on_this_host(owner: &str) -> bool {
+    let mut parts = owner.rsplitn(3, ':');
+    let (Some(_uuid), Some(pid), Some(host)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    let Ok(pid) = pid.parse::<u32>() else {
+        return false;
+    };
+    if host.is_empty() || host != host_name() {
+        return false;
+    }
+    if pid == std::process::id() {
+        return !live_here().iter().any(|id| id == owner);
+    }
+    cfg!(target_os = "linux") && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
 fn chrono_secs(s: u64) -> chrono::Duration {
     chrono::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1000))
 }
@@ -237,7 +279,7 @@ impl Engine {
                 sources,
                 settings: config.sync.clone(),
                 ctx,
-                replica: Uuid::now_v7().to_string(),
+                replica: replica_id(),
                 wake: None,
             }),
         })
@@ -311,6 +353,14 @@ impl Engine {
         }
         let managed: Vec<(Uuid, String)> = managed.into_iter().map(|(i, n, _)| (i, n)).collect();
         store::orgs::set_managing_sources(&mut tx, &managed).await?;
+        // A process of this host that died (`kill -9`, a crash, a power cut) left its leases
+        // behind: free them now rather than refusing runs until they expire.
+        for (name, owner) in store::sync::leases(&mut tx).await? {
+            if owner != self.inner.replica && dead_on_this_host(&owner) {
+                tracing::warn!(source = %name, owner = %owner, "taking over the lease of a process of this host that is gone");
+                store::sync::release(&mut tx, &name, &owner).await?;
+            }
+        }
         store::sync::interrupt_orphans(&mut tx, now).await?;
         tx.commit().await?;
         Ok(())
@@ -1263,5 +1313,27 @@ mod tests {
             Engine::held_reason(MaxRemovals::Percent(10), false, 5, 0, 0).is_none(),
             "an empty snapshot from a source that cannot remove holds nothing"
         );
+    }
+
+    #[test]
+    fn only_gone_processes_of_this_host_have_dead_leases() {
+        let mine = replica_id();
+        assert!(!dead_on_this_host(&mine), "a live engine of this process");
+        let host = host_name();
+        let pid = std::process::id();
+        // This pid but no engine of ours: an earlier process that had the same pid.
+        assert!(dead_on_this_host(&format!(
+            "{host}:{pid}:{}",
+            Uuid::now_v7()
+        )));
+        // A running process of this host (pid 1 always runs).
+        assert!(!dead_on_this_host(&format!("{host}:1:{}", Uuid::now_v7())));
+        // Another host, or an owner id of the old form: never.
+        assert!(!dead_on_this_host(&format!("elsewhere-{host}:{pid}:x")));
+        assert!(!dead_on_this_host(&Uuid::now_v7().to_string()));
+        if cfg!(target_os = "linux") {
+            // A pid no process has (above the kernel's maximum).
+            assert!(dead_on_this_host(&format!("{host}:4294967295:x")));
+        }
     }
 }

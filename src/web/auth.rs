@@ -93,7 +93,7 @@ impl FromRequestParts<AppState> for Principal {
             Err(e) => {
                 state
                     .auth_failures
-                    .record(super::ratelimit::client_ip(parts))?;
+                    .record(super::ratelimit::client_ip(parts, state))?;
                 return Err(e);
             }
         };
@@ -114,7 +114,7 @@ impl FromRequestParts<AppState> for Principal {
                 None => {
                     state
                         .auth_failures
-                        .record(super::ratelimit::client_ip(parts))?;
+                        .record(super::ratelimit::client_ip(parts, state))?;
                     Err(ApiError::unauthorized("invalid or revoked token"))
                 }
             },
@@ -125,7 +125,7 @@ impl FromRequestParts<AppState> for Principal {
                 tracing::info!("rejected bearer token");
                 state
                     .auth_failures
-                    .record(super::ratelimit::client_ip(parts))?;
+                    .record(super::ratelimit::client_ip(parts, state))?;
                 Err(ApiError::unauthorized("invalid or revoked token"))
             }
         }

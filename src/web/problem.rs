@@ -119,9 +119,12 @@ impl From<StoreError> for ApiError {
             ),
             StoreError::InvalidData(msg) => {
                 tracing::warn!(error = %msg, "database refused a request value");
+                // The database's own words name neither the field nor anything the client
+                // sent; they stay in the log.
                 ApiError::bad_request(
                     "invalid_value",
-                    format!("a value in the request cannot be stored: {msg}"),
+                    "a value in the request cannot be stored (a NUL character, or a date or \
+                     number out of range)",
                 )
             }
             other => {

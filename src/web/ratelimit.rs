@@ -1,26 +1,78 @@
 //! Rate limiting of failed authentications per client address (DESIGN §6), so token and
-//! invitation-link guessing is slowed to a trickle. Successful requests are never limited.
+//! invitation-link guessing is slowed to a trickle. Successful requests are not limited, except
+//! that an invitation accept from a client over its budget is refused before its token is looked
+//! at (so a correct guess made over budget fails too).
 //!
-//! The address is the TCP peer. Behind a load balancer that is the balancer's address; put the
-//! limit at the balancer too.
+//! The address is the TCP peer, unless the peer is one of `server.trusted_proxies`: then it is
+//! the right-most address of `X-Forwarded-For` that is not itself a trusted proxy.
 
-use std::net::IpAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use ipnet::IpNet;
 
+use super::AppState;
 use super::problem::ApiError;
 
 #[derive(Clone)]
-pub struct AuthFailures(Arc<DefaultKeyedRateLimiter<IpAddr>>);
+pub struct AuthFailures {
+    limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    /// Clients that went over budget, and until when they stay refused.
+    blocked: Arc<Mutex<HashMap<IpAddr, Instant>>>,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    trusted: Arc<Vec<IpNet>>,
+}
 
 impl AuthFailures {
-    pub fn per_minute(n: u32) -> Self {
+    /// `n` failures per minute per client; `trusted` proxies' `X-Forwarded-For` is honoured.
+    pub fn new(n: u32, trusted: Vec<IpNet>) -> Self {
         let n = NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
-        Self(Arc::new(RateLimiter::keyed(Quota::per_minute(n))))
+        Self {
+            limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(n))),
+            blocked: Arc::new(Mutex::new(HashMap::new())),
+            trusted: Arc::new(trusted),
+        }
+    }
+
+    fn too_many(ip: IpAddr, wait: Duration) -> ApiError {
+        let secs = wait.as_secs().max(1);
+        let mut e = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_failures",
+            format!("too many failed authentications from this address; retry in {secs} s"),
+        );
+        e.0.retry_after = Some(secs);
+        tracing::warn!(client = %ip, "too many failed authentications");
+        e
+    }
+
+    fn blocked(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, Instant>> {
+        // The map holds plain data: a panic elsewhere cannot leave it inconsistent.
+        self.blocked.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `Err(429)` while the client is over its budget; counts nothing. Checked before a
+    /// credential is looked up.
+    pub fn check(&self, ip: Option<IpAddr>) -> Result<(), ApiError> {
+        let Some(ip) = ip else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        let mut blocked = self.blocked();
+        match blocked.get(&ip) {
+            Some(until) if *until > now => Err(Self::too_many(ip, *until - now)),
+            Some(_) => {
+                blocked.remove(&ip);
+                Ok(())
+            }
+            None => Ok(()),
+        }
     }
 
     /// Counts one failure from a client; `Err(429)` once over the budget.
@@ -28,48 +80,88 @@ impl AuthFailures {
         let Some(ip) = ip else {
             return Ok(());
         };
-        match self.0.check_key(&ip) {
+        match self.limiter.check_key(&ip) {
             Ok(()) => Ok(()),
             Err(not_until) => {
                 let wait = not_until.wait_time_from(governor::clock::Clock::now(
                     &governor::clock::DefaultClock::default(),
                 ));
-                tracing::warn!(client = %ip, "too many failed authentications");
-                let mut e = ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "too_many_failures",
-                    format!(
-                        "too many failed authentications from this address; retry in {} s",
-                        wait.as_secs().max(1)
-                    ),
-                );
-                e.0.retry_after = Some(wait.as_secs().max(1));
-                Err(e)
+                self.blocked().insert(ip, Instant::now() + wait);
+                Err(Self::too_many(ip, wait))
             }
         }
     }
 
     /// Forgets addresses whose budget is full again (called now and then).
     pub fn tidy(&self) {
-        self.0.retain_recent();
+        self.limiter.retain_recent();
+        let now = Instant::now();
+        self.blocked().retain(|_, until| *until > now);
+    }
+
+    /// The client a request comes from (see the module documentation).
+    pub fn client(&self, parts: &Parts) -> Option<IpAddr> {
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())?;
+        if !self.is_trusted(peer) {
+            return Some(peer);
+        }
+        // Right to left: each trusted proxy appended the address it got the request from.
+        let mut client = peer;
+        for value in parts.headers.get_all("x-forwarded-for").iter().rev() {
+            let Ok(value) = value.to_str() else {
+                return Some(client);
+            };
+            for hop in value.rsplit(',') {
+                // Some proxies add the port (`192.0.2.1:4711`, `[2001:db8::1]:4711`).
+                let hop = hop.trim();
+                let Some(ip) = hop
+                    .parse::<IpAddr>()
+                    .ok()
+                    .or_else(|| hop.parse::<SocketAddr>().ok().map(|a| a.ip()))
+                else {
+                    return Some(client);
+                };
+                client = ip;
+                if !self.is_trusted(ip) {
+                    return Some(ip);
+                }
+            }
+        }
+        Some(client)
+    }
+
+    fn is_trusted(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        self.trusted.iter().any(|n| n.contains(&ip))
     }
 }
 
-/// The TCP peer of a request.
-pub fn client_ip(parts: &Parts) -> Option<IpAddr> {
-    parts
-        .extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip())
+/// An IPv4 address seen through an IPv6 socket (`::ffff:a.b.c.d`) as the IPv4 address.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    }
+}
+
+/// The client address of a request, if known (see the module documentation).
+pub fn client_ip(parts: &Parts, state: &AppState) -> Option<IpAddr> {
+    state.auth_failures.client(parts)
 }
 
 /// The client's address, if known (an extractor that never fails).
 pub struct ClientIp(pub Option<IpAddr>);
 
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
+impl axum::extract::FromRequestParts<AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientIp(client_ip(parts)))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(client_ip(parts, state)))
     }
 }

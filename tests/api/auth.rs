@@ -289,3 +289,44 @@ async fn org_boundary_holds_on_every_endpoint() {
     // And B's token still works on B.
     assert_eq!(app.get("/api/v1/orgs/org-b/members", &b).await.status, 200);
 }
+
+#[tokio::test]
+async fn only_the_operator_mints_scim_tokens() {
+    let app = spawn_app().await;
+    let admin = app.org_with_admin("acme").await;
+    let r = app
+        .post(
+            "/api/v1/orgs/acme/tokens",
+            &admin,
+            json!({"kind": "scim", "name": "Okta"}),
+        )
+        .await;
+    assert_problem(&r, 403);
+    assert!(r.text.contains("operator"), "{}", r.text);
+    // Nothing was minted, and the org is not SCIM-managed.
+    let tokens = app.get("/api/v1/orgs/acme/tokens", &admin).await;
+    assert!(
+        tokens.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["kind"] != "scim"),
+        "{}",
+        tokens.text
+    );
+    let org = app.get("/api/v1/orgs/acme", &admin).await;
+    assert!(org.body["managed_by"].is_null(), "{}", org.text);
+    // Admin tokens may still mint admin tokens; the operator mints SCIM tokens.
+    let r = app
+        .post("/api/v1/orgs/acme/tokens", &admin, json!({"kind": "admin"}))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let r = app
+        .post(
+            "/api/v1/orgs/acme/tokens",
+            OPERATOR,
+            json!({"kind": "scim"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+}

@@ -300,5 +300,15 @@ async fn links_belong_to_their_org_and_guessing_is_limited() {
     }
     assert_eq!(&statuses[..3], [404, 404, 404], "{statuses:?}");
     assert!(statuses[3..].iter().all(|s| *s == 429), "{statuses:?}");
+    // Over budget, even the right token and code are refused, and the link stays unused.
+    let r = accept(
+        &app,
+        link["url"].as_str().unwrap(),
+        "123456",
+        "g@acme.example",
+    )
+    .await;
+    assert_problem(&r, 429);
+    assert_eq!(links(&app, "acme", &admin).await[0]["status"], "pending");
     let _ = OPERATOR;
 }

@@ -3,6 +3,7 @@
 //! `ROSTERD_TEST_POSTGRES_URL` is set, in which case every test gets its own PostgreSQL database
 //! (and fails, never skips, if that server cannot be reached).
 
+mod accept;
 mod architecture;
 mod audit;
 mod auth;
@@ -11,6 +12,7 @@ mod cli;
 mod concurrency;
 mod conformance;
 mod csv_url;
+mod error_details;
 mod export;
 mod graph;
 mod health;
@@ -24,6 +26,7 @@ mod lock;
 mod members;
 mod owner;
 mod scim;
+mod serving;
 mod shutdown;
 mod slapd;
 mod smtp;

@@ -256,7 +256,7 @@ async fn user_lifecycle_follows_the_state_machine() {
     let id = r.body["id"].as_str().unwrap().to_owned();
     assert_eq!(
         r.headers["location"],
-        format!("http://127.0.0.1:8080/scim/v2/Users/{id}")
+        format!("{}/scim/v2/Users/{id}", app.base)
     );
     assert_eq!(
         r.headers["etag"],
@@ -1141,7 +1141,7 @@ async fn several_tokens_allow_rotation() {
     let r = app
         .post(
             "/api/v1/orgs/acme/tokens",
-            &admin,
+            OPERATOR,
             json!({"kind": "scim", "name": "Okta (new)"}),
         )
         .await;

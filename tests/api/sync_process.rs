@@ -1,5 +1,7 @@
 //! The sync engine as processes: the CLI (`sync`, `runs`, `approve`, `import`), a daemon killed
-//! with SIGKILL in the middle of applying a plan, and two daemons sharing one database.
+//! with SIGKILL in the middle of applying a plan (and restarted at once), two daemons sharing one
+//! database, and how the binary writes: a closed stdout pipe, plain logs on a pipe, the public
+//! URL.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -34,12 +36,17 @@ impl Setup {
             &config,
             format!(
                 "[database]\nurl = \"{url}\"\n[mail]\nsink = \"file\"\ndir = {:?}\n\
-                 [sync]\nlease_secs = 2\n{sync_extra}\n\
+                 [sync]\n{lease}{sync_extra}\n\
                  [[orgs]]\nslug = \"proc\"\nname = \"Proc\"\nowner_email = \"owner@proc.example\"\n\
                  [[sources]]\nname = \"roster\"\norg = \"proc\"\nkind = \"csv\"\npath = {:?}\n\
                  authoritative = true\n{source_extra}\n[sources.mapping]\n{MAPPING}\n",
                 dir.join("mail").display().to_string(),
                 dir.join("roster.csv").display().to_string(),
+                lease = if sync_extra.contains("lease_secs") {
+                    ""
+                } else {
+                    "lease_secs = 2\n"
+                },
             ),
         )
         .unwrap();
@@ -221,9 +228,16 @@ async fn consistency(store: &Store) -> (usize, usize, usize) {
 
 /// Starts `rosterd serve` on a random port; returns the child and its base URL.
 async fn daemon(s: &Setup) -> (Child, String) {
+    daemon_with(s, &[]).await
+}
+
+/// Like [`daemon`], with more arguments for `serve`.
+async fn daemon_with(s: &Setup, extra: &[&str]) -> (Child, String) {
     use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
     let mut child = s
-        .command(&["serve", "--listen", "127.0.0.1:0"])
+        .command(&args)
         .env("ROSTERD_TEST_OPERATOR", OPERATOR)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -399,4 +413,187 @@ async fn two_daemons_run_each_tick_once_and_one_carries_on_when_the_other_dies()
     b.start_kill().unwrap();
     b.wait().await.unwrap();
     store.close().await;
+}
+
+#[tokio::test]
+async fn a_daemon_restarted_after_sigkill_takes_over_its_own_dead_lease_at_once() {
+    // A lease far longer than the test: waiting for it to expire would time out.
+    let s = Setup::new(
+        "max_removals = \"100%\"",
+        "lease_secs = 3600\napply_batch = 5\n[auth]\noperator_token = \"env:ROSTERD_TEST_OPERATOR\"",
+    )
+    .await;
+    s.write_roster(&as_roster(&people(1500)));
+    let (mut child, base) = daemon(&s).await;
+    let store = s.store().await;
+    let first = run_now(&base).await;
+    wait_for(60, "the apply to start", || async {
+        runs(&store).await.first().is_some_and(|r| r.created >= 50)
+    })
+    .await;
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    assert_eq!(runs(&store).await[0].status, "running", "killed mid-run");
+
+    // The restarted daemon (same host, the old process gone) frees the lease as it starts:
+    // the killed run is interrupted and a new run is accepted, not refused with 409.
+    let (mut child, base) = daemon(&s).await;
+    let killed = runs(&store).await.remove(0);
+    assert_eq!(killed.id.to_string(), first);
+    assert_eq!(killed.status, "interrupted", "{killed:?}");
+    let second = run_now(&base).await;
+    wait_for(60, "the second run", || async {
+        runs(&store).await[0].status != "running"
+    })
+    .await;
+    let all = runs(&store).await;
+    assert_eq!(all[0].id.to_string(), second);
+    assert_eq!(all[0].status, "succeeded", "{:?}", all[0]);
+    let (members, _, _) = consistency(&store).await;
+    assert_eq!(members, 1500);
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_live_daemons_lease_is_not_taken_by_a_cli_run_on_the_same_host() {
+    let s = Setup::new(
+        "max_removals = \"100%\"",
+        "lease_secs = 3600\napply_batch = 5\n[auth]\noperator_token = \"env:ROSTERD_TEST_OPERATOR\"",
+    )
+    .await;
+    s.write_roster(&as_roster(&people(10_000)));
+    let (mut child, base) = daemon(&s).await;
+    let store = s.store().await;
+    run_now(&base).await;
+    wait_for(60, "the apply to start", || async {
+        runs(&store).await.first().is_some_and(|r| r.created >= 10)
+    })
+    .await;
+    // The daemon still runs: its lease stands.
+    let (code, _, err) = s.run(&["sync", "roster"]).await;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("roster"), "{err}");
+    assert_eq!(runs(&store).await.last().unwrap().status, "running");
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    store.close().await;
+}
+
+#[tokio::test]
+async fn commands_end_quietly_when_stdout_is_closed_early() {
+    let s = Setup::new("", "").await;
+    s.write_roster(&as_roster(&people(3000)));
+    for args in [
+        &["sync", "roster", "--dry-run"][..],
+        &["sync", "roster", "--dry-run", "--json"][..],
+        &["sync", "roster", "--dump"][..],
+    ] {
+        use tokio::io::{AsyncBufReadExt, BufReader};
+        let mut child = s
+            .command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // `| head -1`: read one line, then close the pipe.
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).await.unwrap();
+        assert!(!line.is_empty());
+        drop(out);
+        let done = child.wait_with_output().await.unwrap();
+        let err = String::from_utf8_lossy(&done.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(done.status.code(), Some(0), "{args:?}: {err}");
+    }
+}
+
+/// Reads the daemon's stderr until a line contains `want` (or panics after 30 s); returns what
+/// was read.
+async fn stderr_until(child: &mut Child, want: &str) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut err = child.stderr.take().unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while !String::from_utf8_lossy(&seen).contains(want) {
+            let n = err.read(&mut buf).await.unwrap();
+            assert!(n > 0, "stderr closed: {}", String::from_utf8_lossy(&seen));
+            seen.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no {want:?} in {}", String::from_utf8_lossy(&seen)));
+    seen
+}
+
+#[tokio::test]
+async fn logs_on_a_pipe_are_plain_and_a_public_url_for_another_port_is_warned_about() {
+    // The config still names the old default port; the daemon listens elsewhere.
+    let s = Setup::new("", "[server]\npublic_url = \"http://127.0.0.1:1\"").await;
+    let mut child = s
+        .command(&["serve", "--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = stderr_until(&mut child, "listening").await;
+    let text = String::from_utf8_lossy(&err);
+    assert!(!err.contains(&0x1b), "ANSI escapes in piped logs: {text:?}");
+    assert!(text.contains("public_url names another address"), "{text}");
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+}
+
+#[tokio::test]
+async fn public_url_on_the_command_line_sets_scim_locations_and_invitation_links() {
+    let s = Setup::new("", "").await;
+    let (mut child, base) =
+        daemon_with(&s, &["--public-url", "https://people.example/roster"]).await;
+    // Starting created org `proc` and invited its owner.
+    let (code, token, err) = s
+        .run(&["token", "create", "--org", "proc", "--kind", "scim"])
+        .await;
+    assert_eq!(code, 0, "{err}");
+    let r = reqwest::Client::new()
+        .get(format!("{base}/scim/v2/Users"))
+        .bearer_auth(token.trim())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let list: serde_json::Value = r.json().await.unwrap();
+    let location = list["Resources"][0]["meta"]["location"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        location.starts_with("https://people.example/roster/scim/v2/Users/"),
+        "{list}"
+    );
+    let mail = s.dir.join("mail");
+    let mut body = String::new();
+    wait_for(30, "the owner's invitation email", || {
+        let found = std::fs::read_dir(&mail)
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|e| e.ok())
+            .and_then(|e| std::fs::read_to_string(e.path()).ok());
+        if let Some(b) = found {
+            body = b;
+        }
+        let done = !body.is_empty();
+        async move { done }
+    })
+    .await;
+    // Quoted-printable may wrap long lines.
+    let flat = body.replace("=\r\n", "").replace("=\n", "");
+    assert!(
+        flat.contains("https://people.example/roster/invite/"),
+        "{flat}"
+    );
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
 }
