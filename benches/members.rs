@@ -102,6 +102,8 @@ async fn seed(store: &Store, org_id: Uuid, n: usize, offset: usize) {
             scim_data: None,
             version: 1,
             scim_deleted: false,
+            cancelled_at: None,
+            disabled_at: None,
         };
         store::members::insert(&mut tx, &mut m).await.unwrap();
         if (i + 1) % 5000 == 0 {

@@ -14,8 +14,8 @@ use uuid::Uuid;
 use super::extract::{Json, Path, Query};
 use crate::domain::{Access, AccessView, Activity, Member, Role};
 use crate::roster::{
-    AddResult, MemberPatch, NewMember, RemoveOutcome, RemoveResult, ResendOutcome, ResendResult,
-    export,
+    AccessChange, AccessOutcome, AccessResult, AddResult, MemberPatch, NewMember, RemoveOutcome,
+    RemoveResult, ResendOutcome, ResendResult, export,
 };
 use crate::store::members::{MemberQuery, MemberSort, SortValue};
 use crate::store::{self};
@@ -47,6 +47,10 @@ pub struct MemberView {
     pub enrolled_at: Option<DateTime<Utc>>,
     pub last_active_at: Option<DateTime<Utc>>,
     pub removed_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cancelled_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disabled_at: Option<DateTime<Utc>>,
 }
 
 impl From<&Member> for MemberView {
@@ -68,6 +72,8 @@ impl From<&Member> for MemberView {
             enrolled_at: m.enrolled_at,
             last_active_at: m.last_active_at,
             removed_at: m.removed_at,
+            cancelled_at: m.cancelled_at,
+            disabled_at: m.disabled_at,
         }
     }
 }
@@ -292,6 +298,8 @@ pub struct Counts {
     pub invited: i64,
     pub enrolled: i64,
     pub removed: i64,
+    pub cancelled: i64,
+    pub disabled: i64,
 }
 
 pub async fn counts(
@@ -309,6 +317,8 @@ pub async fn counts(
         invited: get(Access::Invited),
         enrolled: get(Access::Enrolled),
         removed: get(Access::Removed),
+        cancelled: get(Access::Cancelled),
+        disabled: get(Access::Disabled),
     }))
 }
 
@@ -457,6 +467,92 @@ pub async fn remove_many(
     }))
 }
 
+#[derive(Debug, Serialize)]
+pub struct AccessAnswer {
+    pub changed: usize,
+    pub skipped: usize,
+    pub results: Vec<AccessResult>,
+}
+
+async fn change_access(
+    state: AppState,
+    principal: Principal,
+    slug: String,
+    ids: Vec<Uuid>,
+    change: AccessChange,
+) -> Result<axum::Json<AccessAnswer>, ApiError> {
+    let org = principal.org(&state, &slug).await?;
+    let results = state
+        .roster
+        .change_access(org.id, &principal.actor(), &ids, change)
+        .await?;
+    let changed = results
+        .iter()
+        .filter(|r| {
+            matches!(
+                r.outcome,
+                AccessOutcome::Cancelled | AccessOutcome::Disabled | AccessOutcome::Enabled
+            )
+        })
+        .count();
+    Ok(axum::Json(AccessAnswer {
+        changed,
+        skipped: results.len() - changed,
+        results,
+    }))
+}
+
+/// `POST …/members/cancel-invitations`: pending invitations become `cancelled`.
+pub async fn cancel_invitations(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(slug): Path<String>,
+    Json(body): Json<IdsBody>,
+) -> Result<axum::Json<AccessAnswer>, ApiError> {
+    change_access(
+        state,
+        principal,
+        slug,
+        body.member_ids,
+        AccessChange::Cancel,
+    )
+    .await
+}
+
+/// `POST …/members/disable`: enrolled members lose access until enabled.
+pub async fn disable(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(slug): Path<String>,
+    Json(body): Json<IdsBody>,
+) -> Result<axum::Json<AccessAnswer>, ApiError> {
+    change_access(
+        state,
+        principal,
+        slug,
+        body.member_ids,
+        AccessChange::Disable,
+    )
+    .await
+}
+
+/// `POST …/members/enable`: disabled members are enrolled again.
+pub async fn enable(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(slug): Path<String>,
+    Json(body): Json<IdsBody>,
+) -> Result<axum::Json<AccessAnswer>, ApiError> {
+    change_access(
+        state,
+        principal,
+        slug,
+        body.member_ids,
+        AccessChange::Enable,
+    )
+    .await
+}
+
 pub async fn remove_one(
     State(state): State<AppState>,
     principal: Principal,
@@ -474,7 +570,11 @@ pub async fn remove_one(
             "owner_cannot_be_removed",
             "the owner cannot be removed; transfer ownership to an admin first",
         )),
-        Some(RemoveOutcome::Removed | RemoveOutcome::SkippedAlreadyRemoved) => {
+        Some(
+            RemoveOutcome::Removed
+            | RemoveOutcome::SkippedAlreadyRemoved
+            | RemoveOutcome::SkippedCancelled,
+        ) => {
             let m = state.roster.member(org.id, id).await?;
             Ok(axum::Json(MemberView::from(&m)))
         }

@@ -32,6 +32,12 @@ pub fn router(config: &Config) -> Router<AppState> {
         .route("/members/resend-invites", post(members::resend))
         .route("/members/remove", post(members::remove_many))
         .route(
+            "/members/cancel-invitations",
+            post(members::cancel_invitations),
+        )
+        .route("/members/disable", post(members::disable))
+        .route("/members/enable", post(members::enable))
+        .route(
             "/members/{id}",
             get(members::get_one)
                 .patch(members::patch)

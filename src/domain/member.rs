@@ -2,7 +2,9 @@
 //!
 //! ```text
 //! (new) --add--> invited --accept--> enrolled
-//! invited|enrolled --remove--> removed
+//! invited --cancel--> cancelled --re-add--> invited (a new invitation)
+//! enrolled --disable--> disabled --enable--> enrolled
+//! invited|enrolled|disabled --remove--> removed
 //! removed --re-add--> enrolled if they had enrolled before, else invited
 //! ```
 
@@ -27,6 +29,10 @@ pub enum Access {
     Invited,
     Enrolled,
     Removed,
+    /// A pending invitation withdrawn before it was accepted.
+    Cancelled,
+    /// Access suspended by an admin, reversibly.
+    Disabled,
 }
 
 /// What an admin asks to see: `all` is everyone with access (invited and enrolled).
@@ -38,6 +44,8 @@ pub enum AccessView {
     Invited,
     Enrolled,
     Removed,
+    Cancelled,
+    Disabled,
 }
 
 impl Role {
@@ -56,7 +64,20 @@ impl Access {
             Access::Invited => "invited",
             Access::Enrolled => "enrolled",
             Access::Removed => "removed",
+            Access::Cancelled => "cancelled",
+            Access::Disabled => "disabled",
         }
+    }
+
+    /// Whether the member may use the org now (invited members may, by accepting).
+    pub fn has_access(self) -> bool {
+        matches!(self, Access::Invited | Access::Enrolled)
+    }
+
+    /// Whether the member is gone: removed or their invitation cancelled. Adding such a person
+    /// again starts over; nothing else brings them back.
+    pub fn is_gone(self) -> bool {
+        matches!(self, Access::Removed | Access::Cancelled)
     }
 }
 
@@ -68,6 +89,8 @@ impl AccessView {
             AccessView::Invited => &[Access::Invited],
             AccessView::Enrolled => &[Access::Enrolled],
             AccessView::Removed => &[Access::Removed],
+            AccessView::Cancelled => &[Access::Cancelled],
+            AccessView::Disabled => &[Access::Disabled],
         }
     }
 }
@@ -103,10 +126,12 @@ impl FromStr for Access {
             "invited" => Ok(Access::Invited),
             "enrolled" => Ok(Access::Enrolled),
             "removed" => Ok(Access::Removed),
+            "cancelled" => Ok(Access::Cancelled),
+            "disabled" => Ok(Access::Disabled),
             _ => Err(UnknownVariant {
                 what: "access",
                 value: s.to_owned(),
-                expected: "invited, enrolled, removed",
+                expected: "invited, enrolled, removed, cancelled, disabled",
             }),
         }
     }
@@ -120,10 +145,12 @@ impl FromStr for AccessView {
             "invited" => Ok(AccessView::Invited),
             "enrolled" => Ok(AccessView::Enrolled),
             "removed" => Ok(AccessView::Removed),
+            "cancelled" => Ok(AccessView::Cancelled),
+            "disabled" => Ok(AccessView::Disabled),
             _ => Err(UnknownVariant {
                 what: "access view",
                 value: s.to_owned(),
-                expected: "all, invited, enrolled, removed",
+                expected: "all, invited, enrolled, removed, cancelled, disabled",
             }),
         }
     }
@@ -190,6 +217,10 @@ pub struct Member {
     pub version: i64,
     /// Deleted over SCIM: removed, and answered 404 on the SCIM side from then on.
     pub scim_deleted: bool,
+    /// When the pending invitation was cancelled (while `cancelled`).
+    pub cancelled_at: Option<DateTime<Utc>>,
+    /// When access was suspended (while `disabled`).
+    pub disabled_at: Option<DateTime<Utc>>,
 }
 
 /// The "activity" column admins see.
@@ -202,6 +233,10 @@ pub enum ActivityKind {
     LastActive,
     /// Removed: when they were removed.
     Removed,
+    /// Cancelled: when the invitation was cancelled.
+    Cancelled,
+    /// Disabled: when access was suspended.
+    Disabled,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -233,6 +268,8 @@ impl Member {
             Access::Invited => ActivityKind::InviteSent,
             Access::Enrolled => ActivityKind::LastActive,
             Access::Removed => ActivityKind::Removed,
+            Access::Cancelled => ActivityKind::Cancelled,
+            Access::Disabled => ActivityKind::Disabled,
         };
         Activity {
             kind,
@@ -249,6 +286,8 @@ impl Member {
                 .or(self.enrolled_at)
                 .unwrap_or(self.added_at),
             Access::Removed => self.removed_at.unwrap_or(self.updated_at),
+            Access::Cancelled => self.cancelled_at.unwrap_or(self.updated_at),
+            Access::Disabled => self.disabled_at.unwrap_or(self.updated_at),
         }
     }
 

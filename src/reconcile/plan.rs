@@ -491,7 +491,7 @@ impl Planner {
     pub fn claimed_before(&self) -> u64 {
         self.current
             .iter()
-            .filter(|c| c.link.is_some() && c.claiming && c.access != Access::Removed)
+            .filter(|c| c.link.is_some() && c.claiming && !c.access.is_gone())
             .count() as u64
     }
 
@@ -573,7 +573,7 @@ impl Planner {
         if !r.active && !r.status_unknown {
             // A source removes only members it brought (linked and claiming); by hand, anyone.
             let ours = self.policy.by_hand || (linked_here && c.claiming);
-            if c.access == Access::Removed || !ours {
+            if c.access.is_gone() || !ours {
                 self.tally.unchanged += 1;
             } else if c.role == Role::Owner {
                 self.tally.unchanged += 1;
@@ -600,11 +600,11 @@ impl Planner {
             }
             return Ok(());
         }
-        if c.access == Access::Removed && r.status_unknown {
+        if c.access.is_gone() && r.status_unknown {
             self.tally.unchanged += 1;
             return Ok(());
         }
-        if c.access == Access::Removed {
+        if c.access.is_gone() {
             self.tally.reactivations += 1;
             out.push(Item::Reactivate {
                 member_id: c.member_id,
@@ -690,7 +690,7 @@ impl Planner {
         }
         for (i, c) in self.current.iter().enumerate() {
             let Some(link) = &c.link else { continue };
-            if self.matched[i] || c.access == Access::Removed || !c.claiming {
+            if self.matched[i] || c.access.is_gone() || !c.claiming {
                 continue;
             }
             if c.role == Role::Owner {
@@ -997,6 +997,22 @@ mod tests {
                 ..Plan::default()
             }
         );
+    }
+
+    #[test]
+    fn cancelled_invitations_come_back_like_removed_members_and_disabled_ones_stay_disabled() {
+        let mut disabled = member(2, "b@x.io", Some("B"), Access::Disabled);
+        disabled.given_name = None;
+        let current = [member(1, "a@x.io", Some("A"), Access::Cancelled), disabled];
+        let snap = [(2, rec("A", "a@x.io", true)), (3, rec("B", "b@x.io", true))];
+        let p = plan(&current, &snap, &FULL);
+        assert_eq!(p.tally.reactivations, 1, "{p:?}");
+        assert_eq!(p.of("reactivate").len(), 1);
+        // The source still has B; an admin's suspension is not undone by a sync.
+        assert_eq!(p.tally.unchanged, 1, "{p:?}");
+        // Gone from the source: the cancelled one is not removed again, the disabled one is.
+        let p = plan(&current, &[], &FULL);
+        assert_eq!(p.of("remove").len(), 1, "{p:?}");
     }
 
     #[test]

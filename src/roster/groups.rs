@@ -10,7 +10,6 @@ use uuid::Uuid;
 use super::audit::{Actor, record};
 use super::members::{MAX_BATCH, lock_org};
 use super::{Result, Roster, RosterError};
-use crate::domain::Access;
 use crate::store::groups::Group;
 use crate::store::orgs::Org;
 use crate::store::{self, StoreError, Tx};
@@ -251,9 +250,7 @@ impl Roster {
         for &mid in member_ids {
             let outcome = match store::members::by_id(&mut tx, org_id, mid, false).await? {
                 None => GroupMemberOutcome::SkippedNotFound,
-                Some(m) if add && m.access == Access::Removed => {
-                    GroupMemberOutcome::SkippedRemovedMember
-                }
+                Some(m) if add && m.access.is_gone() => GroupMemberOutcome::SkippedRemovedMember,
                 Some(_) if add => {
                     if store::groups::add_member(&mut tx, group.id, mid, now).await? {
                         GroupMemberOutcome::Added

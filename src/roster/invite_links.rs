@@ -384,6 +384,12 @@ impl Roster {
                     "this address is already a member of the organization",
                 ));
             }
+            Some(m) if m.access == Access::Disabled => {
+                return Err(RosterError::conflict(
+                    "member_disabled",
+                    "this address is a member whose access is suspended; ask an admin",
+                ));
+            }
             Some(before) => self.enrol_by_link(&mut tx, before, role, now).await?,
             None => {
                 self.insert_by_link(&mut tx, org.id, &email, role, now)
@@ -472,6 +478,8 @@ impl Roster {
             scim_data: None,
             version: 1,
             scim_deleted: false,
+            cancelled_at: None,
+            disabled_at: None,
         };
         store::members::insert(tx, &mut m).await?;
         Ok(m)

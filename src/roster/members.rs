@@ -68,6 +68,8 @@ pub enum ResendOutcome {
     SkippedNotFound,
     /// Mailed within the org's cool-down (`resend_cooldown_secs`).
     SkippedCooldown,
+    SkippedCancelled,
+    SkippedDisabled,
 }
 
 impl ResendOutcome {
@@ -78,6 +80,8 @@ impl ResendOutcome {
             ResendOutcome::SkippedRemoved => "skipped_removed",
             ResendOutcome::SkippedNotFound => "skipped_not_found",
             ResendOutcome::SkippedCooldown => "skipped_cooldown",
+            ResendOutcome::SkippedCancelled => "skipped_cancelled",
+            ResendOutcome::SkippedDisabled => "skipped_disabled",
         }
     }
 }
@@ -99,6 +103,8 @@ pub enum RemoveOutcome {
     Removed,
     SkippedOwner,
     SkippedAlreadyRemoved,
+    /// The invitation was cancelled: there is no access to take away.
+    SkippedCancelled,
     SkippedNotFound,
 }
 
@@ -195,6 +201,7 @@ pub(crate) async fn revoke_access(
 ) -> Result<()> {
     m.access = Access::Removed;
     m.removed_at = Some(now);
+    m.disabled_at = None;
     store::invitations::close_for_member(tx, m.id, now).await?;
     store::invitations::clear_groups(tx, m.id).await?;
     store::outbox::cancel_for_member(tx, m.id, now, "cancelled: member removed").await?;
@@ -302,7 +309,7 @@ impl Roster {
             let group_ids: Vec<Uuid> = groups.iter().map(|(id, _)| *id).collect();
             let existing = store::members::by_email(&mut tx, org_id, email.as_str(), true).await?;
             let result = match existing {
-                Some(m) if m.access != Access::Removed => AddResult {
+                Some(m) if !m.access.is_gone() => AddResult {
                     email: m.member_email.clone(),
                     member_id: m.id,
                     outcome: AddOutcome::AlreadyMember,
@@ -316,6 +323,7 @@ impl Roster {
                     after.family_name = family.or(after.family_name);
                     after.display_name = display.or(after.display_name);
                     after.removed_at = None;
+                    after.cancelled_at = None;
                     after.updated_at = now;
                     let outcome = if before.ever_enrolled {
                         after.access = Access::Enrolled;
@@ -415,6 +423,8 @@ impl Roster {
             scim_data: None,
             version: 1,
             scim_deleted: false,
+            cancelled_at: None,
+            disabled_at: None,
         };
         store::members::insert(tx, &mut m).await?;
         self.queue_invitation(tx, org, &m, InviteKind::Invite)
@@ -464,6 +474,14 @@ impl Roster {
                 Access::Removed => Some((
                     ResendOutcome::SkippedRemoved,
                     "removed: add the person again to invite them".to_owned(),
+                )),
+                Access::Cancelled => Some((
+                    ResendOutcome::SkippedCancelled,
+                    "the invitation was cancelled: add the person again to invite them".to_owned(),
+                )),
+                Access::Disabled => Some((
+                    ResendOutcome::SkippedDisabled,
+                    "disabled: has accepted before; enable the member to restore access".to_owned(),
                 )),
                 Access::Invited => match before.invited_at {
                     Some(last) if org.resend_cooldown_secs > 0 && now < last + cooldown => Some((
@@ -572,6 +590,11 @@ impl Roster {
                 ))
             } else if before.access == Access::Removed {
                 Some((RemoveOutcome::SkippedAlreadyRemoved, "already removed"))
+            } else if before.access == Access::Cancelled {
+                Some((
+                    RemoveOutcome::SkippedCancelled,
+                    "the invitation was cancelled; there is no access to remove",
+                ))
             } else {
                 None
             };
@@ -651,6 +674,16 @@ impl Roster {
             Access::Removed => {
                 return Err(RosterError::Gone(
                     "this invitation is no longer valid: the membership was removed".into(),
+                ));
+            }
+            Access::Cancelled => {
+                return Err(RosterError::Gone(
+                    "this invitation was cancelled; ask an admin to invite you again".into(),
+                ));
+            }
+            Access::Disabled => {
+                return Err(RosterError::Gone(
+                    "this invitation has been accepted and access is suspended".into(),
                 ));
             }
             Access::Invited => {}

@@ -5,6 +5,7 @@
 //! Clock-driven behaviour (reminders, expiry) takes its time from the [`Clock`], never from the
 //! system directly.
 
+mod access;
 mod audit;
 mod error;
 pub mod export;
@@ -25,6 +26,7 @@ use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::store::Store;
 
+pub use access::{AccessChange, AccessOutcome, AccessResult};
 pub use audit::Actor;
 pub use error::{FieldError, RosterError};
 pub use groups::{GroupKeeper, GroupMemberOutcome, GroupMemberResult, GroupPatch};

@@ -70,6 +70,8 @@ impl Roster {
         now: DateTime<Utc>,
     ) -> Result<bool> {
         // Returns whether an invitation must be queued (after the row is written).
+        m.cancelled_at = None;
+        m.disabled_at = None;
         if m.ever_enrolled || org.scim_new_members == "enroll" {
             m.access = Access::Enrolled;
             if !m.ever_enrolled {
@@ -156,6 +158,8 @@ impl Roster {
                     scim_data: None,
                     version: 1,
                     scim_deleted: false,
+                    cancelled_at: None,
+                    disabled_at: None,
                 },
             ),
         };
@@ -171,12 +175,12 @@ impl Roster {
         let mut invite = false;
         let was_active = before
             .as_ref()
-            .is_some_and(|b| b.access != Access::Removed && !b.scim_deleted);
+            .is_some_and(|b| b.access.has_access() && !b.scim_deleted);
         let active = u.active.unwrap_or(true);
         if active && !was_active {
             invite = self.activate(&mut tx, &org, &mut m, now).await?;
             m.removed_at = None;
-        } else if !active && m.access != Access::Removed {
+        } else if !active && m.access.has_access() {
             if m.role == Role::Owner {
                 return Err(RosterError::conflict(
                     "owner_cannot_be_removed",
@@ -314,12 +318,12 @@ impl Roster {
         m.updated_at = now;
         let mut invite = false;
         let mut action = "member.updated";
-        let active = u.active.unwrap_or(m.access != Access::Removed);
-        if active && m.access == Access::Removed {
+        let active = u.active.unwrap_or(m.access.has_access());
+        if active && !m.access.has_access() {
             invite = self.activate(&mut tx, org, &mut m, now).await?;
             m.removed_at = None;
             action = "member.readded";
-        } else if !active && m.access != Access::Removed {
+        } else if !active && m.access.has_access() {
             if m.role == Role::Owner {
                 return Err(RosterError::conflict(
                     "owner_cannot_be_removed",
@@ -377,7 +381,7 @@ impl Roster {
             ));
         }
         let mut m = before.clone();
-        if m.access != Access::Removed {
+        if !m.access.is_gone() {
             super::members::revoke_access(&mut tx, &mut m, now).await?;
         }
         m.scim_deleted = true;

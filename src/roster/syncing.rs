@@ -120,7 +120,7 @@ impl Roster {
             let mut active = HashSet::new();
             let mut removed = Vec::new();
             for (id, access) in store::groups::member_access(&mut tx, org_id, group.id).await? {
-                if access == Access::Removed {
+                if access.is_gone() {
                     removed.push(id); // no longer in the org: out of its groups too
                 } else {
                     active.insert(id);
@@ -416,7 +416,7 @@ impl Roster {
         // Someone with this email may have arrived since the plan was made: adopt them.
         if let Some(m) = store::members::by_email(tx, org.id, &p.member_email, true).await? {
             store::sync::link(tx, org.id, source, &p.external_id, m.id, claiming, now).await?;
-            if m.access == Access::Removed {
+            if m.access.is_gone() {
                 return self
                     .sync_reactivate(tx, org, source, actor, m.id, p, claiming, now)
                     .await;
@@ -538,7 +538,7 @@ impl Roster {
         let Some(before) = store::members::by_id(tx, org_id, member_id, true).await? else {
             return Ok(Outcome::Unchanged);
         };
-        if before.access == Access::Removed || before.role == Role::Owner {
+        if before.access.is_gone() || before.role == Role::Owner {
             return Ok(Outcome::Unchanged);
         }
         // Another source may have claimed the member since the plan was made: keep them.
@@ -582,7 +582,7 @@ impl Roster {
             return Ok(Outcome::Error("the member no longer exists".into()));
         };
         store::sync::link(tx, org.id, source, &p.external_id, member_id, claiming, now).await?;
-        if before.access != Access::Removed {
+        if !before.access.is_gone() {
             let changes = person_changes(&before, p);
             return self
                 .sync_update(tx, org.id, actor, member_id, &changes, now)
@@ -601,6 +601,7 @@ impl Roster {
         // Same state machine as a re-add: enrolled again if they ever enrolled, else invited.
         let invite = self.activate(tx, org, &mut after, now).await?;
         after.removed_at = None;
+        after.cancelled_at = None;
         after.updated_at = now;
         store::members::update(tx, &mut after).await?;
         if invite {
@@ -687,5 +688,7 @@ fn new_member(org_id: Uuid, p: &Person, now: DateTime<Utc>) -> Member {
         scim_data: None,
         version: 1,
         scim_deleted: false,
+        cancelled_at: None,
+        disabled_at: None,
     }
 }

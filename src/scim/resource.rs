@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::error::ScimError;
 use super::filter::get_ci;
 use super::schema::{ENTERPRISE, GROUP, USER};
-use crate::domain::{Access, Email, Member};
+use crate::domain::{Email, Member};
 use crate::store::groups::Group;
 
 fn time(t: DateTime<Utc>) -> String {
@@ -113,7 +113,7 @@ pub fn render_user(m: &Member, groups: &[(Uuid, String)], base: &str) -> Value {
         doc.insert("externalId".into(), json!(x));
     }
     if active_assigned {
-        doc.insert("active".into(), json!(m.access != Access::Removed));
+        doc.insert("active".into(), json!(m.access.has_access()));
     }
     if !groups.is_empty() {
         doc.insert(

@@ -140,7 +140,7 @@ pub async fn active_member_counts(tx: &mut Tx, org_id: Uuid) -> Result<Vec<(Uuid
     Ok(on_tx!(tx, c => sqlx::query_as::<_, (Uuid, i64)>(
         "SELECT gm.group_id, COUNT(*) FROM group_members gm
          JOIN members m ON m.id = gm.member_id
-         WHERE m.org_id = $1 AND m.access <> 'removed'
+         WHERE m.org_id = $1 AND m.access NOT IN ('removed', 'cancelled')
          GROUP BY gm.group_id")
         .bind(org_id).fetch_all(&mut *c).await)?)
 }

@@ -372,7 +372,7 @@ pub async fn claimed_members(
     Ok(on_tx!(tx, c => sqlx::query_as::<_, (String, Uuid)>(
         "SELECT l.external_id, l.member_id FROM member_links l
          JOIN members m ON m.id = l.member_id AND m.org_id = l.org_id
-         WHERE l.org_id = $1 AND l.source = $2 AND l.claiming AND m.access <> 'removed'")
+         WHERE l.org_id = $1 AND l.source = $2 AND l.claiming AND m.access NOT IN ('removed', 'cancelled')")
         .bind(org_id).bind(source).fetch_all(&mut *c).await)?)
 }
 

@@ -23,6 +23,7 @@ mod invite_options;
 mod invites;
 mod ldap;
 mod lock;
+mod member_states;
 mod members;
 mod owner;
 mod scim;

@@ -353,7 +353,7 @@ async fn list_views_filters_search_and_sorting() {
     let c = app.get("/api/v1/orgs/acme/members/counts", &admin).await;
     assert_eq!(
         c.body,
-        json!({"all": 4, "invited": 3, "enrolled": 1, "removed": 1})
+        json!({"all": 4, "invited": 3, "enrolled": 1, "removed": 1, "cancelled": 0, "disabled": 0})
     );
 }
 
