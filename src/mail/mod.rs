@@ -48,7 +48,7 @@ impl Mailer {
         match cfg.sink {
             MailSink::Log => Ok(Mailer::Log),
             MailSink::File => {
-                std::fs::create_dir_all(&cfg.dir).map_err(|e| {
+                private_dir(&cfg.dir).map_err(|e| {
                     MailError::Config(format!("cannot create {}: {e}", cfg.dir.display()))
                 })?;
                 Ok(Mailer::File(cfg.dir.clone()))
@@ -100,7 +100,7 @@ impl Mailer {
                 let msg = build(from, row)?;
                 let path = dir.join(format!("{}.eml", row.idempotency_key));
                 let tmp = dir.join(format!(".{}.tmp", row.idempotency_key));
-                tokio::fs::write(&tmp, msg.formatted())
+                write_private(&tmp, &msg.formatted())
                     .await
                     .map_err(|e| MailError::Send(format!("{}: {e}", tmp.display())))?;
                 tokio::fs::rename(&tmp, &path)
@@ -119,6 +119,32 @@ impl Mailer {
     }
 }
 
+/// Creates the mail folder (and its parents) readable by this user alone when it is new.
+fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir)
+}
+
+/// Writes a new file readable and writable by this user alone (an email holds a live link). A
+/// stale file of an earlier attempt is replaced, never reused with its old permissions.
+async fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    match tokio::fs::remove_file(path).await {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let mut opts = tokio::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    opts.mode(0o600);
+    let mut f = opts.open(path).await?;
+    f.write_all(bytes).await?;
+    f.sync_all().await
+}
+
 fn build(from: &str, row: &OutboxRow) -> Result<Message, MailError> {
     let from: Mailbox = from
         .parse()
@@ -128,12 +154,15 @@ fn build(from: &str, row: &OutboxRow) -> Result<Message, MailError> {
         .parse()
         .map_err(|e| MailError::Build(format!("to `{}`: {e}", row.to_address)))?;
     let domain = from.email.domain().to_owned();
+    let body = row
+        .rendered_body()
+        .ok_or_else(|| MailError::Build("the invitation link's token is no longer kept".into()))?;
     Message::builder()
         .from(from)
         .to(to)
         .subject(row.subject.clone())
         .message_id(Some(format!("<{}@{}>", row.idempotency_key, domain)))
         .header(ContentType::TEXT_PLAIN)
-        .body(row.body.clone())
+        .body(body)
         .map_err(|e| MailError::Build(e.to_string()))
 }

@@ -97,3 +97,102 @@ async fn reminders_stop_once_removed() {
         ["reminder", "invite"]
     );
 }
+
+/// The accept link's token is in the delivered email and nowhere else: the outbox row keeps a
+/// placeholder, and the `.eml` file is for its owner's eyes only.
+#[tokio::test]
+async fn a_delivered_invitation_keeps_no_token_at_rest() {
+    let app = spawn_app().await;
+    let admin = app.org_with_admin("acme").await;
+    app.add("acme", &admin, &["ada@acme.example"]).await;
+    let token = app.invitation_token("acme", "ada@acme.example").await;
+    let rows = app.outbox("acme").await;
+    let row = rows
+        .iter()
+        .find(|r| r.to_address == "ada@acme.example")
+        .unwrap();
+    assert!(row.sent_at.is_some(), "{row:?}");
+    assert_eq!(row.link_token, None, "the token is wiped once sent");
+    assert!(!row.body.contains(&token), "{}", row.body);
+    assert!(
+        row.body
+            .contains("https://learn.example/invite/{invitation_token}"),
+        "{}",
+        row.body
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = app.mail_dir.clone().unwrap();
+        let file = dir.join(format!("{}.eml", row.idempotency_key));
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{}", file.display());
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "{}", dir.display());
+    }
+    // The link in the email works.
+    let r = app
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/invitations/accept",
+            None,
+            Some(json!({ "token": token })),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["access"], "enrolled");
+}
+
+/// An email that never goes out does not keep its token either: cancelled by a removal, or
+/// cancelled because its link expired before it could be delivered.
+#[tokio::test]
+async fn an_undelivered_invitation_loses_its_token_when_cancelled_or_expired() {
+    // Nothing listens on this port: every delivery fails and is retried later.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let app = spawn_with(Mail::Smtp(port), |c| c.invitations.reminders = 0).await;
+    let admin = app.org_with_admin("acme").await;
+    let ids = app
+        .add("acme", &admin, &["bye@acme.example", "late@acme.example"])
+        .await;
+    let row_to = |addr: &'static str| {
+        let app = &app;
+        async move {
+            app.outbox("acme")
+                .await
+                .into_iter()
+                .find(|r| r.to_address == addr)
+                .unwrap()
+        }
+    };
+    wait_for(10, "failed attempts", || async {
+        row_to("bye@acme.example").await.attempts >= 1
+            && row_to("late@acme.example").await.attempts >= 1
+    })
+    .await;
+    assert!(row_to("bye@acme.example").await.link_token.is_some());
+    assert!(row_to("late@acme.example").await.link_token.is_some());
+
+    app.post(
+        "/api/v1/orgs/acme/members/remove",
+        &admin,
+        json!({"member_ids": [ids[0]]}),
+    )
+    .await;
+    let bye = row_to("bye@acme.example").await;
+    assert!(bye.cancelled_at.is_some(), "{bye:?}");
+    assert_eq!(bye.link_token, None);
+
+    // A month on the link has expired: the email is cancelled, not sent, and its token wiped.
+    app.clock.advance(Duration::days(31));
+    app.delivery.run_once().await.unwrap();
+    let late = row_to("late@acme.example").await;
+    assert!(late.cancelled_at.is_some(), "{late:?}");
+    assert!(late.sent_at.is_none());
+    assert_eq!(late.link_token, None);
+    assert!(
+        late.last_error.as_deref().unwrap_or("").contains("expired"),
+        "{late:?}"
+    );
+}
