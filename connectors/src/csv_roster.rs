@@ -203,6 +203,7 @@ impl<R: Read> Iterator for CsvRoster<R> {
                     self.truncated = true;
                     return Some(Err(RecordError {
                         line,
+                        external_id: None,
                         column: None,
                         value: None,
                         message: format!("unreadable row: {e}"),
@@ -218,6 +219,7 @@ impl<R: Read> Iterator for CsvRoster<R> {
             if self.record.len() > self.headers.len() {
                 return Some(Err(RecordError {
                     line,
+                    external_id: None,
                     column: None,
                     value: None,
                     message: format!(

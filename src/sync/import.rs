@@ -147,7 +147,10 @@ fn plan_rows(
             errors.push(RunError {
                 seq: errors.len() as i64 + 1,
                 line: line as i64,
-                external_id: row.as_ref().ok().map(|r| r.external_id.clone()),
+                external_id: match &row {
+                    Ok(r) => Some(r.external_id.clone()),
+                    Err(_) => e.external_id,
+                },
                 field: e.column,
                 value: e.value,
                 message: e.message,
