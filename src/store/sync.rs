@@ -477,13 +477,38 @@ pub struct RunError {
     pub message: String,
 }
 
+/// Longest value (id, field, value) an error row keeps, in characters; longer ones are cut and
+/// end in `…`, so one huge cell cannot bloat the database, the run's JSON or `errors.csv`.
+pub const MAX_ERROR_VALUE: usize = 200;
+/// Longest message an error row keeps, in characters.
+pub const MAX_ERROR_MESSAGE: usize = 1000;
+
+/// `s` cut to at most `max` characters (the last being `…` when cut).
+pub fn clip(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    match s.char_indices().nth(max) {
+        None => s.into(),
+        Some(_) => {
+            let keep = s
+                .char_indices()
+                .nth(max.saturating_sub(1))
+                .map_or(s.len(), |(i, _)| i);
+            format!("{}…", &s[..keep]).into()
+        }
+    }
+}
+
+/// Stores error rows, their values clipped ([`MAX_ERROR_VALUE`], [`MAX_ERROR_MESSAGE`]).
 pub async fn insert_errors(tx: &mut Tx, run_id: Uuid, errors: &[RunError]) -> Result<()> {
     for e in errors {
+        let short =
+            |v: &Option<String>| v.as_deref().map(|v| clip(v, MAX_ERROR_VALUE).into_owned());
+        let (external_id, field, value) = (short(&e.external_id), short(&e.field), short(&e.value));
+        let message = clip(&e.message, MAX_ERROR_MESSAGE);
         on_tx!(tx, c => sqlx::query(
             "INSERT INTO sync_run_errors (run_id, seq, line, external_id, field, value, message)
              VALUES ($1, $2, $3, $4, $5, $6, $7)")
-            .bind(run_id).bind(e.seq).bind(e.line).bind(&e.external_id).bind(&e.field)
-            .bind(&e.value).bind(&e.message)
+            .bind(run_id).bind(e.seq).bind(e.line).bind(&external_id).bind(&field)
+            .bind(&value).bind(message.as_ref())
             .execute(&mut *c).await.map(|r| r.rows_affected()))?;
     }
     Ok(())
@@ -832,4 +857,23 @@ pub async fn link_new(
         })?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clip_cuts_on_char_boundaries_with_an_ellipsis() {
+        assert_eq!(clip("abc", 3), "abc");
+        assert_eq!(clip("abcd", 3), "ab…");
+        assert_eq!(clip("ééééé", 3), "éé…");
+        assert_eq!(clip("😀😀😀😀", 2), "😀…");
+        assert_eq!(clip("", 0), "");
+        let long = "x".repeat(1_000_000);
+        assert_eq!(
+            clip(&long, MAX_ERROR_VALUE).chars().count(),
+            MAX_ERROR_VALUE
+        );
+    }
 }

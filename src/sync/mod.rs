@@ -16,6 +16,7 @@
 //! `(source, fire_time)` run row, so each tick runs on exactly one replica.
 
 pub mod import;
+pub mod report;
 mod schedule;
 pub mod scheduler;
 
