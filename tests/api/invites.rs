@@ -196,3 +196,70 @@ async fn an_undelivered_invitation_loses_its_token_when_cancelled_or_expired() {
         "{late:?}"
     );
 }
+
+/// `login_email` is whatever the invitee typed: it is kept and shown, but nothing treats it as
+/// who the person is. Claiming someone else's address gains nothing.
+#[tokio::test]
+async fn a_login_email_is_not_an_identity_claim() {
+    let app = spawn_app().await;
+    let admin = app.org_with_admin("acme").await;
+    let ids = app.add("acme", &admin, &["mallory@acme.example"]).await;
+    let r = app
+        .accept("acme", "mallory@acme.example", Some("boss@acme.example"))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["login_email"], "boss@acme.example");
+
+    // Adding the claimed address invites a new person: Mallory is not "already a member" by it.
+    let r = app
+        .post(
+            "/api/v1/orgs/acme/members",
+            &admin,
+            json!({"members": [{"email": "boss@acme.example", "role": "admin"}]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["results"][0]["outcome"], "invited", "{}", r.text);
+    let boss = r.body["results"][0]["member_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(boss, ids[0].to_string());
+
+    // An import naming the claimed address updates the real boss, never Mallory.
+    let res = app
+        .client
+        .post(app.url("/api/v1/orgs/acme/imports?filename=people.csv"))
+        .bearer_auth(OPERATOR)
+        .header("content-type", "text/csv")
+        .body("email,first_name\r\nboss@acme.example,Real\r\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let job: serde_json::Value = res.json().await.unwrap();
+    let r = app
+        .post(
+            &format!(
+                "/api/v1/orgs/acme/imports/{}/confirm",
+                job["id"].as_str().unwrap()
+            ),
+            OPERATOR,
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    wait_for(10, "the import applied", || async {
+        let m = app
+            .get(&format!("/api/v1/orgs/acme/members/{boss}"), &admin)
+            .await;
+        m.body["given_name"] == "Real"
+    })
+    .await;
+    let m = app
+        .get(&format!("/api/v1/orgs/acme/members/{}", ids[0]), &admin)
+        .await;
+    assert_eq!(m.body["member_email"], "mallory@acme.example");
+    assert_eq!(m.body["given_name"], serde_json::Value::Null, "{}", m.text);
+    assert_eq!(m.body["access"], "enrolled");
+}
