@@ -3,8 +3,6 @@
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    if let Ok(text) = std::str::from_utf8(data) {
-        let _ = rosterd::scim::filter::parse_patch_path(text);
-    }
-});
+include!("../checks/scim_patch_path.rs");
+
+fuzz_target!(|data: &[u8]| check(data));

@@ -10,6 +10,7 @@ mod cli;
 mod concurrency;
 mod conformance;
 mod export;
+mod fuzz_corpus;
 mod graph;
 mod health;
 mod helpers;
