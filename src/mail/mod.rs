@@ -9,10 +9,11 @@ use std::time::Duration;
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, Message};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use secrecy::ExposeSecret;
 
-use crate::config::{MailConfig, MailSink, SmtpTls};
+use crate::config::{MailConfig, MailSink, SmtpConfig, SmtpTls};
 use crate::store::outbox::OutboxRow;
 
 #[derive(Debug, thiserror::Error)]
@@ -58,16 +59,11 @@ impl Mailer {
                     .smtp
                     .as_ref()
                     .ok_or_else(|| MailError::Config("[mail.smtp] is missing".into()))?;
+                let builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host);
                 let builder = match smtp.tls {
-                    SmtpTls::None => {
-                        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host)
-                    }
-                    SmtpTls::Starttls => {
-                        AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host)
-                            .map_err(|e| MailError::Config(e.to_string()))?
-                    }
-                    SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&smtp.host)
-                        .map_err(|e| MailError::Config(e.to_string()))?,
+                    SmtpTls::None => builder,
+                    SmtpTls::Starttls => builder.tls(Tls::Required(tls_parameters(smtp)?)),
+                    SmtpTls::Tls => builder.tls(Tls::Wrapper(tls_parameters(smtp)?)),
                 };
                 let mut builder = builder
                     .port(smtp.port)
@@ -119,6 +115,30 @@ impl Mailer {
     }
 }
 
+/// TLS for the SMTP server: its certificate is always verified, against the public web PKI and
+/// the certificates of `ca_file` if set.
+fn tls_parameters(smtp: &SmtpConfig) -> Result<TlsParameters, MailError> {
+    let mut params = TlsParameters::builder(smtp.host.clone());
+    if let Some(path) = &smtp.ca_file {
+        let pem = std::fs::read(path).map_err(|e| {
+            MailError::Config(format!("mail.smtp.ca_file `{}`: {e}", path.display()))
+        })?;
+        if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+            return Err(MailError::Config(format!(
+                "mail.smtp.ca_file `{}`: no PEM certificate in it",
+                path.display()
+            )));
+        }
+        let cert = Certificate::from_pem(&pem).map_err(|e| {
+            MailError::Config(format!("mail.smtp.ca_file `{}`: {e}", path.display()))
+        })?;
+        params = params.add_root_certificate(cert);
+    }
+    params
+        .build_rustls()
+        .map_err(|e| MailError::Config(format!("mail.smtp: {e}")))
+}
+
 /// Creates the mail folder (and its parents) readable by this user alone when it is new.
 fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
     let mut b = std::fs::DirBuilder::new();
@@ -165,4 +185,41 @@ fn build(from: &str, row: &OutboxRow) -> Result<Message, MailError> {
         .header(ContentType::TEXT_PLAIN)
         .body(body)
         .map_err(|e| MailError::Build(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SmtpConfig;
+
+    fn smtp(ca_file: &std::path::Path) -> MailConfig {
+        MailConfig {
+            sink: MailSink::Smtp,
+            smtp: Some(SmtpConfig {
+                host: "smtp.example.com".into(),
+                port: 587,
+                tls: SmtpTls::Starttls,
+                username: None,
+                password: None,
+                timeout_secs: 5,
+                ca_file: Some(ca_file.to_owned()),
+            }),
+            ..MailConfig::default()
+        }
+    }
+
+    #[test]
+    fn a_missing_or_empty_ca_file_is_a_clear_config_error() {
+        let missing = std::env::temp_dir().join("rosterd-no-such-ca.pem");
+        let err = Mailer::from_config(&smtp(&missing))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("mail.smtp.ca_file"), "{err}");
+        let empty =
+            std::env::temp_dir().join(format!("rosterd-empty-ca-{}.pem", std::process::id()));
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let err = Mailer::from_config(&smtp(&empty)).unwrap_err().to_string();
+        let _ = std::fs::remove_file(&empty);
+        assert!(err.contains("no PEM certificate"), "{err}");
+    }
 }

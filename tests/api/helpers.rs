@@ -179,6 +179,7 @@ pub async fn spawn_with(mail: Mail, tweak: impl FnOnce(&mut Config)) -> TestApp 
                 username: None,
                 password: None,
                 timeout_secs: 5,
+                ca_file: None,
             });
         }
     }
