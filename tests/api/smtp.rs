@@ -554,3 +554,64 @@ async fn an_untrusted_certificate_or_a_wrong_password_sends_nothing() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Two replicas on one PostgreSQL database, both delivering the outbox to one SMTP server: every
+/// email arrives exactly once (claims skip rows the other replica holds).
+#[tokio::test]
+async fn two_replicas_deliver_each_email_once() {
+    let smtp = SmtpServer::start().await;
+    let (url, cleanup) = fresh_postgres_database().await;
+    let _db = DbGuard(cleanup);
+    let replica = |domain: &'static str| {
+        let url = url.clone();
+        spawn_with(Mail::Smtp(smtp.port), move |c| {
+            c.database.url = url;
+            c.mail.from = format!("Roster <roster@{domain}>");
+            c.server.max_body_bytes = 1024 * 1024;
+        })
+    };
+    let a = replica("a.example").await;
+    let b = replica("b.example").await;
+    let admin = a.org_with_admin("acme").await;
+    const N: usize = 150;
+    for chunk in 0..3 {
+        let emails: Vec<String> = (0..N / 3)
+            .map(|i| format!("m{chunk}-{i}@acme.example"))
+            .collect();
+        let refs: Vec<&str> = emails.iter().map(String::as_str).collect();
+        // Half the emails are queued through each replica.
+        let app = if chunk % 2 == 0 { &a } else { &b };
+        app.add("acme", &admin, &refs).await;
+    }
+    wait_for(60, "every email marked sent", || async {
+        let rows = a.outbox("acme").await;
+        rows.len() == N + 1 && rows.iter().all(|r| r.sent_at.is_some())
+    })
+    .await;
+    let received = smtp.received();
+    let mut keys: Vec<(String, String)> = received
+        .iter()
+        .map(|m| {
+            let id = m
+                .data
+                .lines()
+                .find_map(|l| l.strip_prefix("Message-ID: <"))
+                .unwrap_or_else(|| panic!("no Message-ID in {}", m.data));
+            let (key, domain) = id.trim_end_matches('>').split_once('@').unwrap();
+            (key.to_owned(), domain.to_owned())
+        })
+        .collect();
+    assert_eq!(received.len(), N + 1, "one email per outbox row");
+    keys.sort();
+    keys.dedup_by(|x, y| x.0 == y.0);
+    assert_eq!(keys.len(), N + 1, "no Message-ID twice");
+    for r in a.outbox("acme").await {
+        assert_eq!(r.attempts, 1, "claimed once: {r:?}");
+    }
+    // Which replica sent what shows in the Message-ID's domain (its From address).
+    let by_a = keys.iter().filter(|k| k.1 == "a.example").count();
+    let by_b = keys.iter().filter(|k| k.1 == "b.example").count();
+    assert_eq!(by_a + by_b, N + 1);
+    // Each replica is woken by the emails it queues itself, so both take part.
+    assert!(by_a > 0 && by_b > 0, "a sent {by_a}, b sent {by_b}");
+}
