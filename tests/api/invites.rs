@@ -263,3 +263,58 @@ async fn a_login_email_is_not_an_identity_claim() {
     assert_eq!(m.body["given_name"], serde_json::Value::Null, "{}", m.text);
     assert_eq!(m.body["access"], "enrolled");
 }
+
+/// An email that cannot be built (here: its link's token is gone) is never sent without the
+/// link, and is given up at once rather than retried for hours.
+#[tokio::test]
+async fn an_email_whose_token_is_gone_is_given_up_not_sent_without_its_link() {
+    use rosterd::store::outbox::{LINK_TOKEN, OutboxRow};
+    let app = spawn_app().await;
+    app.org_with_admin("acme").await;
+    let org_id = app.org_id("acme").await;
+    let now = rosterd::clock::Clock::now(&app.clock);
+    let row = OutboxRow {
+        id: uuid::Uuid::now_v7(),
+        org_id: Some(org_id),
+        member_id: None,
+        kind: "invite".into(),
+        idempotency_key: "invitation-orphan".into(),
+        to_address: "orphan@acme.example".into(),
+        subject: "You are invited".into(),
+        body: format!("Accept here:\nhttps://learn.example/invite/{LINK_TOKEN}\n"),
+        created_at: now,
+        available_at: now,
+        attempts: 0,
+        claimed_until: None,
+        last_error: None,
+        sent_at: None,
+        failed_at: None,
+        cancelled_at: None,
+        link_token: None,
+        expires_at: None,
+    };
+    let mut tx = app.store.write().await.unwrap();
+    rosterd::store::outbox::insert(&mut tx, &row).await.unwrap();
+    tx.commit().await.unwrap();
+    wait_for(10, "the email given up", || async {
+        app.outbox("acme")
+            .await
+            .iter()
+            .any(|r| r.to_address == "orphan@acme.example" && r.failed_at.is_some())
+    })
+    .await;
+    let r = app
+        .outbox("acme")
+        .await
+        .into_iter()
+        .find(|r| r.to_address == "orphan@acme.example")
+        .unwrap();
+    assert_eq!(r.attempts, 1, "{r:?}");
+    assert!(r.sent_at.is_none());
+    assert!(
+        r.last_error.as_deref().unwrap_or("").contains("token"),
+        "{r:?}"
+    );
+    let file = app.mail_dir.clone().unwrap().join("invitation-orphan.eml");
+    assert!(!file.exists(), "nothing delivered");
+}
