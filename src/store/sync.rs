@@ -477,38 +477,32 @@ pub struct RunError {
     pub message: String,
 }
 
-/// Longest value (id, field, value) an error row keeps, in characters; longer ones are cut and
-/// end in `…`, so one huge cell cannot bloat the database, the run's JSON or `errors.csv`.
-pub const MAX_ERROR_VALUE: usize = 200;
-/// Longest message an error row keeps, in characters.
-pub const MAX_ERROR_MESSAGE: usize = 1000;
+/// Longest offending value (and external id, field name) kept in an error row, in characters.
+pub const ERROR_VALUE_CHARS: usize = 200;
+/// Longest error message kept, in characters (messages may quote the value).
+pub const ERROR_MESSAGE_CHARS: usize = 1000;
 
-/// `s` cut to at most `max` characters (the last being `…` when cut).
+/// `s` cut to `max` characters, ending with an ellipsis when cut.
 pub fn clip(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
     match s.char_indices().nth(max) {
-        None => s.into(),
-        Some(_) => {
-            let keep = s
-                .char_indices()
-                .nth(max.saturating_sub(1))
-                .map_or(s.len(), |(i, _)| i);
-            format!("{}…", &s[..keep]).into()
-        }
+        None => std::borrow::Cow::Borrowed(s),
+        Some((end, _)) => std::borrow::Cow::Owned(format!("{}…", &s[..end])),
     }
 }
 
-/// Stores error rows, their values clipped ([`MAX_ERROR_VALUE`], [`MAX_ERROR_MESSAGE`]).
+/// Stores error rows; long values are cut (a 32 MB cell must not come back in every job
+/// answer and `errors.csv`, nor bloat the database).
 pub async fn insert_errors(tx: &mut Tx, run_id: Uuid, errors: &[RunError]) -> Result<()> {
     for e in errors {
-        let short =
-            |v: &Option<String>| v.as_deref().map(|v| clip(v, MAX_ERROR_VALUE).into_owned());
-        let (external_id, field, value) = (short(&e.external_id), short(&e.field), short(&e.value));
-        let message = clip(&e.message, MAX_ERROR_MESSAGE);
+        let external_id = e.external_id.as_deref().map(|v| clip(v, ERROR_VALUE_CHARS));
+        let field = e.field.as_deref().map(|v| clip(v, ERROR_VALUE_CHARS));
+        let value = e.value.as_deref().map(|v| clip(v, ERROR_VALUE_CHARS));
+        let message = clip(&e.message, ERROR_MESSAGE_CHARS);
         on_tx!(tx, c => sqlx::query(
             "INSERT INTO sync_run_errors (run_id, seq, line, external_id, field, value, message)
              VALUES ($1, $2, $3, $4, $5, $6, $7)")
-            .bind(run_id).bind(e.seq).bind(e.line).bind(&external_id).bind(&field)
-            .bind(&value).bind(message.as_ref())
+            .bind(run_id).bind(e.seq).bind(e.line).bind(external_id.as_deref())
+            .bind(field.as_deref()).bind(value.as_deref()).bind(message.as_ref())
             .execute(&mut *c).await.map(|r| r.rows_affected()))?;
     }
     Ok(())
@@ -866,14 +860,14 @@ mod tests {
     #[test]
     fn clip_cuts_on_char_boundaries_with_an_ellipsis() {
         assert_eq!(clip("abc", 3), "abc");
-        assert_eq!(clip("abcd", 3), "ab…");
-        assert_eq!(clip("ééééé", 3), "éé…");
-        assert_eq!(clip("😀😀😀😀", 2), "😀…");
+        assert_eq!(clip("abcd", 3), "abc…");
+        assert_eq!(clip("éééé", 3), "ééé…");
+        assert_eq!(clip("😀😀😀", 2), "😀😀…");
         assert_eq!(clip("", 0), "");
         let long = "x".repeat(1_000_000);
         assert_eq!(
-            clip(&long, MAX_ERROR_VALUE).chars().count(),
-            MAX_ERROR_VALUE
+            clip(&long, ERROR_VALUE_CHARS).chars().count(),
+            ERROR_VALUE_CHARS + 1
         );
     }
 }
