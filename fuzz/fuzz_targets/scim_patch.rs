@@ -5,4 +5,6 @@ use libfuzzer_sys::fuzz_target;
 
 include!("../checks/scim_patch.rs");
 
-fuzz_target!(|data: &[u8]| check(data));
+fuzz_target!(|data: &[u8]| {
+    check(data);
+});
