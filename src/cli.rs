@@ -656,7 +656,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let job = engine.import(org_id, &name, &bytes, "command line").await?;
+            let job = engine.import(org_id, &name, bytes, "command line").await?;
             if job.status == "invalid" {
                 print_run(&job, json)?;
                 if !json {

@@ -413,6 +413,10 @@ pub struct SmtpConfig {
     /// Seconds before a connection or command times out.
     #[serde(default = "default_smtp_timeout_secs")]
     pub timeout_secs: u64,
+    /// A PEM file of CA certificates to trust for the server's certificate besides the public
+    /// web PKI (a corporate CA), with `tls = "starttls"` or `"tls"`. None by default.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

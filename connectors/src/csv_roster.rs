@@ -236,6 +236,7 @@ impl<R: Read> Iterator for CsvRoster<CrlfToLf<R>> {
                     self.truncated = true;
                     return Some(Err(RecordError {
                         line,
+                        external_id: None,
                         column: None,
                         value: None,
                         message: format!("unreadable row: {e}"),
@@ -251,6 +252,7 @@ impl<R: Read> Iterator for CsvRoster<CrlfToLf<R>> {
             if self.record.len() > self.headers.len() {
                 return Some(Err(RecordError {
                     line,
+                    external_id: None,
                     column: None,
                     value: None,
                     message: format!(

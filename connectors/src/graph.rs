@@ -523,6 +523,7 @@ impl Read<'_> {
             {
                 *row = Err(crate::record::RecordError {
                     line: *line,
+                    external_id: Some(r.external_id.clone()),
                     column: self
                         .mapping
                         .active

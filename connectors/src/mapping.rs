@@ -230,7 +230,20 @@ impl Mapping {
         self.map(line, get, true)
     }
 
+    /// Maps one record; an error names the record's id when that much could be read.
     fn map<'a>(
+        &self,
+        line: u64,
+        get: impl Fn(&str) -> Option<&'a str>,
+        change: bool,
+    ) -> Result<Record, RecordError> {
+        self.map_fields(line, &get, change).map_err(|mut e| {
+            e.external_id = self.external_id.value(&get);
+            e
+        })
+    }
+
+    fn map_fields<'a>(
         &self,
         line: u64,
         get: impl Fn(&str) -> Option<&'a str>,
@@ -238,6 +251,7 @@ impl Mapping {
     ) -> Result<Record, RecordError> {
         let err = |spec: &FieldSpec, value: Option<String>, message: String| RecordError {
             line,
+            external_id: None,
             column: spec.field().map(str::to_owned),
             value,
             message,

@@ -31,6 +31,9 @@ pub struct Record {
 pub struct RecordError {
     /// 1-based line in the source (CSV) or record number (APIs).
     pub line: u64,
+    /// The record's id when it could be read: a bad row whose id is known stands for that
+    /// person alone; one without blocks every absence removal of the run.
+    pub external_id: Option<String>,
     pub column: Option<String>,
     pub value: Option<String>,
     pub message: String,

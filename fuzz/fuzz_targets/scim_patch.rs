@@ -2,17 +2,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rosterd::scim::patch;
+
+include!("../checks/scim_patch.rs");
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(body) = serde_json::from_slice::<serde_json::Value>(data)
-        && let Ok(ops) = patch::parse(&body)
-    {
-        let mut doc = serde_json::json!({
-            "userName": "u", "emails": [{"value": "a@b.co", "type": "work"}],
-            "members": [{"value": "1"}, {"value": "2"}]
-        });
-        let _ = patch::apply(&mut doc, &ops);
-        let _ = rosterd::scim::resource::read_user(&doc);
-    }
+    check(data);
 });

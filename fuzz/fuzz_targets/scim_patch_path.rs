@@ -3,8 +3,8 @@
 
 use libfuzzer_sys::fuzz_target;
 
+include!("../checks/scim_patch_path.rs");
+
 fuzz_target!(|data: &[u8]| {
-    if let Ok(text) = std::str::from_utf8(data) {
-        let _ = rosterd::scim::filter::parse_patch_path(text);
-    }
+    check(data);
 });

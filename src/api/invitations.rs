@@ -16,7 +16,9 @@ use crate::web::ratelimit::ClientIp;
 pub struct AcceptBody {
     /// The token from the invitation link.
     pub token: String,
-    /// The address the person signs in with, if not the one invited.
+    /// The address the person says they sign in with, if not the one invited. Not verified, so
+    /// not an identity claim: rosterd stores and shows it, and never matches, merges or
+    /// authorizes anyone by it (members are found by `member_email` and source links only).
     #[serde(default)]
     pub login_email: Option<String>,
 }

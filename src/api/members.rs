@@ -35,7 +35,8 @@ pub struct MemberView {
     pub family_name: Option<String>,
     pub display_name: Option<String>,
     pub member_email: String,
-    /// Present only where it differs from `member_email`.
+    /// Present only where it differs from `member_email`. As the invitee (or a source) stated
+    /// it, unverified: not an identity claim, nothing matches or authorizes by it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub login_email: Option<String>,
     pub role: Role,

@@ -19,7 +19,6 @@ use uuid::Uuid;
 
 use super::extract::{Path, Query, RawBody};
 use crate::reconcile::plan::Item;
-use crate::roster::export::defuse;
 use crate::store::orgs::Org;
 use crate::store::sync::{RunError, RunQuery, RunRow};
 use crate::store::{self};
@@ -440,34 +439,8 @@ pub async fn run_plan(
 
 /// Every error row of a run as CSV (line, external id, field, value, message).
 async fn errors_csv(state: &AppState, run: &RunRow) -> Result<Response, ApiError> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let csv_err = |e: csv::Error| {
-        tracing::error!(error = %e, "writing the error report");
-        ApiError::internal()
-    };
-    w.write_record(["line", "external_id", "field", "value", "message"])
-        .map_err(csv_err)?;
-    let mut after = 0;
-    loop {
-        let mut tx = state.roster.store.read().await?;
-        let rows = store::sync::errors(&mut tx, run.id, after, 1000).await?;
-        tx.rollback().await?;
-        let Some(last) = rows.last() else { break };
-        after = last.seq;
-        for e in &rows {
-            let line = e.line.to_string();
-            w.write_record([
-                line.as_str(),
-                &defuse(e.external_id.as_deref().unwrap_or("")),
-                &defuse(e.field.as_deref().unwrap_or("")),
-                &defuse(e.value.as_deref().unwrap_or("")),
-                &defuse(&e.message),
-            ])
-            .map_err(csv_err)?;
-        }
-    }
-    let bytes = w.into_inner().map_err(|_| ApiError::internal())?;
-    let mut res = Body::from(bytes).into_response();
+    let stream = crate::sync::report::errors_csv(state.roster.store.clone(), run.id);
+    let mut res = Body::from_stream(stream).into_response();
     res.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/csv; charset=utf-8"),
@@ -525,7 +498,7 @@ pub async fn upload(
     let name = p.filename.unwrap_or_else(|| "upload.csv".into());
     let job = state
         .sync
-        .import(org.id, &name, &body, &label(&principal))
+        .import(org.id, &name, body, &label(&principal))
         .await?;
     let detail = detail(&state, &job).await?;
     Ok((StatusCode::CREATED, axum::Json(detail)).into_response())

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use chrono::Duration;
 
-use super::Mailer;
+use super::{MailError, Mailer};
 use crate::clock::SharedClock;
 use crate::store::{self, Store};
 
@@ -57,8 +57,10 @@ impl Delivery {
                         sent += 1;
                     }
                     Err(e) => {
-                        let retry = (row.attempts < i64::from(self.max_attempts))
-                            .then(|| now + retry_delay(row.attempts));
+                        // An email that cannot be built never will be: given up at once.
+                        let retry = (matches!(e, MailError::Send(_))
+                            && row.attempts < i64::from(self.max_attempts))
+                        .then(|| now + retry_delay(row.attempts));
                         tracing::warn!(email = %row.id, attempts = row.attempts, error = %e, gave_up = retry.is_none(), "email delivery failed");
                         store::outbox::mark_failed(
                             &mut tx,

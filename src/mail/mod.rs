@@ -9,10 +9,11 @@ use std::time::Duration;
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, Message};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use secrecy::ExposeSecret;
 
-use crate::config::{MailConfig, MailSink, SmtpTls};
+use crate::config::{MailConfig, MailSink, SmtpConfig, SmtpTls};
 use crate::store::outbox::OutboxRow;
 
 #[derive(Debug, thiserror::Error)]
@@ -48,7 +49,7 @@ impl Mailer {
         match cfg.sink {
             MailSink::Log => Ok(Mailer::Log),
             MailSink::File => {
-                std::fs::create_dir_all(&cfg.dir).map_err(|e| {
+                private_dir(&cfg.dir).map_err(|e| {
                     MailError::Config(format!("cannot create {}: {e}", cfg.dir.display()))
                 })?;
                 Ok(Mailer::File(cfg.dir.clone()))
@@ -58,16 +59,11 @@ impl Mailer {
                     .smtp
                     .as_ref()
                     .ok_or_else(|| MailError::Config("[mail.smtp] is missing".into()))?;
+                let builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host);
                 let builder = match smtp.tls {
-                    SmtpTls::None => {
-                        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host)
-                    }
-                    SmtpTls::Starttls => {
-                        AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host)
-                            .map_err(|e| MailError::Config(e.to_string()))?
-                    }
-                    SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&smtp.host)
-                        .map_err(|e| MailError::Config(e.to_string()))?,
+                    SmtpTls::None => builder,
+                    SmtpTls::Starttls => builder.tls(Tls::Required(tls_parameters(smtp)?)),
+                    SmtpTls::Tls => builder.tls(Tls::Wrapper(tls_parameters(smtp)?)),
                 };
                 let mut builder = builder
                     .port(smtp.port)
@@ -100,7 +96,7 @@ impl Mailer {
                 let msg = build(from, row)?;
                 let path = dir.join(format!("{}.eml", row.idempotency_key));
                 let tmp = dir.join(format!(".{}.tmp", row.idempotency_key));
-                tokio::fs::write(&tmp, msg.formatted())
+                write_private(&tmp, &msg.formatted())
                     .await
                     .map_err(|e| MailError::Send(format!("{}: {e}", tmp.display())))?;
                 tokio::fs::rename(&tmp, &path)
@@ -119,6 +115,56 @@ impl Mailer {
     }
 }
 
+/// TLS for the SMTP server: its certificate is always verified, against the public web PKI and
+/// the certificates of `ca_file` if set.
+fn tls_parameters(smtp: &SmtpConfig) -> Result<TlsParameters, MailError> {
+    let mut params = TlsParameters::builder(smtp.host.clone());
+    if let Some(path) = &smtp.ca_file {
+        let pem = std::fs::read(path).map_err(|e| {
+            MailError::Config(format!("mail.smtp.ca_file `{}`: {e}", path.display()))
+        })?;
+        if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+            return Err(MailError::Config(format!(
+                "mail.smtp.ca_file `{}`: no PEM certificate in it",
+                path.display()
+            )));
+        }
+        let cert = Certificate::from_pem(&pem).map_err(|e| {
+            MailError::Config(format!("mail.smtp.ca_file `{}`: {e}", path.display()))
+        })?;
+        params = params.add_root_certificate(cert);
+    }
+    params
+        .build_rustls()
+        .map_err(|e| MailError::Config(format!("mail.smtp: {e}")))
+}
+
+/// Creates the mail folder (and its parents) readable by this user alone when it is new.
+fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir)
+}
+
+/// Writes a new file readable and writable by this user alone (an email holds a live link). A
+/// stale file of an earlier attempt is replaced, never reused with its old permissions.
+async fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    match tokio::fs::remove_file(path).await {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let mut opts = tokio::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    opts.mode(0o600);
+    let mut f = opts.open(path).await?;
+    f.write_all(bytes).await?;
+    f.sync_all().await
+}
+
 fn build(from: &str, row: &OutboxRow) -> Result<Message, MailError> {
     let from: Mailbox = from
         .parse()
@@ -128,12 +174,52 @@ fn build(from: &str, row: &OutboxRow) -> Result<Message, MailError> {
         .parse()
         .map_err(|e| MailError::Build(format!("to `{}`: {e}", row.to_address)))?;
     let domain = from.email.domain().to_owned();
+    let body = row
+        .rendered_body()
+        .ok_or_else(|| MailError::Build("the invitation link's token is no longer kept".into()))?;
     Message::builder()
         .from(from)
         .to(to)
         .subject(row.subject.clone())
         .message_id(Some(format!("<{}@{}>", row.idempotency_key, domain)))
         .header(ContentType::TEXT_PLAIN)
-        .body(row.body.clone())
+        .body(body)
         .map_err(|e| MailError::Build(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SmtpConfig;
+
+    fn smtp(ca_file: &std::path::Path) -> MailConfig {
+        MailConfig {
+            sink: MailSink::Smtp,
+            smtp: Some(SmtpConfig {
+                host: "smtp.example.com".into(),
+                port: 587,
+                tls: SmtpTls::Starttls,
+                username: None,
+                password: None,
+                timeout_secs: 5,
+                ca_file: Some(ca_file.to_owned()),
+            }),
+            ..MailConfig::default()
+        }
+    }
+
+    #[test]
+    fn a_missing_or_empty_ca_file_is_a_clear_config_error() {
+        let missing = std::env::temp_dir().join("rosterd-no-such-ca.pem");
+        let err = Mailer::from_config(&smtp(&missing))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("mail.smtp.ca_file"), "{err}");
+        let empty =
+            std::env::temp_dir().join(format!("rosterd-empty-ca-{}.pem", std::process::id()));
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let err = Mailer::from_config(&smtp(&empty)).unwrap_err().to_string();
+        let _ = std::fs::remove_file(&empty);
+        assert!(err.contains("no PEM certificate"), "{err}");
+    }
 }

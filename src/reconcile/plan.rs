@@ -14,7 +14,8 @@
 //!   (this source's claim is released instead), and never the owner (a warning instead);
 //! - a removed member present and active again is reactivated;
 //! - a record with an unusable email, a bad name, or a duplicate id or email is a row error, and
-//!   changes nothing for that person.
+//!   changes nothing for that person (who counts as present); so does a row the connector could
+//!   not map whose id it read. Only a row without a readable id blocks removals by absence.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
@@ -363,6 +364,7 @@ pub struct Planner {
 fn err(line: u64, column: &str, value: &str, message: &str) -> RecordError {
     RecordError {
         line,
+        external_id: None,
         column: Some(column.to_owned()),
         value: Some(value.to_owned()),
         message: message.to_owned(),
@@ -460,10 +462,19 @@ impl Planner {
         }
     }
 
-    /// Notes a row the connector could not map (no record): since it may be anyone, nobody is
-    /// removed for being absent in this run.
-    pub fn unreadable_row(&mut self) {
-        self.unidentified_errors += 1;
+    /// Notes a row the connector could not map (no record). If its id could be read, the member
+    /// linked under that id counts as present (a bad row never removes its person) and nobody
+    /// else is affected; a row without a readable id may be anyone, so nobody is removed for
+    /// being absent in this run.
+    pub fn unmapped_row(&mut self, external_id: Option<&str>) {
+        match external_id.filter(|id| !id.trim().is_empty()) {
+            Some(id) => {
+                if let Some(i) = self.by_link.get(&self.current, id) {
+                    self.matched[i] = true;
+                }
+            }
+            None => self.unidentified_errors += 1,
+        }
     }
 
     /// A row error for record `r`: the member it names (by link, else email) counts as present,
@@ -910,10 +921,60 @@ mod tests {
         planner
             .push(2, &rec("A", "a@x.io", true), &mut out)
             .unwrap();
-        planner.unreadable_row();
+        planner.unmapped_row(None);
         planner.finish(&mut out);
         assert!(out.is_empty(), "{out:?}");
         assert!(planner.warnings[0].contains("nobody is removed"));
+    }
+
+    #[test]
+    fn an_unmapped_row_with_a_readable_id_protects_only_that_person() {
+        let current = [
+            member(1, "a@x.io", Some("A"), Access::Enrolled),
+            member(2, "b@x.io", Some("B"), Access::Enrolled),
+            member(3, "c@x.io", Some("C"), Access::Enrolled),
+        ];
+        // (rows the connector could not map, by the id it could read) → who is removed as absent
+        let cases: [(&[Option<&str>], &[&str]); 6] = [
+            // `IsActive = maybe` on B's row: B stays, C (gone) is removed.
+            (&[Some("B")], &["c@x.io"]),
+            // A bad row of someone we never had protects nobody and blocks nothing.
+            (&[Some("NEW")], &["b@x.io", "c@x.io"]),
+            (&[Some("B"), Some("C")], &[]),
+            // No readable id: it may be anyone, nobody is removed.
+            (&[None], &[]),
+            (&[Some("  ")], &[]),
+            (&[Some("B"), None], &[]),
+        ];
+        for (unmapped, removed) in cases {
+            let mut planner = Planner::new(current.to_vec(), FULL);
+            let mut out = Vec::new();
+            planner
+                .push(2, &rec("A", "a@x.io", true), &mut out)
+                .unwrap();
+            for id in unmapped {
+                planner.unmapped_row(*id);
+            }
+            planner.finish(&mut out);
+            let got: Vec<&str> = out
+                .iter()
+                .filter(|i| matches!(i, Item::Remove { .. }))
+                .map(Item::email)
+                .collect();
+            assert_eq!(got, removed, "unmapped rows {unmapped:?}: {out:?}");
+            assert_eq!(
+                planner
+                    .warnings
+                    .iter()
+                    .any(|w| w.contains("nobody is removed")),
+                removed.is_empty()
+                    && unmapped
+                        .iter()
+                        .any(|id| id.is_none_or(|i| i.trim().is_empty())),
+                "unmapped rows {unmapped:?}: {:?}",
+                planner.warnings
+            );
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! CSV export of an org's current and past members, produced a batch at a time so memory stays
 //! flat however large the roster is. Cells that a spreadsheet would run as a formula are
-//! defused (OWASP CSV injection advice: a leading `'` before `= + - @`, tab or carriage return).
+//! defused (OWASP CSV injection advice: a leading `'` before `= + - @`, also full-width or after
+//! leading whitespace, and before a leading tab or carriage return).
 
 use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -23,11 +24,18 @@ pub const HEADER: [&str; 7] = [
     "Added date",
 ];
 
-/// Makes a cell safe to open in a spreadsheet.
+/// Makes a cell safe to open in a spreadsheet: a cell that starts with a tab or carriage return,
+/// or whose first non-whitespace character is `= + - @` or their full-width forms `＝ ＋ － ＠`
+/// (spreadsheets skip leading spaces and fold full-width signs), gets a leading `'`.
 pub fn defuse(cell: &str) -> std::borrow::Cow<'_, str> {
-    match cell.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{cell}").into(),
-        _ => cell.into(),
+    let risky = cell.starts_with(['\t', '\r'])
+        || cell.trim_start().starts_with([
+            '=', '+', '-', '@', '\u{ff1d}', '\u{ff0b}', '\u{ff0d}', '\u{ff20}',
+        ]);
+    if risky {
+        format!("'{cell}").into()
+    } else {
+        cell.into()
     }
 }
 
@@ -113,7 +121,18 @@ mod tests {
         assert_eq!(defuse("+49 123"), "'+49 123");
         assert_eq!(defuse("-x"), "'-x");
         assert_eq!(defuse("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(defuse("\tx"), "'\tx");
+        assert_eq!(defuse("\rx"), "'\rx");
+        assert_eq!(defuse("  =1+1"), "'  =1+1");
+        assert_eq!(defuse("\n@x"), "'\n@x");
+        assert_eq!(defuse("\u{3000}-x"), "'\u{3000}-x");
+        for c in ['＝', '＋', '－', '＠'] {
+            assert_eq!(defuse(&format!("{c}1")), format!("'{c}1"));
+            assert_eq!(defuse(&format!(" {c}1")), format!("' {c}1"));
+        }
         assert_eq!(defuse("Ada"), "Ada");
+        assert_eq!(defuse("Ada = 1"), "Ada = 1");
+        assert_eq!(defuse("   "), "   ");
         assert_eq!(defuse(""), "");
     }
 }

@@ -1,4 +1,9 @@
 //! Invitations: the email with a one-time link, and the automatic reminders that follow it.
+//!
+//! The link's token is random and stored only hashed (`invitations.token_hash`). The email needs
+//! it in clear once, at send time: the outbox row keeps it beside the body (which holds a
+//! placeholder) and the store wipes it as soon as the email is sent, given up, cancelled or its
+//! link expires (`store::outbox`).
 
 use uuid::Uuid;
 
@@ -7,7 +12,7 @@ use super::{Result, Roster};
 use crate::domain::{Access, Member};
 use crate::store::invitations::InvitationRow;
 use crate::store::orgs::Org;
-use crate::store::outbox::OutboxRow;
+use crate::store::outbox::{LINK_TOKEN, OutboxRow};
 use crate::store::{self, Tx};
 use crate::token;
 
@@ -63,7 +68,8 @@ impl Roster {
             expires_at: now + self.invites.expiry,
             used_at: None,
         };
-        let link = format!("{}{}", self.invites.accept_url, secret);
+        // The body keeps a placeholder; the token travels beside it until the email is sent.
+        let link = format!("{}{}", self.invites.accept_url, LINK_TOKEN);
         let greeting = member
             .given_name
             .as_deref()
@@ -104,6 +110,8 @@ impl Roster {
             sent_at: None,
             failed_at: None,
             cancelled_at: None,
+            link_token: Some(secret),
+            expires_at: Some(invitation.expires_at),
         };
         (invitation, row)
     }

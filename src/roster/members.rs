@@ -634,7 +634,8 @@ impl Roster {
     }
 
     /// Accepts an invitation: the invited person becomes enrolled, signing in as `login_email`
-    /// (their member email when not given).
+    /// (their member email when not given). The login email is the invitee's word, unverified:
+    /// it is shown and searchable but never used to match or merge members.
     pub async fn accept_invitation(
         &self,
         secret: &str,

@@ -1,6 +1,10 @@
 //! The email outbox: one row per email, written in the same transaction as the change that
 //! caused it, delivered at least once by the delivery worker.
 //!
+//! An invitation email's body holds [`LINK_TOKEN`] where the accept link's token goes; the token
+//! itself is kept in `link_token` only while the email may still go out: sending, giving up,
+//! cancelling or the link's expiry (`expires_at`) wipe it, so no usable link stays at rest.
+//!
 //! Claiming takes a lease (`claimed_until`) so a crashed worker's rows come back; on PostgreSQL
 //! the claim also skips rows another replica holds (`FOR UPDATE SKIP LOCKED`).
 
@@ -10,7 +14,10 @@ use uuid::Uuid;
 
 use super::{Backend, Result, Tx, on_tx};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+/// Where the invitation token goes in an email body (filled in only when the email is sent).
+pub const LINK_TOKEN: &str = "{invitation_token}";
+
+#[derive(Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct OutboxRow {
     pub id: Uuid,
     pub org_id: Option<Uuid>,
@@ -29,16 +36,64 @@ pub struct OutboxRow {
     pub sent_at: Option<DateTime<Utc>>,
     pub failed_at: Option<DateTime<Utc>>,
     pub cancelled_at: Option<DateTime<Utc>>,
+    /// The invitation token the body's [`LINK_TOKEN`] stands for, until the email is done with.
+    #[serde(skip)]
+    pub link_token: Option<String>,
+    /// After this the email is not worth sending (its link expired): cancelled, token wiped.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl std::fmt::Debug for OutboxRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboxRow")
+            .field("id", &self.id)
+            .field("org_id", &self.org_id)
+            .field("member_id", &self.member_id)
+            .field("kind", &self.kind)
+            .field("idempotency_key", &self.idempotency_key)
+            .field("to_address", &self.to_address)
+            .field("subject", &self.subject)
+            .field("created_at", &self.created_at)
+            .field("available_at", &self.available_at)
+            .field("attempts", &self.attempts)
+            .field("claimed_until", &self.claimed_until)
+            .field("last_error", &self.last_error)
+            .field("sent_at", &self.sent_at)
+            .field("failed_at", &self.failed_at)
+            .field("cancelled_at", &self.cancelled_at)
+            .field(
+                "link_token",
+                &self.link_token.as_ref().map(|_| "[redacted]"),
+            )
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+impl OutboxRow {
+    /// The body as it goes out: [`LINK_TOKEN`] replaced by the token. The placeholder is the
+    /// last one in the body (names and org names come before the link, so a name that happens to
+    /// spell the placeholder is left as it is). `None` if the token is needed but gone.
+    pub fn rendered_body(&self) -> Option<String> {
+        let Some(at) = self.body.rfind(LINK_TOKEN) else {
+            return Some(self.body.clone());
+        };
+        let token = self.link_token.as_deref()?;
+        let mut body = self.body.clone();
+        body.replace_range(at..at + LINK_TOKEN.len(), token);
+        Some(body)
+    }
 }
 
 const COLUMNS: &str = "id, org_id, member_id, kind, idempotency_key, to_address, subject, body, \
-    created_at, available_at, attempts, claimed_until, last_error, sent_at, failed_at, cancelled_at";
+    created_at, available_at, attempts, claimed_until, last_error, sent_at, failed_at, cancelled_at, \
+    link_token, expires_at";
 
 pub async fn insert(tx: &mut Tx, row: &OutboxRow) -> Result<()> {
     on_tx!(tx, c => sqlx::query(
         "INSERT INTO outbox (id, org_id, member_id, kind, idempotency_key, to_address, subject,
-            body, created_at, available_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
+            body, created_at, available_at, link_token, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
         .bind(row.id)
         .bind(row.org_id)
         .bind(row.member_id)
@@ -49,18 +104,27 @@ pub async fn insert(tx: &mut Tx, row: &OutboxRow) -> Result<()> {
         .bind(&row.body)
         .bind(row.created_at)
         .bind(row.available_at)
+        .bind(&row.link_token)
+        .bind(row.expires_at)
         .execute(&mut *c)
         .await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
-/// Claims up to `limit` due emails until `lease_until`, counting the attempt.
+/// Claims up to `limit` due emails until `lease_until`, counting the attempt. Emails whose link
+/// expired before they could go out are cancelled first (and their token wiped).
 pub async fn claim_due(
     tx: &mut Tx,
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
     limit: i64,
 ) -> Result<Vec<OutboxRow>> {
+    on_tx!(tx, c => sqlx::query(
+        "UPDATE outbox SET cancelled_at = $1, link_token = NULL,
+            last_error = 'cancelled: the link expired before the email could be sent'
+         WHERE expires_at <= $1 AND sent_at IS NULL AND failed_at IS NULL AND cancelled_at IS NULL
+           AND (claimed_until IS NULL OR claimed_until <= $1)")
+        .bind(now).execute(&mut *c).await.map(|r| r.rows_affected()))?;
     let skip_locked = match tx.backend() {
         Backend::Postgres => " FOR UPDATE SKIP LOCKED",
         Backend::Sqlite => "",
@@ -87,7 +151,7 @@ pub async fn mark_sent(
     at: DateTime<Utc>,
 ) -> Result<bool> {
     let n = on_tx!(tx, c => sqlx::query(
-        "UPDATE outbox SET sent_at = $2, claimed_until = NULL, last_error = NULL
+        "UPDATE outbox SET sent_at = $2, claimed_until = NULL, last_error = NULL, link_token = NULL
          WHERE id = $1 AND claimed_until = $3")
         .bind(id).bind(at).bind(lease).execute(&mut *c).await.map(|r| r.rows_affected()))?;
     Ok(n == 1)
@@ -106,7 +170,8 @@ pub async fn mark_failed(
     on_tx!(tx, c => sqlx::query(
         "UPDATE outbox SET last_error = $2, claimed_until = NULL,
             available_at = COALESCE($3, available_at),
-            failed_at = CASE WHEN $3 IS NULL THEN $4 ELSE NULL END
+            failed_at = CASE WHEN $3 IS NULL THEN $4 ELSE NULL END,
+            link_token = CASE WHEN $3 IS NULL THEN NULL ELSE link_token END
          WHERE id = $1 AND claimed_until = $5")
         .bind(id).bind(error).bind(retry_at).bind(now).bind(lease).execute(&mut *c).await.map(|r| r.rows_affected()))?;
     Ok(())
@@ -121,7 +186,7 @@ pub async fn cancel_for_member(
     reason: &str,
 ) -> Result<u64> {
     Ok(on_tx!(tx, c => sqlx::query(
-        "UPDATE outbox SET cancelled_at = $2, last_error = $3
+        "UPDATE outbox SET cancelled_at = $2, last_error = $3, link_token = NULL
          WHERE member_id = $1 AND sent_at IS NULL AND failed_at IS NULL AND cancelled_at IS NULL")
         .bind(member_id).bind(at).bind(reason).execute(&mut *c).await.map(|r| r.rows_affected()))?)
 }
@@ -139,13 +204,18 @@ pub async fn for_org(tx: &mut Tx, org_id: Uuid, limit: i64) -> Result<Vec<Outbox
 /// Queues many emails (a sync's invitations).
 pub async fn insert_many(tx: &mut Tx, rows: &[OutboxRow]) -> Result<()> {
     let size = |r: &OutboxRow| {
-        r.body.len() + r.subject.len() + r.to_address.len() + r.idempotency_key.len() + 150
+        r.body.len()
+            + r.subject.len()
+            + r.to_address.len()
+            + r.idempotency_key.len()
+            + r.link_token.as_ref().map_or(0, String::len)
+            + 180
     };
     for chunk in super::size_chunks(tx, rows, 16, size) {
         on_tx!(tx, c => {
             let mut q = sqlx::QueryBuilder::new(
                 "INSERT INTO outbox (id, org_id, member_id, kind, idempotency_key, to_address,
-                subject, body, created_at, available_at) ",
+                subject, body, created_at, available_at, link_token, expires_at) ",
             );
             q.push_values(chunk, |mut b, r| {
                 b.push_bind(r.id)
@@ -157,7 +227,9 @@ pub async fn insert_many(tx: &mut Tx, rows: &[OutboxRow]) -> Result<()> {
                     .push_bind(r.subject.clone())
                     .push_bind(r.body.clone())
                     .push_bind(r.created_at)
-                    .push_bind(r.available_at);
+                    .push_bind(r.available_at)
+                    .push_bind(r.link_token.clone())
+                    .push_bind(r.expires_at);
             });
             q.build().execute(&mut *c).await.map(|r| r.rows_affected())
         })?;

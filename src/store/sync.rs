@@ -859,3 +859,22 @@ pub async fn link_new(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clip_cuts_on_char_boundaries_with_an_ellipsis() {
+        assert_eq!(clip("abc", 3), "abc");
+        assert_eq!(clip("abcd", 3), "abc…");
+        assert_eq!(clip("éééé", 3), "ééé…");
+        assert_eq!(clip("😀😀😀", 2), "😀😀…");
+        assert_eq!(clip("", 0), "");
+        let long = "x".repeat(1_000_000);
+        assert_eq!(
+            clip(&long, ERROR_VALUE_CHARS).chars().count(),
+            ERROR_VALUE_CHARS + 1
+        );
+    }
+}

@@ -9,6 +9,7 @@
 
 use std::io::Read;
 
+use bytes::Bytes;
 use rosterd_connectors::csv_roster;
 use rosterd_connectors::mapping::FieldRule;
 use rosterd_connectors::{FieldSpec, Mapping, Transform};
@@ -81,12 +82,13 @@ fn mapping(headers: &[String]) -> std::result::Result<Mapping, String> {
     })
 }
 
-/// The CSV inside an upload: the bytes themselves, or the one `.csv` file of a zip.
-fn unpack(bytes: &[u8]) -> std::result::Result<Vec<u8>, String> {
+/// The CSV inside an upload: the bytes themselves, or the one `.csv` file of a zip (inflated up
+/// to [`MAX_UNZIPPED`]; blocking work, run off the async threads).
+fn unpack(bytes: &Bytes) -> std::result::Result<Bytes, String> {
     if !bytes.starts_with(b"PK\x03\x04") {
-        return Ok(bytes.to_vec());
+        return Ok(bytes.clone());
     }
-    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes))
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes.as_ref()))
         .map_err(|e| format!("the .zip cannot be read: {e}"))?;
     let mut csvs = Vec::new();
     for i in 0..zip.len() {
@@ -117,7 +119,27 @@ fn unpack(bytes: &[u8]) -> std::result::Result<Vec<u8>, String> {
             MAX_UNZIPPED / 1024 / 1024
         ));
     }
-    Ok(out)
+    Ok(out.into())
+}
+
+/// The header row of the CSV, trimmed (a UTF-8 BOM before the first column dropped).
+fn headers(csv: &[u8]) -> std::result::Result<Vec<String>, String> {
+    let mut r = csv::ReaderBuilder::new().from_reader(csv);
+    let h = r
+        .headers()
+        .map_err(|e| format!("the header row cannot be read: {e}"))?;
+    Ok(h.iter()
+        .enumerate()
+        .map(|(i, h)| {
+            if i == 0 {
+                h.trim_start_matches('\u{feff}')
+            } else {
+                h
+            }
+            .trim()
+            .to_owned()
+        })
+        .collect())
 }
 
 /// Reads every row of an upload into the planner: the items (if the job is clean) and the
@@ -147,7 +169,10 @@ fn plan_rows(
             errors.push(RunError {
                 seq: errors.len() as i64 + 1,
                 line: line as i64,
-                external_id: row.as_ref().ok().map(|r| r.external_id.clone()),
+                external_id: match &row {
+                    Ok(r) => Some(r.external_id.clone()),
+                    Err(_) => e.external_id,
+                },
                 field: e.column,
                 value: e.value,
                 message: e.message,
@@ -184,29 +209,19 @@ impl Engine {
         &self,
         org_id: Uuid,
         filename: &str,
-        upload: &[u8],
+        upload: impl Into<Bytes>,
         by: &str,
     ) -> Result<RunRow> {
-        let csv = unpack(upload).map_err(SyncError::Invalid)?;
-        let headers: Vec<String> = {
-            let mut r = csv::ReaderBuilder::new().from_reader(csv.as_slice());
-            let h = r
-                .headers()
-                .map_err(|e| SyncError::Invalid(format!("the header row cannot be read: {e}")))?;
-            h.iter()
-                .enumerate()
-                .map(|(i, h)| {
-                    if i == 0 {
-                        h.trim_start_matches('\u{feff}')
-                    } else {
-                        h
-                    }
-                    .trim()
-                    .to_owned()
-                })
-                .collect()
-        };
-        let mapping = mapping(&headers).map_err(SyncError::Invalid)?;
+        let upload: Bytes = upload.into();
+        // Inflating a zip (up to 64 MB) and reading the header is blocking work.
+        let (csv, mapping) = tokio::task::spawn_blocking(move || {
+            let csv = unpack(&upload)?;
+            let mapping = mapping(&headers(&csv)?)?;
+            Ok::<_, String>((csv, mapping))
+        })
+        .await
+        .map_err(|e| SyncError::Invalid(format!("the upload could not be read: {e}")))?
+        .map_err(SyncError::Invalid)?;
 
         let now = self.clock().now();
         let org = {
@@ -359,9 +374,11 @@ mod tests {
             z.write_all(b"email\r\na@x.io\r\n").unwrap();
             z.finish().unwrap();
         }
-        assert_eq!(unpack(buf.get_ref()).unwrap(), b"email\r\na@x.io\r\n");
-        assert_eq!(unpack(b"email\na@x.io\n").unwrap(), b"email\na@x.io\n");
-        let err = unpack(b"PK\x03\x04garbage").unwrap_err();
+        let zipped = Bytes::from(buf.into_inner());
+        assert_eq!(unpack(&zipped).unwrap(), &b"email\r\na@x.io\r\n"[..]);
+        let plain = Bytes::from_static(b"email\na@x.io\n");
+        assert_eq!(unpack(&plain).unwrap(), &b"email\na@x.io\n"[..]);
+        let err = unpack(&Bytes::from_static(b"PK\x03\x04garbage")).unwrap_err();
         assert!(err.contains(".zip"), "{err}");
     }
 

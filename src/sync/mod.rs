@@ -16,6 +16,7 @@
 //! `(source, fire_time)` run row, so each tick runs on exactly one replica.
 
 pub mod import;
+pub mod report;
 mod schedule;
 pub mod scheduler;
 
@@ -704,22 +705,32 @@ impl Engine {
                     let res = match &row {
                         Ok(rec) => planner.push(line, rec, &mut items),
                         Err(e) => {
-                            planner.unreadable_row();
-                            unreadable += 1;
+                            planner.unmapped_row(e.external_id.as_deref());
                             Err(e.clone())
                         }
                     };
-                    if let (Err(_), Ok(rec)) = (&res, &row)
-                        && !kept.names.is_empty()
-                    {
-                        keep.insert(rec.external_id.clone());
+                    if res.is_err() && !kept.names.is_empty() {
+                        // A bad row keeps its person's groups; one naming nobody keeps everyone's.
+                        match row
+                            .as_ref()
+                            .map(|r| Some(&r.external_id))
+                            .unwrap_or_else(|e| e.external_id.as_ref())
+                        {
+                            Some(id) => {
+                                keep.insert(id.clone());
+                            }
+                            None => unreadable += 1,
+                        }
                     }
                     if let Err(e) = res {
                         error_seq += 1;
                         errors.push(RunError {
                             seq: error_seq,
                             line: i64::try_from(e.line).unwrap_or(i64::MAX),
-                            external_id: row.as_ref().ok().map(|r| r.external_id.clone()),
+                            external_id: match &row {
+                                Ok(r) => Some(r.external_id.clone()),
+                                Err(_) => e.external_id,
+                            },
                             field: e.column,
                             value: e.value,
                             message: e.message,

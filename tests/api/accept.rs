@@ -22,7 +22,7 @@ async fn accept_with(app: &TestApp, token: &str) -> Res {
 
 #[tokio::test]
 async fn over_budget_even_the_right_invitation_token_is_refused() {
-    let app = spawn_with(Mail::Log, |c| c.server.auth_failures_per_minute = 2).await;
+    let app = spawn_with(Mail::Files, |c| c.server.auth_failures_per_minute = 2).await;
     let admin = app.org_with_admin("acme").await;
     app.add("acme", &admin, &["ada@acme.example"]).await;
     let token = app.invitation_token("acme", "ada@acme.example").await;

@@ -323,3 +323,238 @@ async fn repeated_failed_authentication_is_rate_limited() {
         200
     );
 }
+
+/// Generated bodies, query strings, path segments and uploads thrown at the admin API: whatever
+/// comes in, the answer is never a 5xx, and every refusal is a problem body.
+#[tokio::test]
+async fn generated_admin_requests_never_get_a_server_error() {
+    use proptest::prelude::*;
+    use proptest::strategy::{Strategy, ValueTree};
+    use proptest::test_runner::TestRunner;
+    use reqwest::Method;
+
+    // The accept endpoint counts unknown links as failed authentication: no 429s here.
+    let app = spawn_with(Mail::Files, |c| {
+        c.server.auth_failures_per_minute = 1_000_000
+    })
+    .await;
+    let admin = app.org_with_admin("acme").await;
+    let id = app.add("acme", &admin, &["ada@acme.example"]).await[0];
+    let mut runner = TestRunner::deterministic();
+    let bodies = admin_json_strategy();
+    let text = "\\PC{1,24}";
+    let query = prop::collection::vec(
+        (
+            prop_oneof![
+                Just("access"),
+                Just("role"),
+                Just("sort"),
+                Just("order"),
+                Just("limit"),
+                Just("cursor"),
+                Just("q"),
+                Just("email"),
+                Just("joined_from"),
+                Just("joined_to"),
+                Just("after"),
+                Just("source"),
+                Just("status"),
+                Just("x"),
+            ],
+            prop_oneof![
+                text.prop_map(|s: String| s),
+                any::<i64>().prop_map(|n| n.to_string()),
+                Just("2026-13-45".to_owned()),
+                Just("name".to_owned()),
+            ],
+        ),
+        0..4,
+    );
+    let upload = prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..300),
+        (
+            prop::collection::vec(
+                prop_oneof![
+                    Just("email"),
+                    Just("first_name"),
+                    Just("role"),
+                    Just("active"),
+                    Just("login_email"),
+                    Just("shoe"),
+                ],
+                0..4
+            ),
+            prop::collection::vec(prop::collection::vec("[\\PC\",\\r\\n]{0,12}", 0..5), 0..6),
+        )
+            .prop_map(|(header, rows)| {
+                let mut s = header.join(",");
+                for r in rows {
+                    s.push_str("\r\n");
+                    s.push_str(&r.join(","));
+                }
+                s.into_bytes()
+            }),
+        Just(b"PK\x03\x04\x14\x00\x00\x00\x08\x00not a zip".to_vec()),
+    ];
+    let members = "/api/v1/orgs/acme/members";
+    let (mut accepted, mut refused) = (0, 0);
+    for i in 0..200 {
+        let body = bodies.new_tree(&mut runner).unwrap().current();
+        let pairs = query.new_tree(&mut runner).unwrap().current();
+        let segment = text.new_tree(&mut runner).unwrap().current();
+        let mut url = url::Url::parse(&app.url("/")).unwrap();
+        let (method, token, send_body): (Method, Option<&str>, bool) = match i % 14 {
+            0 => {
+                url.set_path("/api/v1/orgs");
+                (Method::POST, Some(OPERATOR), true)
+            }
+            1 => {
+                url.set_path("/api/v1/orgs/acme");
+                (Method::PATCH, Some(&admin), true)
+            }
+            2 => {
+                url.set_path(members);
+                (Method::POST, Some(&admin), true)
+            }
+            3 => {
+                url.set_path(&format!("{members}/remove"));
+                (Method::POST, Some(&admin), true)
+            }
+            4 => {
+                url.set_path(&format!("{members}/resend-invites"));
+                (Method::POST, Some(&admin), true)
+            }
+            5 => {
+                url.set_path(&format!("{members}/{id}"));
+                (Method::PATCH, Some(&admin), true)
+            }
+            6 => {
+                url.set_path("/api/v1/orgs/acme/ownership");
+                (Method::POST, Some(&admin), true)
+            }
+            7 => {
+                url.set_path("/api/v1/orgs/acme/tokens");
+                (Method::POST, Some(OPERATOR), true)
+            }
+            8 => {
+                url.set_path("/api/v1/invitations/accept");
+                (Method::POST, None, true)
+            }
+            9 => {
+                url.set_path(members);
+                (Method::GET, Some(&admin), false)
+            }
+            10 => {
+                url.path_segments_mut()
+                    .unwrap()
+                    .clear()
+                    .extend(["api", "v1", "orgs", "acme", "members", &segment]);
+                let m = if i % 28 == 10 {
+                    Method::GET
+                } else {
+                    Method::PATCH
+                };
+                (m, Some(&admin), true)
+            }
+            11 => {
+                url.set_path("/api/v1/orgs/acme/audit");
+                (Method::GET, Some(&admin), false)
+            }
+            12 => {
+                url.set_path("/api/v1/orgs/acme/runs");
+                (Method::GET, Some(OPERATOR), false)
+            }
+            _ => {
+                url.set_path("/api/v1/orgs/acme/imports");
+                (Method::POST, Some(&admin), false)
+            }
+        };
+        if !send_body && method == Method::GET {
+            url.query_pairs_mut()
+                .extend_pairs(pairs.iter().map(|(k, v)| (*k, v)));
+        }
+        let mut req = app.client.request(method.clone(), url.clone());
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let shown = if method == Method::POST && !send_body {
+            let bytes = upload.new_tree(&mut runner).unwrap().current();
+            let shown = String::from_utf8_lossy(&bytes).into_owned();
+            req = req.header("content-type", "text/csv").body(bytes);
+            shown
+        } else if send_body {
+            req = req.json(&body);
+            body.to_string()
+        } else {
+            String::new()
+        };
+        let res = req.send().await.unwrap();
+        let status = res.status();
+        let headers = res.headers().clone();
+        let text = res.text().await.unwrap();
+        let r = Res {
+            status,
+            headers,
+            body: serde_json::from_str(&text).unwrap_or_default(),
+            text,
+        };
+        assert!(
+            r.status.as_u16() < 500,
+            "{method} {url} with {shown}: {}",
+            r.text
+        );
+        if r.status.as_u16() >= 400 {
+            assert_problem(&r, r.status.as_u16());
+            refused += 1;
+        } else {
+            accepted += 1;
+        }
+    }
+    // The generator reaches both sides: requests that pass validation and ones that do not.
+    assert!(
+        accepted >= 10 && refused >= 10,
+        "{accepted} accepted, {refused} refused"
+    );
+}
+
+fn admin_json_strategy() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+    use proptest::prelude::*;
+    use serde_json::Value;
+    let key = prop_oneof![
+        Just("members"),
+        Just("email"),
+        Just("role"),
+        Just("given_name"),
+        Just("family_name"),
+        Just("display_name"),
+        Just("member_ids"),
+        Just("member_id"),
+        Just("slug"),
+        Just("name"),
+        Just("owner_email"),
+        Just("managed_by"),
+        Just("kind"),
+        Just("token"),
+        Just("login_email"),
+        Just("x"),
+    ]
+    .prop_map(str::to_owned);
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        any::<f64>().prop_map(|n| json!(n)),
+        "\\PC{0,16}".prop_map(Value::String),
+        Just(json!("a@b.co")),
+        Just(json!("admin")),
+        Just(json!("owner")),
+        Just(json!("0190a0a0-0000-7000-8000-000000000000")),
+    ];
+    leaf.prop_recursive(4, 40, 6, move |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::vec((key.clone(), inner), 0..6)
+                .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+        ]
+    })
+}

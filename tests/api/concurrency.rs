@@ -127,28 +127,35 @@ async fn concurrent_ownership_transfers_leave_one_owner() {
         .to_owned();
     app.accept("acme", "a1@acme.example", None).await;
     app.accept("acme", "a2@acme.example", None).await;
-    let (x, y) = tokio::join!(
+    let transfer = |to: &str| {
         app.post(
             "/api/v1/orgs/acme/ownership",
             &admin,
-            json!({"member_id": a1})
-        ),
-        app.post(
-            "/api/v1/orgs/acme/ownership",
-            &admin,
-            json!({"member_id": a2})
-        ),
-    );
-    for r in [&x, &y] {
-        assert!(r.status == 200 || r.status == 409, "{}", r.text);
+            json!({ "member_id": to }),
+        )
+    };
+    let owner = || async {
+        let owners = app
+            .get("/api/v1/orgs/acme/members?role=owner", &admin)
+            .await;
+        let items = owners.body["items"].as_array().unwrap().clone();
+        assert_eq!(items.len(), 1, "{}", owners.text);
+        items[0]["id"].as_str().unwrap().to_owned()
+    };
+
+    // Two transfers to the same admin: exactly one succeeds, the other finds them owner already;
+    // then the same from that owner to the other admin, who demotes them.
+    for to in [&a1, &a2] {
+        let (x, y) = tokio::join!(transfer(to), transfer(to));
+        let mut statuses = [x.status.as_u16(), y.status.as_u16()];
+        statuses.sort();
+        assert_eq!(statuses, [200, 409], "{} / {}", x.text, y.text);
+        let refused = if x.status == 409 { &x } else { &y };
+        assert_eq!(refused.body["code"], "already_owner", "{}", refused.text);
+        assert_eq!(&owner().await, to);
     }
-    let owners = app
-        .get("/api/v1/orgs/acme/members?role=owner", &admin)
+    let m = app
+        .get(&format!("/api/v1/orgs/acme/members/{a1}"), &admin)
         .await;
-    assert_eq!(
-        owners.body["items"].as_array().unwrap().len(),
-        1,
-        "{}",
-        owners.text
-    );
+    assert_eq!(m.body["role"], "admin", "{}", m.text);
 }

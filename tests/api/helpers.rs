@@ -20,6 +20,9 @@ pub const OPERATOR: &str = "operator-test-token-0123456789";
 
 pub enum Mail {
     Log,
+    /// `.eml` files in a folder of the test's own (`TestApp::mail_dir`): what `spawn_app` uses,
+    /// so a test reads an invitation the way the invitee would.
+    Files,
     Smtp(u16),
 }
 
@@ -32,6 +35,8 @@ pub struct TestApp {
     pub delivery: Delivery,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     pub server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    /// Where a `Mail::Files` app delivers its emails.
+    pub mail_dir: Option<PathBuf>,
     cleanup: Cleanup,
 }
 
@@ -81,6 +86,9 @@ impl Drop for TestApp {
             let _ = tx.send(());
         }
         drop_database(&self.cleanup);
+        if let Some(dir) = &self.mail_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
@@ -139,7 +147,7 @@ async fn fresh_postgres(admin_url: String) -> (String, Cleanup) {
 }
 
 pub async fn spawn_app() -> TestApp {
-    spawn_with(Mail::Log, |_| {}).await
+    spawn_with(Mail::Files, |_| {}).await
 }
 
 pub async fn spawn_with(mail: Mail, tweak: impl FnOnce(&mut Config)) -> TestApp {
@@ -152,8 +160,16 @@ pub async fn spawn_with(mail: Mail, tweak: impl FnOnce(&mut Config)) -> TestApp 
     config.mail.poll_interval_ms = 50;
     config.invitations.poll_interval_ms = 50;
     config.invitations.accept_url = Some("https://learn.example/invite/".into());
+    let mut mail_dir = None;
     match mail {
         Mail::Log => config.mail.sink = MailSink::Log,
+        Mail::Files => {
+            let dir =
+                std::env::temp_dir().join(format!("rosterd-mail-{}", Uuid::new_v4().simple()));
+            config.mail.sink = MailSink::File;
+            config.mail.dir = dir.clone();
+            mail_dir = Some(dir);
+        }
         Mail::Smtp(port) => {
             config.mail.sink = MailSink::Smtp;
             config.mail.smtp = Some(SmtpConfig {
@@ -163,6 +179,7 @@ pub async fn spawn_with(mail: Mail, tweak: impl FnOnce(&mut Config)) -> TestApp 
                 username: None,
                 password: None,
                 timeout_secs: 5,
+                ca_file: None,
             });
         }
     }
@@ -194,6 +211,7 @@ pub async fn spawn_with(mail: Mail, tweak: impl FnOnce(&mut Config)) -> TestApp 
         delivery,
         shutdown: Some(tx),
         server: Some(server),
+        mail_dir,
         cleanup,
     }
 }
@@ -332,19 +350,41 @@ impl TestApp {
         rows
     }
 
-    /// The invitation token in the newest email sent to `email`.
+    /// The text of the newest email to `email` as the invitee reads it (the delivered `.eml`
+    /// file, its body decoded), once the delivery worker has sent it.
+    pub async fn delivered_email(&self, slug: &str, email: &str) -> String {
+        let dir = self
+            .mail_dir
+            .clone()
+            .expect("the app delivers to files (spawn_app or Mail::Files)");
+        let key = std::sync::Mutex::new(String::new());
+        wait_for(
+            10,
+            &format!("the email to {email} to be delivered"),
+            || async {
+                let rows = self.outbox(slug).await;
+                let row = rows
+                    .iter()
+                    .find(|r| r.to_address.eq_ignore_ascii_case(email))
+                    .unwrap_or_else(|| panic!("no email to {email}"));
+                assert!(
+                    row.cancelled_at.is_none(),
+                    "the email to {email} was cancelled: {row:?}"
+                );
+                *key.lock().unwrap() = row.idempotency_key.clone();
+                row.sent_at.is_some()
+            },
+        )
+        .await;
+        let key = key.into_inner().unwrap();
+        let raw = std::fs::read_to_string(dir.join(format!("{key}.eml"))).expect("the .eml file");
+        decode_email(&raw)
+    }
+
+    /// The invitation token in the newest email sent to `email`, read from the delivered email.
     pub async fn invitation_token(&self, slug: &str, email: &str) -> String {
-        let rows = self.outbox(slug).await;
-        let row = rows
-            .iter()
-            .find(|r| r.to_address.eq_ignore_ascii_case(email))
-            .unwrap_or_else(|| panic!("no email to {email}"));
-        let start = row.body.find("/invite/").expect("link in body") + "/invite/".len();
-        row.body[start..]
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_owned()
+        let text = self.delivered_email(slug, email).await;
+        token_in(&text)
     }
 
     pub async fn accept(&self, slug: &str, email: &str, login: Option<&str>) -> Res {
@@ -443,4 +483,62 @@ pub fn assert_problem(r: &Res, status: u16) {
         r.text
     );
     assert!(r.body["type"].as_str().is_some(), "{}", r.text);
+}
+
+/// The invitation token of the accept link (`https://learn.example/invite/<token>`) in an
+/// email's text.
+pub fn token_in(text: &str) -> String {
+    let start = text.find("/invite/").expect("accept link in the email") + "/invite/".len();
+    let token: String = text[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    assert!(!token.is_empty(), "no token after the link in {text}");
+    token
+}
+
+/// The headers of a single-part email and its body decoded from its transfer encoding (7bit,
+/// quoted-printable or base64), as a mail client shows it.
+pub fn decode_email(raw: &str) -> String {
+    let raw = raw.replace("\r\n", "\n");
+    let (head, body) = raw
+        .split_once("\n\n")
+        .expect("headers, a blank line, the body");
+    let encoding = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-transfer-encoding")
+                .then(|| v.trim().to_ascii_lowercase())
+        })
+        .unwrap_or_default();
+    let body = match encoding.as_str() {
+        "base64" => {
+            use base64::Engine;
+            let compact: String = body.split_whitespace().collect();
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(compact)
+                .expect("base64 body");
+            String::from_utf8(bytes).expect("utf-8 body")
+        }
+        "quoted-printable" => {
+            let joined = body.replace("=\n", "");
+            let mut bytes = Vec::new();
+            let b = joined.as_bytes();
+            let mut i = 0;
+            while i < b.len() {
+                if b[i] == b'=' && i + 2 < b.len() {
+                    let hex = std::str::from_utf8(&b[i + 1..i + 3]).expect("ascii");
+                    bytes.push(u8::from_str_radix(hex, 16).expect("=XX escape"));
+                    i += 3;
+                } else {
+                    bytes.push(b[i]);
+                    i += 1;
+                }
+            }
+            String::from_utf8(bytes).expect("utf-8 body")
+        }
+        _ => body.to_owned(),
+    };
+    format!("{head}\n\n{body}")
 }

@@ -14,6 +14,7 @@ mod conformance;
 mod csv_url;
 mod error_details;
 mod export;
+mod fuzz_corpus;
 mod graph;
 mod health;
 mod helpers;

@@ -658,7 +658,7 @@ authorityKeyIdentifier = keyid
 ";
 
 /// A P-256 CA (ca.pem, ca.key) and server certificate (server.pem, server.key) valid for a week.
-async fn make_certificates(dir: &Path) {
+pub async fn make_certificates(dir: &Path) {
     write(&dir.join("openssl.cnf"), OPENSSL_CNF);
     let steps: [&[&str]; 3] = [
         &[

@@ -276,9 +276,55 @@ async fn a_csv_roster_syncs_and_the_same_snapshot_twice_changes_nothing() {
     let invites = app.outbox("acme").await;
     assert_eq!(invites.len(), 6, "Edsger's invitation and Alan's new one");
 
-    // A row the mapping cannot read (IsActive "Maybe") is an error row, and since it could be
-    // anyone, nobody is removed for being absent in that run.
-    let text = roster_csv(&people).replace("3,True,Alan", "3,Maybe,Alan");
+    // Rows the mapping cannot read (IsActive "Maybe", an email that is not one) are error rows
+    // that protect their own person only: Edsger, gone from the roster, is still removed.
+    let text = roster_csv(&people)
+        .replace("3,True,Alan", "3,Maybe,Alan")
+        .replace("grace@acme.example", "not-an-email");
+    write(
+        &file,
+        &text.replace("5,True,Edsger,Dijkstra,edsger@acme.example,False\r\n", ""),
+    );
+    let run = app.run_source("acme", "hr").await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["counts"]["removed"], 1, "{run}");
+    assert_eq!(run["counts"]["errors"], 2, "{run}");
+    assert_eq!(run["warnings"], json!([]), "{run}");
+    let m = members(&app, "acme").await;
+    let access = |email: &str| {
+        m.iter()
+            .find(|x| x.0 == email)
+            .map(|x| x.1.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(access("edsger@acme.example"), "removed", "{m:?}");
+    assert_eq!(access("alan@acme.example"), "invited", "{m:?}");
+    assert_ne!(access("grace@acme.example"), "removed", "{m:?}");
+    let errors = app
+        .get(
+            &format!(
+                "/api/v1/orgs/acme/runs/{}/errors.csv",
+                run["id"].as_str().unwrap()
+            ),
+            OPERATOR,
+        )
+        .await;
+    assert!(
+        errors.text.contains("4,3,IsActive,Maybe,"),
+        "{}",
+        errors.text
+    );
+    assert!(
+        errors.text.contains("3,2,MemberID,not-an-email,"),
+        "{}",
+        errors.text
+    );
+    write(&file, &roster_csv(&people));
+    let run = app.run_source("acme", "hr").await;
+    assert_eq!(run["counts"]["reactivated"], 1, "Edsger is back: {run}");
+
+    // A row whose id cannot be read could be anyone: nobody is removed for being absent.
+    let text = roster_csv(&people).replace("3,True,Alan", ",True,Alan");
     write(
         &file,
         &text.replace("5,True,Edsger,Dijkstra,edsger@acme.example,False\r\n", ""),
@@ -294,26 +340,12 @@ async fn a_csv_roster_syncs_and_the_same_snapshot_twice_changes_nothing() {
             .contains("nobody is removed"),
         "{run}"
     );
-    let errors = app
-        .get(
-            &format!(
-                "/api/v1/orgs/acme/runs/{}/errors.csv",
-                run["id"].as_str().unwrap()
-            ),
-            OPERATOR,
-        )
-        .await;
-    assert!(
-        errors.text.contains("4,,IsActive,Maybe,"),
-        "{}",
-        errors.text
-    );
     write(&file, &roster_csv(&people));
     app.run_source("acme", "hr").await;
 
     // Run history and the source's status.
     let runs = app.get("/api/v1/orgs/acme/runs", OPERATOR).await;
-    assert_eq!(runs.body["items"].as_array().unwrap().len(), 6);
+    assert_eq!(runs.body["items"].as_array().unwrap().len(), 8);
     let s = app.get("/api/v1/orgs/acme/sources/hr", OPERATOR).await;
     assert_eq!(s.status, 200, "{}", s.text);
     assert_eq!(s.body["last_run"]["status"], "succeeded");
@@ -801,11 +833,16 @@ async fn import_jobs_validate_every_row_preview_and_apply_only_on_confirmation()
     let lines: Vec<&str> = csv.text.lines().collect();
     assert_eq!(lines[0], "line,external_id,field,value,message");
     assert!(
-        lines[1].starts_with("3,,email,not-an-email,"),
+        lines[1].starts_with("3,not-an-email,email,not-an-email,"),
         "{}",
         csv.text
     );
-    assert!(lines[2].starts_with("4,,role,boss,"), "{}", csv.text);
+    // The row's id (here its email) is named when it could be read.
+    assert!(
+        lines[2].starts_with("4,cid@imp.example,role,boss,"),
+        "{}",
+        csv.text
+    );
     let r = app
         .post(
             &format!("/api/v1/orgs/imp/imports/{id}/confirm"),
