@@ -150,6 +150,61 @@ fn too_large(what: &str, max: u64) -> FetchError {
     ))
 }
 
+/// Values of a request that may be credentials: every header value but a few plain ones (with
+/// the token after an auth scheme, and a basic pair decoded), and every query value, each also
+/// percent-encoded. Short values (under 6 characters) are left: they are page numbers and the
+/// like, and scrubbing them would garble the message.
+fn request_secrets(req: &reqwest::Request) -> Vec<String> {
+    use base64::Engine;
+    const PLAIN: [&str; 4] = ["accept", "content-type", "user-agent", "accept-encoding"];
+    let mut out: Vec<String> = Vec::new();
+    let mut add = |v: &str| {
+        if v.chars().count() >= 6 {
+            out.push(v.to_owned());
+            let enc: String = url::form_urlencoded::byte_serialize(v.as_bytes()).collect();
+            if enc != v {
+                out.push(enc);
+            }
+        }
+    };
+    for (name, value) in req.headers() {
+        if PLAIN.contains(&name.as_str()) {
+            continue;
+        }
+        let Ok(v) = value.to_str() else { continue };
+        add(v);
+        if let Some((scheme, rest)) = v.split_once(' ') {
+            add(rest.trim());
+            if scheme.eq_ignore_ascii_case("basic")
+                && let Ok(pair) = base64::engine::general_purpose::STANDARD.decode(rest.trim())
+                && let Ok(pair) = String::from_utf8(pair)
+            {
+                add(&pair);
+                if let Some((_, password)) = pair.split_once(':') {
+                    add(password);
+                }
+            }
+        }
+    }
+    for (_, v) in req.url().query_pairs() {
+        add(&v);
+    }
+    // Longest first, so a value containing another is replaced whole.
+    out.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    out
+}
+
+/// `text` with every one of `secrets` replaced by `***`.
+fn scrub(text: &str, secrets: &[String]) -> String {
+    let mut text = text.to_owned();
+    for s in secrets {
+        if text.contains(s.as_str()) {
+            text = text.replace(s.as_str(), "***");
+        }
+    }
+    text
+}
+
 /// Reads a response's body, failing (without reading on) once it passes `max` bytes.
 pub async fn read_body(mut resp: Response, max: u64, what: &str) -> Result<Vec<u8>, FetchError> {
     if resp.content_length().is_some_and(|n| n > max) {
@@ -224,6 +279,12 @@ pub async fn send(
         let wait = retry_after(&resp);
         let transient = status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS;
         let (body, more) = error_body(resp).await;
+        // An upstream that echoes the request must not put our credentials into run
+        // messages and logs.
+        let body = match build().build() {
+            Ok(req) => scrub(&body, &request_secrets(&req)),
+            Err(_) => body,
+        };
         let snippet: String = body.chars().take(200).collect();
         let mut message = format!("{what}: HTTP {status}: {}", snippet.trim());
         if more {
@@ -279,6 +340,42 @@ pub(crate) fn describe(e: &reqwest::Error) -> String {
 /// A streamed body chunk error, in words.
 pub fn body_error(what: &str, e: &reqwest::Error) -> FetchError {
     FetchError::transient(format!("{what}: {}", describe(e)))
+}
+
+#[cfg(test)]
+mod scrub_tests {
+    use super::*;
+
+    #[test]
+    fn echoed_credentials_are_scrubbed_in_every_form() {
+        let client = reqwest::Client::new();
+        let req = client
+            .get("https://h.example/users?wstoken=SUPERSECRET-abc&page=2")
+            .bearer_auth("BEARER-SECRET-123")
+            .header("x-api-key", "KEY/with+chars")
+            .build()
+            .unwrap();
+        let basic = client
+            .get("https://h.example/u")
+            .basic_auth("svc", Some("PASS-WORD-xyz"))
+            .build()
+            .unwrap();
+        let mut secrets = request_secrets(&req);
+        secrets.extend(request_secrets(&basic));
+        let echo = "auth=Bearer BEARER-SECRET-123 path=/users?wstoken=SUPERSECRET-abc&page=2 \
+                    key=KEY%2Fwith%2Bchars basic=Basic c3ZjOlBBU1MtV09SRC14eXo= pw=PASS-WORD-xyz";
+        let clean = scrub(echo, &secrets);
+        for leaked in [
+            "BEARER-SECRET-123",
+            "SUPERSECRET-abc",
+            "KEY%2Fwith%2Bchars",
+            "c3ZjOlBBU1MtV09SRC14eXo=",
+            "PASS-WORD-xyz",
+        ] {
+            assert!(!clean.contains(leaked), "{leaked} in {clean}");
+        }
+        assert!(clean.contains("page=2"), "short values stay: {clean}");
+    }
 }
 
 #[cfg(test)]

@@ -190,6 +190,18 @@ pub async fn revoke_token(
     Path((slug, id)): Path<(String, Uuid)>,
 ) -> Result<StatusCode, ApiError> {
     let org = principal.org(&state, &slug).await?;
+    // SCIM tokens are the operator's to create, and so to revoke: an org admin cutting off the
+    // identity provider would undo the operator's decision.
+    if principal.require_operator().is_err() {
+        let mut tx = state.roster.store.read().await?;
+        let row = store::tokens::by_id(&mut tx, id).await?;
+        tx.rollback().await?;
+        if row.is_some_and(|t| t.org_id == Some(org.id) && t.kind == "scim") {
+            return Err(ApiError::forbidden(
+                "only the operator token may revoke SCIM tokens",
+            ));
+        }
+    }
     state
         .roster
         .revoke_token(&principal.actor(), id, Some(org.id))

@@ -399,6 +399,16 @@ fn person(line: u64, r: &Record) -> Result<Person, RecordError> {
                 .map_err(|e| err(line, col, v, &e.to_string())),
         }
     };
+    // An id is kept as the source sent it, but a NUL (or any control character) can be
+    // neither stored on every backend nor matched reliably: the row is in error.
+    if r.external_id.chars().any(char::is_control) {
+        return Err(err(
+            line,
+            "external_id",
+            &r.external_id,
+            "the id must not contain control characters",
+        ));
+    }
     let member_email = email("member_email", &r.member_email)?;
     let login_email = email("login_email", &r.login_email)?;
     let name = |col: &str, v: &Option<String>| -> Result<Option<String>, RecordError> {

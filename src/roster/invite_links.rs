@@ -9,7 +9,10 @@
 //! kill the link) and per client (the failed-authentication limiter at the HTTP edge).
 //!
 //! The email the invitee types is not verified: the code is the proof. A link may name the
-//! intended email, and then only that address is accepted.
+//! intended email, and then only that address is accepted. So a link only ever makes a new
+//! member, unless it was made for an address that has a record: then it enrols that invited
+//! person (their role becomes the link's, never touching the owner) or re-adds that past member
+//! (not in an integration-managed org, where the integration decides who comes back).
 
 use chrono::Duration;
 use rand::Rng;
@@ -114,11 +117,12 @@ fn view(l: InviteLink, groups: Vec<String>, now: chrono::DateTime<chrono::Utc>) 
     }
 }
 
-/// Codes compare ignoring case and surrounding space.
+/// Codes compare ignoring surrounding space and the case of ASCII letters (other letters must
+/// match exactly: full case folding would make `ß` and `SS` the same code).
 fn code_hash(link_id: Uuid, code: &str) -> Vec<u8> {
     let mut h = Sha256::new();
     h.update(link_id.as_bytes());
-    h.update(code.trim().to_uppercase().as_bytes());
+    h.update(code.trim().to_ascii_uppercase().as_bytes());
     h.finalize().to_vec()
 }
 
@@ -377,24 +381,34 @@ impl Roster {
             .parse()
             .map_err(|_| RosterError::Store(store::StoreError::Corrupt("link role".into())))?;
         let existing = store::members::by_email(&mut tx, org.id, email.as_str(), true).await?;
+        // A link makes a new member. It reaches an existing member's record only when the admin
+        // made it for that very address: the typed email is not verified, so a link holder must
+        // not be able to take over someone else's invitation, role or past membership.
         let member = match existing {
-            Some(m) if m.access == Access::Enrolled => {
+            None => {
+                self.insert_by_link(&mut tx, org.id, &email, role, now)
+                    .await?
+            }
+            Some(_) if link.email.is_none() => {
+                return Err(RosterError::conflict(
+                    "address_has_membership",
+                    "this address already has a membership in this organization; ask an admin \
+                     to invite it",
+                ));
+            }
+            Some(m) if matches!(m.access, Access::Enrolled | Access::Disabled) => {
                 return Err(RosterError::conflict(
                     "already_member",
                     "this address is already a member of the organization",
                 ));
             }
-            Some(m) if m.access == Access::Disabled => {
-                return Err(RosterError::conflict(
-                    "member_disabled",
-                    "this address is a member whose access is suspended; ask an admin",
-                ));
+            Some(m) if m.access.is_gone() && org.integration().is_some() => {
+                // Whoever the integration removed comes back through the integration.
+                return Err(RosterError::Locked {
+                    integration: org.integration().unwrap_or_default(),
+                });
             }
             Some(before) => self.enrol_by_link(&mut tx, before, role, now).await?,
-            None => {
-                self.insert_by_link(&mut tx, org.id, &email, role, now)
-                    .await?
-            }
         };
         let invitee = Actor::Invitee {
             member_id: member.id,
@@ -433,6 +447,7 @@ impl Roster {
         after.enrolled_at = Some(now);
         after.ever_enrolled = true;
         after.removed_at = None;
+        after.cancelled_at = None;
         if after.role != Role::Owner {
             after.role = role;
         }

@@ -489,11 +489,17 @@ pub const ERROR_VALUE_CHARS: usize = 200;
 /// Longest error message kept, in characters (messages may quote the value).
 pub const ERROR_MESSAGE_CHARS: usize = 1000;
 
-/// `s` cut to `max` characters, ending with an ellipsis when cut.
+/// `s` cut to `max` characters, ending with an ellipsis when cut, with any NUL shown as U+FFFD
+/// (PostgreSQL text cannot hold NUL, and a report should not carry one either).
 pub fn clip(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
-    match s.char_indices().nth(max) {
+    let cut = match s.char_indices().nth(max) {
         None => std::borrow::Cow::Borrowed(s),
         Some((end, _)) => std::borrow::Cow::Owned(format!("{}…", &s[..end])),
+    };
+    if cut.contains('\0') {
+        std::borrow::Cow::Owned(cut.replace('\0', "\u{FFFD}"))
+    } else {
+        cut
     }
 }
 

@@ -33,6 +33,9 @@ pub const TEMPLATE_COLUMNS: [&str; 7] = [
 
 /// Largest CSV taken out of a zip (a guard against zip bombs).
 const MAX_UNZIPPED: u64 = 64 * 1024 * 1024;
+/// Error rows kept per job: every row is still checked and counted, but a file of a million bad
+/// rows must not write a million rows while holding the writer.
+pub const MAX_ERROR_ROWS: usize = 1000;
 
 /// The template: the header row alone.
 pub fn template() -> String {
@@ -149,10 +152,11 @@ fn plan_rows(
     mapping: &Mapping,
     mut planner: Planner,
     locked_by: Option<&str>,
-) -> std::result::Result<(Planner, Vec<Item>, Vec<RunError>, i64), String> {
+) -> std::result::Result<(Planner, Vec<Item>, Vec<RunError>, i64, i64), String> {
     let mut roster = csv_roster::read(csv, mapping).map_err(|e| e.to_string())?;
     let mut items: Vec<Item> = Vec::new();
     let mut errors: Vec<RunError> = Vec::new();
+    let mut error_count = 0i64;
     let mut fetched = 0i64;
     while let Some(row) = roster.next() {
         fetched += 1;
@@ -166,6 +170,10 @@ fn plan_rows(
             Err(e) => Err(e.clone()),
         };
         if let Err(e) = res {
+            error_count += 1;
+            if errors.len() >= MAX_ERROR_ROWS {
+                continue;
+            }
             errors.push(RunError {
                 seq: errors.len() as i64 + 1,
                 line: line as i64,
@@ -187,19 +195,23 @@ fn plan_rows(
                 "membership of this organization is managed by {integration}; \
                  remove the person in {integration}"
             );
+            error_count += 1;
+            if errors.len() >= MAX_ERROR_ROWS {
+                continue;
+            }
             errors.push(RunError {
                 seq: errors.len() as i64 + 1,
                 line: line as i64,
                 external_id: Some(email.clone()),
                 field: Some("active".into()),
-                value: Some(email.clone()),
+                value: None,
                 message,
             });
             continue;
         }
         items.append(&mut out);
     }
-    Ok((planner, items, errors, fetched))
+    Ok((planner, items, errors, error_count, fetched))
 }
 
 impl Engine {
@@ -253,12 +265,13 @@ impl Engine {
         );
         let locked_by = org.integration();
         // Parsing and planning a large upload is CPU work: off the async threads.
-        let (planner, items, errors, fetched) = tokio::task::spawn_blocking(move || {
-            plan_rows(&csv, &mapping, planner, locked_by.as_deref())
-        })
-        .await
-        .map_err(|e| SyncError::Invalid(format!("the upload could not be read: {e}")))?
-        .map_err(SyncError::Invalid)?;
+        let (planner, items, errors, error_count, fetched) =
+            tokio::task::spawn_blocking(move || {
+                plan_rows(&csv, &mapping, planner, locked_by.as_deref())
+            })
+            .await
+            .map_err(|e| SyncError::Invalid(format!("the upload could not be read: {e}")))?
+            .map_err(SyncError::Invalid)?;
         let status = if errors.is_empty() {
             "preview"
         } else {
@@ -267,7 +280,7 @@ impl Engine {
         let counts = PlanCounts {
             fetched,
             unchanged: planner.tally.unchanged as i64,
-            errors: errors.len() as i64,
+            errors: error_count,
             creates: planner.tally.creates as i64,
             updates: planner.tally.updates as i64,
             removals: items
@@ -314,9 +327,14 @@ impl Engine {
             planned_removals: 0,
             planned_reactivations: 0,
             message: (!errors.is_empty()).then(|| {
+                let kept = if error_count as usize > errors.len() {
+                    format!(" (the report keeps the first {})", errors.len())
+                } else {
+                    String::new()
+                };
                 format!(
-                    "{} row(s) have errors; nothing will be applied. Fix them and upload again.",
-                    errors.len()
+                    "{error_count} row(s) have errors{kept}; nothing will be applied. Fix them \
+                     and upload again."
                 )
             }),
             warnings: "[]".into(),
@@ -336,7 +354,14 @@ impl Engine {
         } else {
             store::sync::insert_errors(&mut tx, run.id, &errors).await?;
         }
-        store::sync::set_planned(&mut tx, run.id, &counts, &planner.warnings).await?;
+        let mut warnings = planner.warnings.clone();
+        if error_count as usize > errors.len() {
+            warnings.push(format!(
+                "{error_count} rows have errors; the report keeps the first {}",
+                errors.len()
+            ));
+        }
+        store::sync::set_planned(&mut tx, run.id, &counts, &warnings).await?;
         tx.commit().await?;
         self.run_row(run.id).await
     }

@@ -86,6 +86,23 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(axum::middleware::map_request(sane_request_id))
+}
+
+/// A client's `x-request-id` is kept only if it is a plain token (letters, digits, `-_.:`, at
+/// most 64); anything else is dropped and a fresh id assigned, so it cannot forge log fields.
+async fn sane_request_id(mut req: Request<axum::body::Body>) -> Request<axum::body::Body> {
+    let plain = |v: &axum::http::HeaderValue| {
+        let b = v.as_bytes();
+        !b.is_empty()
+            && b.len() <= 64
+            && b.iter()
+                .all(|c| c.is_ascii_alphanumeric() || b"-_.:".contains(c))
+    };
+    if req.headers().get(REQUEST_ID).is_some_and(|v| !plain(v)) {
+        req.headers_mut().remove(REQUEST_ID);
+    }
+    req
 }
 
 async fn not_found() -> ApiError {

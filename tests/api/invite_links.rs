@@ -124,23 +124,86 @@ async fn a_link_for_an_address_takes_only_that_address_and_generates_its_code() 
     assert_eq!(r.status, 201, "{}", r.text);
     assert_eq!(r.body["role"], "member");
 
-    // An invited person who comes in by link is enrolled, not duplicated.
+    // A link holder cannot take over someone else's record: not the pending owner's, not an
+    // invited admin's, not a past member's. Only a link made for that address reaches it.
     app.add("acme", &admin, &["cid@acme.example"]).await;
-    let link = make(&app, "acme", &admin, json!({"description": "Cid"})).await;
+    let before = app.snapshot("acme").await;
+    for email in ["owner@acme.example", "cid@acme.example", "ann@acme.example"] {
+        let link = make(&app, "acme", &admin, json!({"description": "anyone"})).await;
+        let r = accept(
+            &app,
+            link["url"].as_str().unwrap(),
+            link["code"].as_str().unwrap(),
+            email,
+        )
+        .await;
+        assert_problem(&r, 409);
+        assert!(
+            ["address_has_membership", "already_member"]
+                .contains(&r.body["code"].as_str().unwrap()),
+            "{email}: {}",
+            r.text
+        );
+    }
+    assert_eq!(
+        app.snapshot("acme").await.split('|').next(),
+        before.split('|').next()
+    );
+    let link = make(
+        &app,
+        "acme",
+        &admin,
+        json!({"description": "Cid", "email": "cid@acme.example", "role": "admin"}),
+    )
+    .await;
     let r = accept(
         &app,
         link["url"].as_str().unwrap(),
         link["code"].as_str().unwrap(),
-        "cid@acme.example",
+        "CID@acme.example",
     )
     .await;
     assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["access"], "enrolled");
+    assert_eq!(r.body["role"], "admin");
     let counts = app.get("/api/v1/orgs/acme/members/counts", &admin).await;
     assert_eq!(
         counts.body["invited"], 1,
         "only the owner is still invited: {}",
         counts.text
     );
+    assert_eq!(counts.body["enrolled"], 2, "{}", counts.text);
+
+    // In a managed org, whoever the integration removed does not come back through a link.
+    let gone = app.add("acme", &admin, &["gone@acme.example"]).await[0].to_string();
+    let r = app
+        .post(
+            "/api/v1/orgs/acme/members/remove",
+            &admin,
+            json!({"member_ids": [gone]}),
+        )
+        .await;
+    assert_eq!(r.body["removed"], 1, "{}", r.text);
+    let link = make(
+        &app,
+        "acme",
+        &admin,
+        json!({"description": "Gone", "email": "gone@acme.example"}),
+    )
+    .await;
+    let r = app
+        .patch("/api/v1/orgs/acme", OPERATOR, json!({"managed_by": "Okta"}))
+        .await;
+    assert_eq!(r.status, 200);
+    let r = accept(
+        &app,
+        link["url"].as_str().unwrap(),
+        link["code"].as_str().unwrap(),
+        "gone@acme.example",
+    )
+    .await;
+    assert_problem(&r, 409);
+    assert_eq!(r.body["code"], "integration_managed", "{}", r.text);
 }
 
 #[tokio::test]

@@ -27,6 +27,7 @@ mod lock;
 mod member_states;
 mod members;
 mod owner;
+mod review_fixes;
 mod scim;
 mod serving;
 mod shutdown;
