@@ -145,6 +145,10 @@ fn headers(csv: &[u8]) -> std::result::Result<Vec<String>, String> {
         .collect())
 }
 
+/// What reading an upload gives: the planner, the items (if the job is clean), the error rows
+/// kept (at most [`MAX_ERROR_ROWS`]), how many rows had errors, and how many rows were read.
+type Planned = (Planner, Vec<Item>, Vec<RunError>, i64, i64);
+
 /// Reads every row of an upload into the planner: the items (if the job is clean) and the
 /// error rows (every row is checked, none applied here).
 fn plan_rows(
@@ -152,7 +156,7 @@ fn plan_rows(
     mapping: &Mapping,
     mut planner: Planner,
     locked_by: Option<&str>,
-) -> std::result::Result<(Planner, Vec<Item>, Vec<RunError>, i64, i64), String> {
+) -> std::result::Result<Planned, String> {
     let mut roster = csv_roster::read(csv, mapping).map_err(|e| e.to_string())?;
     let mut items: Vec<Item> = Vec::new();
     let mut errors: Vec<RunError> = Vec::new();

@@ -159,6 +159,9 @@ pub async fn spawn_with(mail: Mail, tweak: impl FnOnce(&mut Config)) -> TestApp 
     config.database.max_connections = 4;
     config.mail.poll_interval_ms = 50;
     config.invitations.poll_interval_ms = 50;
+    // Tests sharing a loaded machine add hundreds of members in one request: a slow answer is
+    // not what they test (the layer's own timeout has its default elsewhere).
+    config.server.request_timeout_secs = 300;
     config.invitations.accept_url = Some("https://learn.example/invite/".into());
     let mut mail_dir = None;
     match mail {
