@@ -755,3 +755,116 @@ async fn guessing_verification_tokens_is_rate_limited() {
     assert_problem(&r, 429);
     assert!(member(&app, "acme", &admin, "a@x.example").await.is_none());
 }
+
+/// Runs the `rosterd` binary against the app's database.
+async fn rosterd(app: &TestApp, args: &[&str]) -> (i32, String, String) {
+    let dir = std::env::temp_dir().join(format!("rosterd-join-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("rosterd.toml");
+    std::fs::write(&config, "").unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_rosterd"))
+        .arg("--config")
+        .arg(&config)
+        .args(["--database-url", &app.state.config.database.url])
+        .args(args)
+        .env_remove("ROSTERD_DATABASE_URL")
+        .env_remove("ROSTERD_CONFIG")
+        .output()
+        .await
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn the_command_line_lists_approves_and_declines_applications() {
+    let app = spawn_app().await;
+    let admin = app.org_with_admin("acme").await;
+    open_page(
+        &app,
+        "acme",
+        &admin,
+        json!({"enabled": true, "slug": "acme", "require_approval": true}),
+    )
+    .await;
+    for who in ["ann@x.example", "bob@x.example"] {
+        assert_eq!(
+            ask(&app, "acme", json!({"email": who, "given_name": "Pat"}))
+                .await
+                .status,
+            202
+        );
+        let token = verification_token(&app, "acme", who).await;
+        assert_eq!(verify(&app, &token).await.status, 200);
+    }
+
+    let (code, out, err) = rosterd(&app, &["applications", "list", "--org", "acme"]).await;
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    let id_of = |email: &str| {
+        lines
+            .iter()
+            .find(|l| l.contains(email))
+            .unwrap()
+            .split('\t')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    let (ann, bob) = (id_of("ann@x.example"), id_of("bob@x.example"));
+    assert!(lines.iter().all(|l| l.ends_with("\tpending")), "{out}");
+
+    let (code, out, err) = rosterd(
+        &app,
+        &["applications", "approve", "--org", "acme", &ann, "--json"],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let approved: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(approved["status"], "approved");
+    assert_eq!(
+        member(&app, "acme", &admin, "ann@x.example").await.unwrap()["access"],
+        "enrolled"
+    );
+
+    let (code, _, err) = rosterd(
+        &app,
+        &[
+            "applications",
+            "decline",
+            "--org",
+            "acme",
+            &bob,
+            "--reason",
+            "Full.",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    // Queued at the command line's (real) time, not the app's test clock: read from the outbox.
+    let mail = app
+        .outbox("acme")
+        .await
+        .into_iter()
+        .find(|r| r.kind == "join_declined")
+        .expect("the outcome email is queued");
+    assert_eq!(mail.to_address, "bob@x.example");
+    assert!(mail.body.contains("Full."), "{}", mail.body);
+
+    // Deciding again, or an application of another org, fails with a message.
+    let (code, _, err) = rosterd(&app, &["applications", "approve", "--org", "acme", &bob]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("already declined"), "{err}");
+    app.org_with_admin("globex").await;
+    let (code, _, err) = rosterd(&app, &["applications", "decline", "--org", "globex", &ann]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("not found"), "{err}");
+    let (code, out, _) = rosterd(&app, &["applications", "list", "--org", "acme"]).await;
+    assert_eq!(code, 0);
+    assert!(out.is_empty(), "{out}");
+}
