@@ -15,6 +15,9 @@
 //! accepted request gets the same answer and the same email. Turning the page off voids every
 //! unverified request and cancels its unsent email at once; verification also checks that the
 //! page is still on. Applications already verified stay for admins to decide.
+//!
+//! In an org whose membership an integration manages, the page cannot be turned on and nobody
+//! is admitted (verification and approval answer `integration_managed`), like manual adds.
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -461,7 +464,12 @@ impl Roster {
         let new = check_settings(new)?;
         let now = self.clock.now();
         let mut tx = self.store.write().await?;
-        lock_org(&mut tx, org_id).await?;
+        let org = lock_org(&mut tx, org_id).await?;
+        if new.enabled
+            && let Some(integration) = org.integration()
+        {
+            return Err(RosterError::Locked { integration });
+        }
         let before = store::join::page(&mut tx, org_id).await?;
         let before = before.as_ref().map(settings_of).transpose()?;
         let page = JoinPage {
@@ -809,6 +817,9 @@ impl Roster {
         actor: &Actor,
         now: DateTime<Utc>,
     ) -> Result<Member> {
+        if let Some(integration) = org.integration() {
+            return Err(RosterError::Locked { integration });
+        }
         let email = Email::parse(&request.email).map_err(|_| corrupt("request email"))?;
         let existing = store::members::by_email(tx, org.id, email.as_str(), true).await?;
         let (before, mut after) = match existing {

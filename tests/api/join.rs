@@ -5,7 +5,7 @@ use chrono::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{Mail, Res, TestApp, assert_problem, spawn_app, spawn_with};
+use crate::helpers::{Mail, OPERATOR, Res, TestApp, assert_problem, spawn_app, spawn_with};
 
 async fn put_join(app: &TestApp, org: &str, token: &str, body: Value) -> Res {
     app.call(
@@ -867,4 +867,64 @@ async fn the_command_line_lists_approves_and_declines_applications() {
     let (code, out, _) = rosterd(&app, &["applications", "list", "--org", "acme"]).await;
     assert_eq!(code, 0);
     assert!(out.is_empty(), "{out}");
+}
+
+#[tokio::test]
+async fn an_integration_managed_org_admits_nobody_through_the_page() {
+    let app = spawn_app().await;
+    let admin = app.org_with_admin("acme").await;
+    open_page(
+        &app,
+        "acme",
+        &admin,
+        json!({"enabled": true, "slug": "acme", "require_approval": true}),
+    )
+    .await;
+    assert_eq!(
+        ask(&app, "acme", json!({"email": "ann@x.example"}))
+            .await
+            .status,
+        202
+    );
+    let token = verification_token(&app, "acme", "ann@x.example").await;
+    assert_eq!(verify(&app, &token).await.body["status"], "pending");
+    let id = applications(&app, "acme", &admin, "pending").await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = app
+        .patch("/api/v1/orgs/acme", OPERATOR, json!({"managed_by": "Okta"}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    let before = app.snapshot("acme").await;
+    let r = app
+        .post(
+            &format!("/api/v1/orgs/acme/applications/{id}/approve"),
+            &admin,
+            json!({}),
+        )
+        .await;
+    assert_problem(&r, 409);
+    assert_eq!(r.body["code"], "integration_managed", "{}", r.text);
+    let r = put_join(
+        &app,
+        "acme",
+        &admin,
+        json!({"enabled": true, "slug": "acme"}),
+    )
+    .await;
+    assert_problem(&r, 409);
+    assert_eq!(r.body["code"], "integration_managed", "{}", r.text);
+    assert_eq!(app.snapshot("acme").await, before);
+    // Declining and turning the page off stay allowed.
+    open_page(&app, "acme", &admin, json!({"enabled": false})).await;
+    let r = app
+        .post(
+            &format!("/api/v1/orgs/acme/applications/{id}/decline"),
+            &admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
 }
