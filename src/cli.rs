@@ -111,6 +111,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List, approve or decline an org's applications (verified join requests awaiting an
+    /// admin).
+    Applications {
+        #[command(subcommand)]
+        command: ApplicationCommand,
+    },
     /// Import a roster CSV (or a .zip holding one) into an org: validate every row, then apply.
     Import {
         #[arg(long)]
@@ -139,6 +145,39 @@ enum OrgCommand {
     },
     /// List organizations.
     List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ApplicationCommand {
+    /// List applications, oldest first: id, email, name, status.
+    List {
+        #[arg(long)]
+        org: String,
+        /// pending, approved, declined, joined, unverified or void.
+        #[arg(long, default_value = "pending")]
+        status: String,
+        /// One JSON object per line (with the answers) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve an application: the applicant becomes an enrolled member and is emailed.
+    Approve {
+        #[arg(long)]
+        org: String,
+        id: Uuid,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Decline an application: the applicant is emailed, with the reason when given.
+    Decline {
+        #[arg(long)]
+        org: String,
+        id: Uuid,
+        #[arg(long)]
+        reason: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -450,6 +489,48 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 TokenCommand::Revoke { token_id } => {
                     roster.revoke_token(&Actor::Cli, token_id, None).await?;
                     out!("revoked token {token_id}");
+                }
+            }
+        }
+        Command::Applications { command } => {
+            let roster = roster(&config).await?;
+            let print =
+                |a: &crate::roster::join::ApplicationView, json: bool| -> anyhow::Result<()> {
+                    if json {
+                        out!("{}", serde_json::to_string(a)?);
+                    } else {
+                        let name = [a.given_name.as_deref(), a.family_name.as_deref()]
+                            .into_iter()
+                            .flatten()
+                            .collect::<Vec<_>>()
+                            .join(" ");
+                        out!("{}\t{}\t{}\t{}", a.id, a.email, name, a.status);
+                    }
+                    Ok(())
+                };
+            match command {
+                ApplicationCommand::List { org, status, json } => {
+                    let org_id = org_id(&roster, &org).await?;
+                    for a in roster.applications(org_id, &status).await? {
+                        print(&a, json)?;
+                    }
+                }
+                ApplicationCommand::Approve { org, id, json } => {
+                    let org_id = org_id(&roster, &org).await?;
+                    let a = roster.approve_application(org_id, &Actor::Cli, id).await?;
+                    print(&a, json)?;
+                }
+                ApplicationCommand::Decline {
+                    org,
+                    id,
+                    reason,
+                    json,
+                } => {
+                    let org_id = org_id(&roster, &org).await?;
+                    let a = roster
+                        .decline_application(org_id, &Actor::Cli, id, reason.as_deref())
+                        .await?;
+                    print(&a, json)?;
                 }
             }
         }

@@ -10,6 +10,7 @@ pub mod extract;
 mod groups;
 mod invitations;
 mod invite_links;
+mod join;
 pub mod members;
 mod orgs;
 pub mod sync;
@@ -51,6 +52,10 @@ pub fn router(config: &Config) -> Router<AppState> {
             get(invite_links::list).post(invite_links::create),
         )
         .route("/invite-links/{id}/revoke", post(invite_links::revoke))
+        .route("/join", get(join::get_settings).put(join::put_settings))
+        .route("/applications", get(join::list))
+        .route("/applications/{id}/approve", post(join::approve))
+        .route("/applications/{id}/decline", post(join::decline))
         .route("/tokens", get(orgs::list_tokens).post(orgs::create_token))
         .route("/tokens/{id}", axum::routing::delete(orgs::revoke_token))
         .route("/groups", get(groups::list).post(groups::create))
@@ -88,4 +93,6 @@ pub fn router(config: &Config) -> Router<AppState> {
         .nest("/orgs/{org}", org)
         .route("/invitations/accept", post(invitations::accept))
         .route("/invite-links/accept", post(invite_links::accept))
+        .route("/join/verify", post(join::verify))
+        .route("/join/{slug}", post(join::ask))
 }

@@ -20,6 +20,8 @@ pub enum Actor {
     System,
     /// The invited person, through their invitation link.
     Invitee { member_id: Uuid },
+    /// A person who asked to join through an org's public join page, by request id.
+    Applicant { request_id: Uuid },
     /// An identity provider over SCIM, by its token.
     ScimClient { id: Uuid, name: String },
     /// A sync run of a configured source (or an import job), by run id.
@@ -51,6 +53,11 @@ impl Actor {
                 "sync",
                 Some(run_id.to_string()),
                 format!("sync of {source}"),
+            ),
+            Actor::Applicant { request_id } => (
+                "applicant",
+                Some(request_id.to_string()),
+                "join request".into(),
             ),
             Actor::Invitee { member_id } => (
                 "invitee",

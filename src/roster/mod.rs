@@ -13,6 +13,7 @@ pub mod groups;
 mod invite_groups;
 pub mod invite_links;
 mod invites;
+pub mod join;
 mod members;
 pub mod orgs;
 mod provisioning;
@@ -52,6 +53,9 @@ pub struct InviteSettings {
     pub kept_groups: std::collections::HashMap<(String, String), String>,
     /// The prefix an invite link's token is appended to (`{public_url}/invite-links/`).
     pub link_url: String,
+    /// The prefix a join request's verification token is appended to
+    /// (`{public_url}/join/verify/`).
+    pub join_verify_url: String,
 }
 
 impl InviteSettings {
@@ -63,6 +67,10 @@ impl InviteSettings {
             expiry: chrono::Duration::days(config.invitations.expiry_days),
             link_url: format!(
                 "{}/invite-links/",
+                config.server.public_url.trim_end_matches('/')
+            ),
+            join_verify_url: format!(
+                "{}/join/verify/",
                 config.server.public_url.trim_end_matches('/')
             ),
             kept_groups: config

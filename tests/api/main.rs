@@ -22,6 +22,7 @@ mod http_json;
 mod invite_links;
 mod invite_options;
 mod invites;
+mod join;
 mod ldap;
 mod lock;
 mod member_states;
