@@ -1170,8 +1170,15 @@ async fn several_tokens_allow_rotation() {
         .as_str()
         .unwrap()
         .to_owned();
+    // Revoking a SCIM token is the operator's, like creating one.
     assert_eq!(
         app.delete(&format!("/api/v1/orgs/acme/tokens/{old_id}"), &admin)
+            .await
+            .status,
+        403
+    );
+    assert_eq!(
+        app.delete(&format!("/api/v1/orgs/acme/tokens/{old_id}"), OPERATOR)
             .await
             .status,
         204
