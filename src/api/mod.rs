@@ -6,10 +6,12 @@
 //! in [`crate::web`]; this module imports no other surface.
 
 mod audit;
+mod dashboard;
 pub mod extract;
 mod groups;
 mod invitations;
 mod invite_links;
+mod ledger;
 pub mod members;
 mod orgs;
 pub mod sync;
@@ -46,6 +48,10 @@ pub fn router(config: &Config) -> Router<AppState> {
         .route("/members/{id}/activity", post(members::activity))
         .route("/ownership", post(members::transfer_ownership))
         .route("/audit", get(audit::list))
+        .route("/dashboard", get(dashboard::get))
+        .route("/points", get(ledger::totals))
+        .route("/points/moves", post(ledger::move_points))
+        .route("/points/ledger", get(ledger::list))
         .route(
             "/invite-links",
             get(invite_links::list).post(invite_links::create),

@@ -221,6 +221,9 @@ pub struct Member {
     pub cancelled_at: Option<DateTime<Utc>>,
     /// When access was suspended (while `disabled`).
     pub disabled_at: Option<DateTime<Utc>>,
+    /// Points held (kept by `roster::ledger` together with its ledger row; never written by
+    /// the member store's `insert`/`update`).
+    pub points: i64,
 }
 
 /// The "activity" column admins see.

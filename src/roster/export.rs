@@ -14,7 +14,7 @@ use crate::store::{self, Store};
 /// Rows fetched per batch.
 pub const BATCH: i64 = 1000;
 
-pub const HEADER: [&str; 7] = [
+pub const HEADER: [&str; 8] = [
     "Name",
     "Member email",
     "Login email",
@@ -22,6 +22,7 @@ pub const HEADER: [&str; 7] = [
     "Role",
     "Activity date",
     "Added date",
+    "Points",
 ];
 
 /// Makes a cell safe to open in a spreadsheet: a cell that starts with a tab or carriage return,
@@ -58,6 +59,7 @@ fn encode(rows: &[Member], with_header: bool) -> Result<Vec<u8>, csv::Error> {
             m.role.as_str(),
             &date(m.activity_at),
             &date(m.added_at),
+            &m.points.to_string(),
         ])?;
     }
     w.into_inner().map_err(|e| csv::Error::from(e.into_error()))

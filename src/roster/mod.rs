@@ -13,6 +13,7 @@ pub mod groups;
 mod invite_groups;
 pub mod invite_links;
 mod invites;
+pub mod ledger;
 mod members;
 pub mod orgs;
 mod provisioning;

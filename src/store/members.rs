@@ -12,7 +12,7 @@ use crate::domain::{Access, AccessView, Member, Role};
 const COLUMNS: &str = "id, org_id, given_name, family_name, display_name, member_email, login_email, \
      role, access, added_at, invited_at, invite_count, reminders_sent, enrolled_at, last_active_at, \
      removed_at, activity_at, ever_enrolled, updated_at, user_name, external_id, scim_data, version, \
-     scim_deleted, cancelled_at, disabled_at";
+     scim_deleted, cancelled_at, disabled_at, points";
 
 /// What the list can be ordered by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -22,6 +22,7 @@ pub enum MemberSort {
     Name,
     Email,
     Activity,
+    Points,
 }
 
 impl MemberSort {
@@ -31,6 +32,7 @@ impl MemberSort {
             MemberSort::Name => "name_key",
             MemberSort::Email => "email_key",
             MemberSort::Activity => "activity_at",
+            MemberSort::Points => "points",
         }
     }
 
@@ -41,6 +43,7 @@ impl MemberSort {
             MemberSort::Name => SortValue::Text(m.name_key()),
             MemberSort::Email => SortValue::Text(m.member_email.to_lowercase()),
             MemberSort::Activity => SortValue::Time(m.activity_at),
+            MemberSort::Points => SortValue::Int(m.points),
         }
     }
 
@@ -55,6 +58,7 @@ impl MemberSort {
 pub enum SortValue {
     Time(DateTime<Utc>),
     Text(String),
+    Int(i64),
 }
 
 /// A page request for the members list.
@@ -169,6 +173,7 @@ async fn fetch(tx: &mut Tx, q: &MemberQuery, plan: Plan) -> Result<Vec<Member>> 
             match value {
                 SortValue::Time(t) => Bind::Time(*t),
                 SortValue::Text(s) => Bind::Text(s.clone()),
+                SortValue::Int(n) => Bind::Int(*n),
             },
         );
         let i = next(&mut binds, Bind::Uuid(*id));

@@ -12,6 +12,7 @@ pub mod audit;
 pub mod groups;
 pub mod invitations;
 pub mod invite_links;
+pub mod ledger;
 pub mod links;
 pub mod members;
 pub mod orgs;

@@ -142,9 +142,9 @@ async fn cli_commands_and_exit_codes() {
         .await;
     assert_eq!(code, 0, "{err}");
     let csv = std::fs::read_to_string(&file).unwrap();
-    assert!(
-        csv.starts_with("Name,Member email,Login email,Access,Role,Activity date,Added date\n")
-    );
+    assert!(csv.starts_with(
+        "Name,Member email,Login email,Access,Role,Activity date,Added date,Points\n"
+    ));
     assert!(csv.contains("boss@acme.example,,invited,owner,"), "{csv}");
 
     // Revoke by id (printed on stderr at creation).

@@ -23,6 +23,7 @@ mod invite_links;
 mod invite_options;
 mod invites;
 mod ldap;
+mod ledger;
 mod lock;
 mod member_states;
 mod members;

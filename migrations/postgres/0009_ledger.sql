@@ -1,0 +1,27 @@
+-- Points (credits): the org's pool and each member's balance, kept on their rows so lists can
+-- sort by them, and the append-only ledger of every movement. A movement's idempotency key is
+-- unique per org: a replay answers the movement it already made.
+
+ALTER TABLE orgs ADD COLUMN points_pool BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE members ADD COLUMN points BIGINT NOT NULL DEFAULT 0;
+
+CREATE TABLE points_ledger (
+    id               UUID PRIMARY KEY,
+    org_id           UUID NOT NULL REFERENCES orgs(id),
+    at               TIMESTAMPTZ NOT NULL,
+    -- pool_add: points added to the pool; give: pool → member; take: member → pool.
+    kind             TEXT NOT NULL CHECK (kind IN ('pool_add', 'give', 'take')),
+    member_id        UUID REFERENCES members(id),
+    amount           BIGINT NOT NULL CHECK (amount > 0),
+    reason           TEXT NOT NULL,
+    idempotency_key  TEXT NOT NULL,
+    actor_kind       TEXT NOT NULL,
+    actor_id         TEXT,
+    actor_label      TEXT NOT NULL,
+    pool_after       BIGINT NOT NULL,
+    balance_after    BIGINT
+);
+CREATE UNIQUE INDEX points_ledger_key ON points_ledger (org_id, idempotency_key);
+CREATE INDEX points_ledger_org ON points_ledger (org_id, id);
+CREATE INDEX points_ledger_member ON points_ledger (org_id, member_id, id);
+CREATE INDEX members_org_points ON members (org_id, points, id);

@@ -1,0 +1,137 @@
+//! Points: the org's pool (`orgs.points_pool`), members' balances (`members.points`) and the
+//! append-only ledger of movements (`points_ledger`). There is no UPDATE or DELETE of a
+//! ledger row anywhere; balances change only together with the row that explains them.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::{Result, Tx, on_tx};
+
+/// One movement of points.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct LedgerRow {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub at: DateTime<Utc>,
+    /// `pool_add`, `give` (pool → member) or `take` (member → pool).
+    pub kind: String,
+    pub member_id: Option<Uuid>,
+    pub amount: i64,
+    pub reason: String,
+    pub idempotency_key: String,
+    pub actor_kind: String,
+    pub actor_id: Option<String>,
+    pub actor_label: String,
+    /// The pool after this movement.
+    pub pool_after: i64,
+    /// The member's balance after this movement (`give` and `take`).
+    pub balance_after: Option<i64>,
+}
+
+const COLUMNS: &str = "id, org_id, at, kind, member_id, amount, reason, idempotency_key, \
+     actor_kind, actor_id, actor_label, pool_after, balance_after";
+
+/// The org's pool. Call after `orgs::lock` when the value is about to change.
+pub async fn pool(tx: &mut Tx, org_id: Uuid) -> Result<Option<i64>> {
+    Ok(on_tx!(tx, c => sqlx::query_scalar::<_, i64>(
+        "SELECT points_pool FROM orgs WHERE id = $1")
+        .bind(org_id).fetch_optional(&mut *c).await)?)
+}
+
+/// Points held by the org's members together.
+pub async fn distributed(tx: &mut Tx, org_id: Uuid) -> Result<i64> {
+    Ok(on_tx!(tx, c => sqlx::query_scalar::<_, i64>(
+        "SELECT CAST(COALESCE(SUM(points), 0) AS BIGINT) FROM members WHERE org_id = $1")
+        .bind(org_id).fetch_one(&mut *c).await)?)
+}
+
+/// A member's balance, `None` when the member is not in the org.
+pub async fn balance(tx: &mut Tx, org_id: Uuid, member_id: Uuid) -> Result<Option<i64>> {
+    Ok(on_tx!(tx, c => sqlx::query_scalar::<_, i64>(
+        "SELECT points FROM members WHERE org_id = $1 AND id = $2")
+        .bind(org_id).bind(member_id).fetch_optional(&mut *c).await)?)
+}
+
+pub async fn set_pool(tx: &mut Tx, org_id: Uuid, points: i64) -> Result<()> {
+    on_tx!(tx, c => sqlx::query("UPDATE orgs SET points_pool = $2 WHERE id = $1")
+        .bind(org_id).bind(points)
+        .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+pub async fn set_balance(tx: &mut Tx, org_id: Uuid, member_id: Uuid, points: i64) -> Result<()> {
+    on_tx!(tx, c => sqlx::query("UPDATE members SET points = $3 WHERE org_id = $1 AND id = $2")
+        .bind(org_id).bind(member_id).bind(points)
+        .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// The movement made under an idempotency key, if any.
+pub async fn by_key(tx: &mut Tx, org_id: Uuid, key: &str) -> Result<Option<LedgerRow>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM points_ledger WHERE org_id = $1 AND idempotency_key = $2"
+    ));
+    Ok(on_tx!(tx, c => sqlx::query_as::<_, LedgerRow>(sql)
+        .bind(org_id).bind(key).fetch_optional(&mut *c).await)?)
+}
+
+pub async fn insert(tx: &mut Tx, row: &LedgerRow) -> Result<()> {
+    on_tx!(tx, c => sqlx::query(
+        "INSERT INTO points_ledger (id, org_id, at, kind, member_id, amount, reason,
+             idempotency_key, actor_kind, actor_id, actor_label, pool_after, balance_after)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)")
+        .bind(row.id)
+        .bind(row.org_id)
+        .bind(row.at)
+        .bind(&row.kind)
+        .bind(row.member_id)
+        .bind(row.amount)
+        .bind(&row.reason)
+        .bind(&row.idempotency_key)
+        .bind(&row.actor_kind)
+        .bind(&row.actor_id)
+        .bind(&row.actor_label)
+        .bind(row.pool_after)
+        .bind(row.balance_after)
+        .execute(&mut *c)
+        .await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Newest first, optionally one member's; `before_id` continues after the last row of the
+/// previous page (ids are UUIDv7, so their order is the order of writing).
+pub async fn page(
+    tx: &mut Tx,
+    org_id: Uuid,
+    member_id: Option<Uuid>,
+    before_id: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<LedgerRow>> {
+    // Statement text only from constants; every value bound. `$2`/`$3` may be NULL.
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM points_ledger
+         WHERE org_id = $1
+           AND ($2 IS NULL OR member_id = $2)
+           AND ($3 IS NULL OR id < $3)
+         ORDER BY id DESC LIMIT $4"
+    ));
+    Ok(on_tx!(tx, c => sqlx::query_as::<_, LedgerRow>(sql)
+        .bind(org_id).bind(member_id).bind(before_id).bind(limit)
+        .fetch_all(&mut *c).await)?)
+}
+
+/// Runs of the org waiting for approval.
+pub async fn held_runs(tx: &mut Tx, org_id: Uuid) -> Result<i64> {
+    Ok(on_tx!(tx, c => sqlx::query_scalar::<_, i64>(
+        "SELECT COUNT(*) FROM sync_runs WHERE org_id = $1 AND status = 'held'")
+        .bind(org_id).fetch_one(&mut *c).await)?)
+}
+
+/// Names of the org's sources whose last runs failed (`consecutive_failures > 0`).
+pub async fn failing_sources(tx: &mut Tx, org_id: Uuid) -> Result<Vec<String>> {
+    Ok(on_tx!(tx, c => sqlx::query_scalar::<_, String>(
+        "SELECT name FROM sync_sources WHERE org_id = $1 AND consecutive_failures > 0
+         ORDER BY name")
+        .bind(org_id).fetch_all(&mut *c).await)?)
+}
