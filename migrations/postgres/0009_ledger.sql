@@ -25,3 +25,24 @@ CREATE UNIQUE INDEX points_ledger_key ON points_ledger (org_id, idempotency_key)
 CREATE INDEX points_ledger_org ON points_ledger (org_id, id);
 CREATE INDEX points_ledger_member ON points_ledger (org_id, member_id, id);
 CREATE INDEX members_org_points ON members (org_id, points, id);
+
+-- Fees and payments: a member's monthly fee and what they paid, in integer minor units of one
+-- ISO 4217 currency per member (set by the first fee or payment). `total_paid` is the sum of
+-- the member's payments, kept with each payment so lists can sort by it.
+ALTER TABLE members ADD COLUMN monthly_fee BIGINT;
+ALTER TABLE members ADD COLUMN currency TEXT;
+ALTER TABLE members ADD COLUMN total_paid BIGINT NOT NULL DEFAULT 0;
+
+CREATE TABLE payments (
+    id           UUID PRIMARY KEY,
+    org_id       UUID NOT NULL REFERENCES orgs(id),
+    member_id    UUID NOT NULL REFERENCES members(id),
+    amount       BIGINT NOT NULL CHECK (amount > 0),
+    currency     TEXT NOT NULL,
+    paid_on      DATE NOT NULL,
+    note         TEXT,
+    recorded_at  TIMESTAMPTZ NOT NULL,
+    actor_label  TEXT NOT NULL
+);
+CREATE INDEX payments_member ON payments (org_id, member_id, id);
+CREATE INDEX members_org_total_paid ON members (org_id, total_paid, id);

@@ -1,5 +1,6 @@
 //! `/api/v1/orgs/{org}/points…`: the org's pool and what members hold, movements of points
-//! (`POST /points/moves`, idempotent by key) and the ledger, newest first, paged by cursor.
+//! (`POST /points/moves`, idempotent by key) and the ledger, newest first, paged by cursor;
+//! a member's monthly fee (`PUT /members/{id}/fee`) and payments (`…/members/{id}/payments`).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -9,8 +10,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::extract::{Json, Path, Query};
-use crate::roster::ledger::{PointsMove, PointsTotals};
-use crate::store::ledger::LedgerRow;
+use super::members::MemberView;
+use crate::roster::ledger::{FeeChange, NewPayment, PointsMove, PointsTotals};
+use crate::store::ledger::{LedgerRow, PaymentRow};
 use crate::store::{self};
 use crate::web::AppState;
 use crate::web::Principal;
@@ -108,22 +110,8 @@ pub async fn list(
     Query(p): Query<LedgerParams>,
 ) -> Result<axum::Json<LedgerPage>, ApiError> {
     let org = principal.org(&state, &slug).await?;
-    let limit = p.limit.unwrap_or(50);
-    if limit == 0 || limit > 200 {
-        return Err(ApiError::field("limit", "must be between 1 and 200"));
-    }
-    let before = p
-        .cursor
-        .as_deref()
-        .map(|c| {
-            Uuid::try_parse(c).map_err(|_| {
-                ApiError::field(
-                    "cursor",
-                    "not a cursor returned by this list; start again without it",
-                )
-            })
-        })
-        .transpose()?;
+    let limit = check_limit(p.limit)?;
+    let before = parse_cursor(p.cursor.as_deref())?;
     let mut tx = state.roster.store.read().await?;
     if let Some(id) = p.member_id
         && store::ledger::balance(&mut tx, org.id, id).await?.is_none()
@@ -141,4 +129,94 @@ pub async fn list(
         items: rows.into_iter().map(LedgerEntry::from).collect(),
         next_cursor,
     }))
+}
+
+/// `PUT /members/{id}/fee`: the member's fee replaced; answers the member.
+pub async fn put_fee(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((slug, id)): Path<(String, Uuid)>,
+    Json(body): Json<FeeChange>,
+) -> Result<axum::Json<MemberView>, ApiError> {
+    let org = principal.org(&state, &slug).await?;
+    let m = state
+        .roster
+        .set_fee(org.id, &principal.actor(), id, body)
+        .await?;
+    Ok(axum::Json(MemberView::from(&m)))
+}
+
+pub async fn record_payment(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((slug, id)): Path<(String, Uuid)>,
+    Json(body): Json<NewPayment>,
+) -> Result<(StatusCode, axum::Json<PaymentRow>), ApiError> {
+    let org = principal.org(&state, &slug).await?;
+    let row = state
+        .roster
+        .record_payment(org.id, &principal.actor(), id, body)
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(row)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageParams {
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PaymentPage {
+    pub items: Vec<PaymentRow>,
+    pub next_cursor: Option<String>,
+}
+
+/// A member's payments, newest recorded first.
+pub async fn list_payments(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((slug, id)): Path<(String, Uuid)>,
+    Query(p): Query<PageParams>,
+) -> Result<axum::Json<PaymentPage>, ApiError> {
+    let org = principal.org(&state, &slug).await?;
+    let limit = check_limit(p.limit)?;
+    let before = parse_cursor(p.cursor.as_deref())?;
+    let mut tx = state.roster.store.read().await?;
+    if store::ledger::balance(&mut tx, org.id, id).await?.is_none() {
+        tx.rollback().await?;
+        return Err(ApiError::not_found("member"));
+    }
+    let mut rows =
+        store::ledger::payments(&mut tx, org.id, id, before, i64::from(limit) + 1).await?;
+    tx.rollback().await?;
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next_cursor = rows.last().filter(|_| more).map(|r| r.id.to_string());
+    Ok(axum::Json(PaymentPage {
+        items: rows,
+        next_cursor,
+    }))
+}
+
+fn check_limit(limit: Option<u32>) -> Result<u32, ApiError> {
+    let limit = limit.unwrap_or(50);
+    if limit == 0 || limit > 200 {
+        return Err(ApiError::field("limit", "must be between 1 and 200"));
+    }
+    Ok(limit)
+}
+
+fn parse_cursor(cursor: Option<&str>) -> Result<Option<Uuid>, ApiError> {
+    cursor
+        .map(|c| {
+            Uuid::try_parse(c).map_err(|_| {
+                ApiError::field(
+                    "cursor",
+                    "not a cursor returned by this list; start again without it",
+                )
+            })
+        })
+        .transpose()
 }

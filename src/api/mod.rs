@@ -46,6 +46,11 @@ pub fn router(config: &Config) -> Router<AppState> {
                 .delete(members::remove_one),
         )
         .route("/members/{id}/activity", post(members::activity))
+        .route("/members/{id}/fee", axum::routing::put(ledger::put_fee))
+        .route(
+            "/members/{id}/payments",
+            get(ledger::list_payments).post(ledger::record_payment),
+        )
         .route("/ownership", post(members::transfer_ownership))
         .route("/audit", get(audit::list))
         .route("/dashboard", get(dashboard::get))

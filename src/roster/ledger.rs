@@ -4,6 +4,10 @@
 //! the balance on the member updated, the audit entry appended. Its idempotency key is unique
 //! per org: the same request again answers the movement already made, a different request with
 //! that key is refused.
+//!
+//! Fees and payments: a member's monthly fee and recorded payments, in whole minor units of one
+//! ISO 4217 currency per member (set by the first fee or payment; another currency is refused).
+//! A payment adds to the member's `total_paid` in its transaction, audited like the rest.
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -256,6 +260,236 @@ impl Roster {
         let distributed = store::ledger::distributed(&mut tx, org_id).await?;
         tx.rollback().await?;
         Ok(PointsTotals { pool, distributed })
+    }
+}
+
+/// The most money (minor units) one fee, payment or total may be.
+pub const MAX_MONEY: i64 = 1_000_000_000_000_000;
+/// Longest payment note, in characters.
+pub const MAX_NOTE: usize = 500;
+
+/// A member's monthly fee, replaced as a whole (`PUT`): no `monthly_fee` means no fee.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeeChange {
+    /// Minor units of `currency` (2500 = 25.00 EUR), 0 or more; absent or null clears the fee.
+    #[serde(default)]
+    pub monthly_fee: Option<i64>,
+    /// ISO 4217 code; required with a fee.
+    #[serde(default)]
+    pub currency: Option<String>,
+}
+
+/// A payment to record.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewPayment {
+    /// Minor units of `currency`, more than 0.
+    pub amount: i64,
+    pub currency: String,
+    /// The day it was paid (`2026-03-01`), not after today.
+    pub paid_on: String,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// An ISO 4217 code's shape: three uppercase ASCII letters.
+fn check_currency(field: &str, c: &str, errors: &mut Vec<super::FieldError>) {
+    if !(c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase())) {
+        errors.push(super::FieldError::new(
+            field,
+            "must be an ISO 4217 currency code: three uppercase letters such as EUR",
+        ));
+    }
+}
+
+/// The member's currency must be the one given (or the member has none yet).
+fn same_currency(m: &crate::domain::Member, given: &str) -> Result<()> {
+    match &m.currency {
+        Some(c) if c != given => Err(RosterError::conflict(
+            "currency_mismatch",
+            format!("this member's fee and payments are in {c}, not {given}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+impl Roster {
+    /// Sets or clears a member's monthly fee.
+    pub async fn set_fee(
+        &self,
+        org_id: Uuid,
+        actor: &Actor,
+        member_id: Uuid,
+        change: FeeChange,
+    ) -> Result<crate::domain::Member> {
+        let mut errors = Vec::new();
+        if let Some(f) = change.monthly_fee
+            && !(0..=MAX_MONEY).contains(&f)
+        {
+            errors.push(super::FieldError::new(
+                "monthly_fee",
+                format!("must be whole minor units (cents) from 0 to {MAX_MONEY}"),
+            ));
+        }
+        match (&change.monthly_fee, &change.currency) {
+            (_, Some(c)) => check_currency("currency", c, &mut errors),
+            (Some(_), None) => errors.push(super::FieldError::new(
+                "currency",
+                "required with a monthly fee",
+            )),
+            (None, None) => {}
+        }
+        if !errors.is_empty() {
+            return Err(RosterError::Invalid(errors));
+        }
+        let now = self.clock.now();
+        let mut tx = self.store.write().await?;
+        super::members::lock_org(&mut tx, org_id).await?;
+        let before = store::members::by_id(&mut tx, org_id, member_id, true)
+            .await?
+            .ok_or_else(|| RosterError::NotFound("member".into()))?;
+        if let Some(c) = &change.currency {
+            same_currency(&before, c)?;
+        }
+        let mut after = before.clone();
+        after.monthly_fee = change.monthly_fee;
+        after.currency = change.currency.or(before.currency.clone());
+        store::ledger::set_money(
+            &mut tx,
+            org_id,
+            member_id,
+            after.monthly_fee,
+            after.currency.as_deref(),
+            after.total_paid,
+        )
+        .await?;
+        record(
+            &mut tx,
+            now,
+            Some(org_id),
+            actor,
+            "member.fee_set",
+            ("member", Some(member_id.to_string())),
+            Some(&Money::of(&before)),
+            Some(&Money::of(&after)),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    /// Records a payment and adds it to the member's total.
+    pub async fn record_payment(
+        &self,
+        org_id: Uuid,
+        actor: &Actor,
+        member_id: Uuid,
+        p: NewPayment,
+    ) -> Result<store::ledger::PaymentRow> {
+        let now = self.clock.now();
+        let mut errors = Vec::new();
+        if !(1..=MAX_MONEY).contains(&p.amount) {
+            errors.push(super::FieldError::new(
+                "amount",
+                format!("must be whole minor units (cents) from 1 to {MAX_MONEY}"),
+            ));
+        }
+        check_currency("currency", &p.currency, &mut errors);
+        let paid_on = match chrono::NaiveDate::parse_from_str(&p.paid_on, "%Y-%m-%d") {
+            Ok(d) if d <= now.date_naive() => Some(d),
+            Ok(_) => {
+                errors.push(super::FieldError::new("paid_on", "must not be after today"));
+                None
+            }
+            Err(_) => {
+                errors.push(super::FieldError::new(
+                    "paid_on",
+                    format!("`{}` is not a date like 2026-01-31", p.paid_on),
+                ));
+                None
+            }
+        };
+        let note = p
+            .note
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty());
+        if let Some(n) = &note
+            && let Err(RosterError::Invalid(e)) = check_text("note", n, MAX_NOTE)
+        {
+            errors.extend(e);
+        }
+        let Some(paid_on) = paid_on.filter(|_| errors.is_empty()) else {
+            return Err(RosterError::Invalid(errors));
+        };
+        let mut tx = self.store.write().await?;
+        super::members::lock_org(&mut tx, org_id).await?;
+        let m = store::members::by_id(&mut tx, org_id, member_id, true)
+            .await?
+            .ok_or_else(|| RosterError::NotFound("member".into()))?;
+        same_currency(&m, &p.currency)?;
+        let total = m
+            .total_paid
+            .checked_add(p.amount)
+            .filter(|t| *t <= MAX_MONEY)
+            .ok_or_else(|| {
+                RosterError::conflict(
+                    "money_limit",
+                    format!("this payment would take the member's total above {MAX_MONEY}"),
+                )
+            })?;
+        let row = store::ledger::PaymentRow {
+            id: Uuid::now_v7(),
+            org_id,
+            member_id,
+            amount: p.amount,
+            currency: p.currency.clone(),
+            paid_on,
+            note,
+            recorded_at: now,
+            actor_label: actor.label(),
+        };
+        store::ledger::insert_payment(&mut tx, &row).await?;
+        store::ledger::set_money(
+            &mut tx,
+            org_id,
+            member_id,
+            m.monthly_fee,
+            Some(&p.currency),
+            total,
+        )
+        .await?;
+        record(
+            &mut tx,
+            now,
+            Some(org_id),
+            actor,
+            "payment.recorded",
+            ("member", Some(member_id.to_string())),
+            None::<&store::ledger::PaymentRow>,
+            Some(&row),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+}
+
+/// A member's money, as the audit log shows it.
+#[derive(Debug, Serialize)]
+struct Money<'a> {
+    monthly_fee: Option<i64>,
+    currency: Option<&'a str>,
+    total_paid: i64,
+}
+
+impl<'a> Money<'a> {
+    fn of(m: &'a crate::domain::Member) -> Self {
+        Money {
+            monthly_fee: m.monthly_fee,
+            currency: m.currency.as_deref(),
+            total_paid: m.total_paid,
+        }
     }
 }
 

@@ -161,6 +161,9 @@ impl Roster {
                     cancelled_at: None,
                     disabled_at: None,
                     points: 0,
+                    monthly_fee: None,
+                    currency: None,
+                    total_paid: 0,
                 },
             ),
         };

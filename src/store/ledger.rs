@@ -135,3 +135,75 @@ pub async fn failing_sources(tx: &mut Tx, org_id: Uuid) -> Result<Vec<String>> {
          ORDER BY name")
         .bind(org_id).fetch_all(&mut *c).await)?)
 }
+
+/// One recorded payment of a member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct PaymentRow {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub member_id: Uuid,
+    /// Minor units of `currency`.
+    pub amount: i64,
+    pub currency: String,
+    pub paid_on: chrono::NaiveDate,
+    pub note: Option<String>,
+    pub recorded_at: DateTime<Utc>,
+    pub actor_label: String,
+}
+
+const PAYMENT_COLUMNS: &str =
+    "id, org_id, member_id, amount, currency, paid_on, note, recorded_at, actor_label";
+
+/// Sets a member's fee, currency and total paid (the money columns only).
+pub async fn set_money(
+    tx: &mut Tx,
+    org_id: Uuid,
+    member_id: Uuid,
+    monthly_fee: Option<i64>,
+    currency: Option<&str>,
+    total_paid: i64,
+) -> Result<()> {
+    on_tx!(tx, c => sqlx::query(
+        "UPDATE members SET monthly_fee = $3, currency = $4, total_paid = $5
+         WHERE org_id = $1 AND id = $2")
+        .bind(org_id).bind(member_id).bind(monthly_fee).bind(currency).bind(total_paid)
+        .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+pub async fn insert_payment(tx: &mut Tx, p: &PaymentRow) -> Result<()> {
+    on_tx!(tx, c => sqlx::query(
+        "INSERT INTO payments (id, org_id, member_id, amount, currency, paid_on, note,
+             recorded_at, actor_label)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+        .bind(p.id)
+        .bind(p.org_id)
+        .bind(p.member_id)
+        .bind(p.amount)
+        .bind(&p.currency)
+        .bind(p.paid_on)
+        .bind(&p.note)
+        .bind(p.recorded_at)
+        .bind(&p.actor_label)
+        .execute(&mut *c)
+        .await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// A member's payments, newest recorded first; `before_id` continues a previous page.
+pub async fn payments(
+    tx: &mut Tx,
+    org_id: Uuid,
+    member_id: Uuid,
+    before_id: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<PaymentRow>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {PAYMENT_COLUMNS} FROM payments
+         WHERE org_id = $1 AND member_id = $2 AND ($3 IS NULL OR id < $3)
+         ORDER BY id DESC LIMIT $4"
+    ));
+    Ok(on_tx!(tx, c => sqlx::query_as::<_, PaymentRow>(sql)
+        .bind(org_id).bind(member_id).bind(before_id).bind(limit)
+        .fetch_all(&mut *c).await)?)
+}

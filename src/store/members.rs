@@ -12,7 +12,8 @@ use crate::domain::{Access, AccessView, Member, Role};
 const COLUMNS: &str = "id, org_id, given_name, family_name, display_name, member_email, login_email, \
      role, access, added_at, invited_at, invite_count, reminders_sent, enrolled_at, last_active_at, \
      removed_at, activity_at, ever_enrolled, updated_at, user_name, external_id, scim_data, version, \
-     scim_deleted, cancelled_at, disabled_at, points";
+     scim_deleted, cancelled_at, disabled_at, points, \
+     monthly_fee, currency, total_paid";
 
 /// What the list can be ordered by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -23,6 +24,7 @@ pub enum MemberSort {
     Email,
     Activity,
     Points,
+    TotalPaid,
 }
 
 impl MemberSort {
@@ -33,6 +35,7 @@ impl MemberSort {
             MemberSort::Email => "email_key",
             MemberSort::Activity => "activity_at",
             MemberSort::Points => "points",
+            MemberSort::TotalPaid => "total_paid",
         }
     }
 
@@ -44,6 +47,7 @@ impl MemberSort {
             MemberSort::Email => SortValue::Text(m.member_email.to_lowercase()),
             MemberSort::Activity => SortValue::Time(m.activity_at),
             MemberSort::Points => SortValue::Int(m.points),
+            MemberSort::TotalPaid => SortValue::Int(m.total_paid),
         }
     }
 

@@ -143,7 +143,7 @@ async fn cli_commands_and_exit_codes() {
     assert_eq!(code, 0, "{err}");
     let csv = std::fs::read_to_string(&file).unwrap();
     assert!(csv.starts_with(
-        "Name,Member email,Login email,Access,Role,Activity date,Added date,Points\n"
+        "Name,Member email,Login email,Access,Role,Activity date,Added date,Points,Monthly fee,Total paid,Currency\n"
     ));
     assert!(csv.contains("boss@acme.example,,invited,owner,"), "{csv}");
 

@@ -65,7 +65,10 @@ async fn export_lists_current_and_past_members_safely() {
             "Role",
             "Activity date",
             "Added date",
-            "Points"
+            "Points",
+            "Monthly fee",
+            "Total paid",
+            "Currency"
         ]
     );
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();

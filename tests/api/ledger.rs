@@ -197,14 +197,14 @@ async fn points_move_between_pool_and_members_with_ledger_and_audit() {
         .get("/api/v1/orgs/acme/members/export.csv", &admin)
         .await;
     assert!(
-        csv.text.lines().next().unwrap().ends_with(",Points"),
+        csv.text.lines().next().unwrap().contains(",Points,"),
         "{}",
         csv.text
     );
     assert!(
         csv.text
             .lines()
-            .any(|l| l.starts_with("ada@acme.example,ada@acme.example,") && l.ends_with(",20")),
+            .any(|l| l.starts_with("ada@acme.example,ada@acme.example,") && l.ends_with(",20,,0,")),
         "{}",
         csv.text
     );
@@ -608,4 +608,227 @@ async fn the_dashboard_counts_members_points_held_runs_and_failing_sources() {
         "the held removals are not applied"
     );
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn fees_and_payments_in_minor_units_with_totals_sorted_and_exported() {
+    let app = spawn_app().await;
+    let admin = app.org_with_admin("acme").await;
+    let other = app.org_with_admin("other").await;
+    let ids = app
+        .add("acme", &admin, &["ada@acme.example", "bob@acme.example"])
+        .await;
+    let (ada, bob) = (ids[0], ids[1]);
+    let stranger = app.add("other", &other, &["eve@other.example"]).await[0];
+    let fee = |id: Uuid| format!("/api/v1/orgs/acme/members/{id}/fee");
+    let pay = |id: Uuid| format!("/api/v1/orgs/acme/members/{id}/payments");
+    let put = |path: String, body: Value| {
+        let admin = admin.clone();
+        let app = &app;
+        async move {
+            app.call(reqwest::Method::PUT, &path, Some(&admin), Some(body))
+                .await
+        }
+    };
+
+    let r = put(fee(ada), json!({"monthly_fee": 2500, "currency": "EUR"})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["monthly_fee"], 2500);
+    assert_eq!(r.body["currency"], "EUR");
+    assert_eq!(r.body["total_paid"], 0);
+    for (amount, on, note) in [
+        (2500, "2026-01-05", Some("January")),
+        (1250, "2026-02-05", None),
+    ] {
+        let mut body = json!({"amount": amount, "currency": "EUR", "paid_on": on});
+        if let Some(n) = note {
+            body["note"] = json!(n);
+        }
+        let r = app.post(&pay(ada), &admin, body).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        assert_eq!(r.body["amount"], amount);
+        assert_eq!(r.body["paid_on"], on);
+    }
+    let r = app
+        .post(
+            &pay(bob),
+            &admin,
+            json!({"amount": 100, "currency": "USD", "paid_on": "2026-03-01"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+
+    let d = app
+        .get(&format!("/api/v1/orgs/acme/members/{ada}"), &admin)
+        .await;
+    assert_eq!(
+        (
+            &d.body["monthly_fee"],
+            &d.body["currency"],
+            &d.body["total_paid"]
+        ),
+        (&json!(2500), &json!("EUR"), &json!(3750)),
+        "{}",
+        d.text
+    );
+    let list = app.get(&pay(ada), &admin).await;
+    assert_eq!(list.status, 200, "{}", list.text);
+    let amounts: Vec<i64> = list.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["amount"].as_i64().unwrap())
+        .collect();
+    assert_eq!(amounts, [1250, 2500], "newest first");
+    assert_eq!(list.body["items"][1]["note"], "January");
+    let page = app.get(&format!("{}?limit=1", pay(ada)), &admin).await;
+    let c = page.body["next_cursor"].as_str().unwrap();
+    let rest = app
+        .get(&format!("{}?limit=1&cursor={c}", pay(ada)), &admin)
+        .await;
+    assert_eq!(rest.body["items"][0]["amount"], 2500);
+    assert!(rest.body["next_cursor"].is_null());
+
+    // Audited.
+    let r = app.get("/api/v1/orgs/acme/audit?limit=4", &admin).await;
+    let actions: Vec<&str> = r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "payment.recorded",
+            "payment.recorded",
+            "payment.recorded",
+            "member.fee_set"
+        ]
+    );
+    assert_eq!(r.body["items"][3]["after"]["monthly_fee"], 2500);
+
+    // Sorted by total paid; exported with fee, total and currency.
+    let r = app
+        .get(
+            "/api/v1/orgs/acme/members?sort=total_paid&order=desc",
+            &admin,
+        )
+        .await;
+    let emails: Vec<&str> = r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["member_email"].as_str().unwrap())
+        .collect();
+    assert_eq!(emails[..2], ["ada@acme.example", "bob@acme.example"]);
+    let csv = app
+        .get("/api/v1/orgs/acme/members/export.csv", &admin)
+        .await;
+    assert!(
+        csv.text
+            .lines()
+            .any(|l| l.starts_with("ada@acme.example,") && l.ends_with(",0,2500,3750,EUR")),
+        "{}",
+        csv.text
+    );
+
+    // Refusals change nothing.
+    let audit_before = app.get("/api/v1/orgs/acme/audit", &admin).await.text;
+    for (body, field) in [
+        (
+            json!({"amount": 0, "currency": "EUR", "paid_on": "2026-01-01"}),
+            "amount",
+        ),
+        (
+            json!({"amount": -1, "currency": "EUR", "paid_on": "2026-01-01"}),
+            "amount",
+        ),
+        (
+            json!({"amount": 1, "currency": "eur", "paid_on": "2026-01-01"}),
+            "currency",
+        ),
+        (
+            json!({"amount": 1, "currency": "EURO", "paid_on": "2026-01-01"}),
+            "currency",
+        ),
+        (
+            json!({"amount": 1, "currency": "EUR", "paid_on": "2026-13-01"}),
+            "paid_on",
+        ),
+        (
+            json!({"amount": 1, "currency": "EUR", "paid_on": "2999-01-01"}),
+            "paid_on",
+        ),
+        (
+            json!({"amount": 1, "currency": "EUR", "paid_on": "2026-01-01", "note": "a\u{1}b"}),
+            "note",
+        ),
+    ] {
+        let r = app.post(&pay(ada), &admin, body).await;
+        assert_problem(&r, 422);
+        assert_eq!(r.body["errors"][0]["field"], field, "{}", r.text);
+    }
+    for amount in [json!(12.5), json!("12")] {
+        let r = app
+            .post(
+                &pay(ada),
+                &admin,
+                json!({"amount": amount, "currency": "EUR", "paid_on": "2026-01-01"}),
+            )
+            .await;
+        assert!(r.status == 400 || r.status == 422, "{}", r.text);
+        assert!(r.text.contains("amount"), "{}", r.text);
+    }
+    let r = app
+        .post(
+            &pay(ada),
+            &admin,
+            json!({"amount": 1, "currency": "USD", "paid_on": "2026-01-01"}),
+        )
+        .await;
+    assert_problem(&r, 409);
+    assert_eq!(r.body["code"], "currency_mismatch", "{}", r.text);
+    let r = put(fee(ada), json!({"monthly_fee": 100, "currency": "GBP"})).await;
+    assert_problem(&r, 409);
+    assert_eq!(r.body["code"], "currency_mismatch", "{}", r.text);
+    for (body, field) in [
+        (json!({"monthly_fee": -1, "currency": "EUR"}), "monthly_fee"),
+        (json!({"monthly_fee": 5}), "currency"),
+    ] {
+        let r = put(fee(ada), body).await;
+        assert_problem(&r, 422);
+        assert_eq!(r.body["errors"][0]["field"], field, "{}", r.text);
+    }
+    for id in [Uuid::new_v4(), stranger] {
+        let r = app
+            .post(
+                &pay(id),
+                &admin,
+                json!({"amount": 1, "currency": "EUR", "paid_on": "2026-01-01"}),
+            )
+            .await;
+        assert_problem(&r, 404);
+        assert_problem(&app.get(&pay(id), &admin).await, 404);
+        assert_problem(
+            &put(fee(id), json!({"monthly_fee": 1, "currency": "EUR"})).await,
+            404,
+        );
+    }
+    assert_eq!(
+        app.get("/api/v1/orgs/acme/audit", &admin).await.text,
+        audit_before
+    );
+    let d = app
+        .get(&format!("/api/v1/orgs/acme/members/{ada}"), &admin)
+        .await;
+    assert_eq!(d.body["total_paid"], 3750);
+    assert_eq!(d.body["monthly_fee"], 2500);
+
+    // A PUT without a fee clears it; the currency stays with the payments.
+    let r = put(fee(ada), json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.body["monthly_fee"].is_null(), "{}", r.text);
+    assert_eq!(r.body["currency"], "EUR");
+    assert_eq!(r.body["total_paid"], 3750);
 }
