@@ -832,3 +832,166 @@ async fn fees_and_payments_in_minor_units_with_totals_sorted_and_exported() {
     assert_eq!(r.body["currency"], "EUR");
     assert_eq!(r.body["total_paid"], 3750);
 }
+
+#[tokio::test]
+async fn the_cli_shows_moves_points_and_records_payments() {
+    let cli = crate::cli::Cli::new().await;
+    let (code, _, err) = cli.run(&["migrate"]).await;
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = cli
+        .run(&[
+            "org",
+            "create",
+            "acme",
+            "--name",
+            "Acme",
+            "--owner-email",
+            "boss@acme.example",
+        ])
+        .await;
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = cli.run(&["members", "--org", "acme", "--json"]).await;
+    assert_eq!(code, 0, "{err}");
+    let owner: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    let owner = owner["id"].as_str().unwrap().to_owned();
+    assert_eq!(owner.len(), 36, "{out}");
+
+    let pool_add = [
+        "points",
+        "move",
+        "--org",
+        "acme",
+        "--kind",
+        "pool_add",
+        "--amount",
+        "9",
+        "--reason",
+        "start",
+        "--idempotency-key",
+        "k1",
+    ];
+    let (code, first, err) = cli.run(&pool_add).await;
+    assert_eq!(code, 0, "{err}");
+    let (code, again, err) = cli.run(&pool_add).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(first, again, "a replay prints the same entry");
+    let (code, out, err) = cli
+        .run(&[
+            "points",
+            "move",
+            "--org",
+            "acme",
+            "--kind",
+            "give",
+            "--member",
+            &owner,
+            "--amount",
+            "4",
+            "--reason",
+            "help",
+            "--idempotency-key",
+            "k2",
+        ])
+        .await;
+    assert_eq!(code, 0, "{err}");
+    let row: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(row["balance_after"], 4);
+    assert_eq!(row["actor_kind"], "cli");
+
+    // Refusals: below zero, a replayed key with other values, a bad kind.
+    for (args, says) in [
+        (
+            vec![
+                "--kind",
+                "take",
+                "--member",
+                owner.as_str(),
+                "--amount",
+                "5",
+                "--reason",
+                "x",
+                "--idempotency-key",
+                "k3",
+            ],
+            "fewer than",
+        ),
+        (
+            vec![
+                "--kind",
+                "pool_add",
+                "--amount",
+                "10",
+                "--reason",
+                "start",
+                "--idempotency-key",
+                "k1",
+            ],
+            "already used",
+        ),
+        (
+            vec![
+                "--kind",
+                "steal",
+                "--amount",
+                "1",
+                "--reason",
+                "x",
+                "--idempotency-key",
+                "k4",
+            ],
+            "expected pool_add",
+        ),
+    ] {
+        let mut full = vec!["points", "move", "--org", "acme"];
+        full.extend(args);
+        let (code, _, err) = cli.run(&full).await;
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains(says), "{err}");
+    }
+    let (code, out, err) = cli.run(&["points", "show", "--org", "acme"]).await;
+    assert_eq!(code, 0, "{err}");
+    let totals: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(totals, json!({"pool": 5, "distributed": 4}));
+
+    let (code, out, err) = cli
+        .run(&[
+            "pay",
+            "--org",
+            "acme",
+            "--member",
+            &owner,
+            "--amount",
+            "1999",
+            "--currency",
+            "EUR",
+            "--paid-on",
+            "2026-01-31",
+        ])
+        .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"amount\":1999"), "{out}");
+    let (code, _, err) = cli
+        .run(&[
+            "pay",
+            "--org",
+            "acme",
+            "--member",
+            &owner,
+            "--amount",
+            "0",
+            "--currency",
+            "EUR",
+            "--paid-on",
+            "2026-01-31",
+        ])
+        .await;
+    assert_eq!(code, 1);
+    assert!(err.contains("amount"), "{err}");
+    let (code, out, err) = cli.run(&["members", "--org", "acme", "--json"]).await;
+    assert_eq!(code, 0, "{err}");
+    let m: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        (&m["points"], &m["total_paid"], &m["currency"]),
+        (&json!(4), &json!(1999), &json!("EUR"))
+    );
+}
