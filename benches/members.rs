@@ -104,6 +104,10 @@ async fn seed(store: &Store, org_id: Uuid, n: usize, offset: usize) {
             scim_deleted: false,
             cancelled_at: None,
             disabled_at: None,
+            points: 0,
+            monthly_fee: None,
+            currency: None,
+            total_paid: 0,
         };
         store::members::insert(&mut tx, &mut m).await.unwrap();
         if (i + 1) % 5000 == 0 {

@@ -105,6 +105,28 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// An org's points: show the pool, or move points (as `POST …/points/moves`).
+    Points {
+        #[command(subcommand)]
+        command: PointsCommand,
+    },
+    /// Record a member's payment (amount in minor units: 2500 is 25.00 EUR).
+    Pay {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        member: Uuid,
+        #[arg(long)]
+        amount: i64,
+        /// ISO 4217 code, e.g. EUR.
+        #[arg(long)]
+        currency: String,
+        /// The day it was paid, e.g. 2026-03-01.
+        #[arg(long)]
+        paid_on: String,
+        #[arg(long)]
+        note: Option<String>,
+    },
     /// Approve a held run (or confirm an import preview) and apply its plan.
     Approve {
         run_id: Uuid,
@@ -127,6 +149,33 @@ enum Command {
         dry_run: bool,
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PointsCommand {
+    /// Print the pool and the points members hold (JSON).
+    Show {
+        #[arg(long)]
+        org: String,
+    },
+    /// Move points and print the ledger entry (JSON). Running it again with the same key and
+    /// values prints the same entry; other values with that key are refused.
+    Move {
+        #[arg(long)]
+        org: String,
+        /// `pool_add`, `give` (pool → member) or `take` (member → pool).
+        #[arg(long)]
+        kind: String,
+        /// The member, for `give` and `take`.
+        #[arg(long)]
+        member: Option<Uuid>,
+        #[arg(long)]
+        amount: i64,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        idempotency_key: String,
     },
 }
 
@@ -538,6 +587,67 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let roster = roster(&config).await?;
             let org_id = org_id(&roster, &args.org).await?;
             list_members(&roster, org_id, &args).await?;
+        }
+        Command::Points { command } => {
+            let roster = roster(&config).await?;
+            match command {
+                PointsCommand::Show { org } => {
+                    let org_id = org_id(&roster, &org).await?;
+                    let totals = roster.points_totals(org_id).await?;
+                    println!("{}", serde_json::to_string(&totals)?);
+                }
+                PointsCommand::Move {
+                    org,
+                    kind,
+                    member,
+                    amount,
+                    reason,
+                    idempotency_key,
+                } => {
+                    let org_id = org_id(&roster, &org).await?;
+                    let kind = serde_json::from_value(serde_json::Value::String(kind.clone()))
+                        .map_err(|_| anyhow!("--kind `{kind}`: expected pool_add, give or take"))?;
+                    let done = roster
+                        .move_points(
+                            org_id,
+                            &Actor::Cli,
+                            crate::roster::ledger::PointsMove {
+                                kind,
+                                member_id: member,
+                                amount,
+                                reason,
+                                idempotency_key,
+                            },
+                        )
+                        .await?;
+                    println!("{}", serde_json::to_string(&done.row)?);
+                }
+            }
+        }
+        Command::Pay {
+            org,
+            member,
+            amount,
+            currency,
+            paid_on,
+            note,
+        } => {
+            let roster = roster(&config).await?;
+            let org_id = org_id(&roster, &org).await?;
+            let row = roster
+                .record_payment(
+                    org_id,
+                    &Actor::Cli,
+                    member,
+                    crate::roster::ledger::NewPayment {
+                        amount,
+                        currency,
+                        paid_on,
+                        note,
+                    },
+                )
+                .await?;
+            println!("{}", serde_json::to_string(&row)?);
         }
         Command::Export { org, output } => {
             let roster = roster(&config).await?;

@@ -52,6 +52,14 @@ pub struct MemberView {
     pub cancelled_at: Option<DateTime<Utc>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disabled_at: Option<DateTime<Utc>>,
+    /// Points held.
+    pub points: i64,
+    /// Monthly fee in minor units of `currency` (cents for EUR), if one is set.
+    pub monthly_fee: Option<i64>,
+    /// ISO 4217 code of the fee and the payments.
+    pub currency: Option<String>,
+    /// Sum of the recorded payments, in minor units of `currency`.
+    pub total_paid: i64,
 }
 
 impl From<&Member> for MemberView {
@@ -75,6 +83,10 @@ impl From<&Member> for MemberView {
             removed_at: m.removed_at,
             cancelled_at: m.cancelled_at,
             disabled_at: m.disabled_at,
+            points: m.points,
+            monthly_fee: m.monthly_fee,
+            currency: m.currency.clone(),
+            total_paid: m.total_paid,
         }
     }
 }
@@ -100,7 +112,7 @@ pub struct ListParams {
     pub q: Option<String>,
     /// Exact member email (case-insensitive).
     pub email: Option<String>,
-    /// `added` (default), `name`, `email`, `activity`.
+    /// `added` (default), `name`, `email`, `activity`, `points`, `total_paid`.
     pub sort: Option<MemberSort>,
     /// `asc` or `desc` (default `desc` for dates, `asc` otherwise).
     pub order: Option<Order>,
@@ -122,6 +134,7 @@ fn key_text(v: &SortValue) -> String {
     match v {
         SortValue::Time(t) => t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
         SortValue::Text(s) => s.clone(),
+        SortValue::Int(n) => n.to_string(),
     }
 }
 
@@ -150,6 +163,8 @@ fn decode_cursor(text: &str, sort: MemberSort, desc: bool) -> Result<(SortValue,
             .with_timezone(&Utc);
         check_year(t).map_err(|_| bad())?;
         SortValue::Time(t)
+    } else if matches!(sort, MemberSort::Points | MemberSort::TotalPaid) {
+        SortValue::Int(c.k.parse().map_err(|_| bad())?)
     } else {
         if c.k.chars().any(char::is_control) {
             return Err(bad());

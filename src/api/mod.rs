@@ -6,11 +6,13 @@
 //! in [`crate::web`]; this module imports no other surface.
 
 mod audit;
+mod dashboard;
 pub mod extract;
 mod groups;
 mod invitations;
 mod invite_links;
 mod join;
+mod ledger;
 pub mod members;
 mod orgs;
 pub mod sync;
@@ -45,8 +47,17 @@ pub fn router(config: &Config) -> Router<AppState> {
                 .delete(members::remove_one),
         )
         .route("/members/{id}/activity", post(members::activity))
+        .route("/members/{id}/fee", axum::routing::put(ledger::put_fee))
+        .route(
+            "/members/{id}/payments",
+            get(ledger::list_payments).post(ledger::record_payment),
+        )
         .route("/ownership", post(members::transfer_ownership))
         .route("/audit", get(audit::list))
+        .route("/dashboard", get(dashboard::get))
+        .route("/points", get(ledger::totals))
+        .route("/points/moves", post(ledger::move_points))
+        .route("/points/ledger", get(ledger::list))
         .route(
             "/invite-links",
             get(invite_links::list).post(invite_links::create),

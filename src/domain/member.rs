@@ -221,6 +221,15 @@ pub struct Member {
     pub cancelled_at: Option<DateTime<Utc>>,
     /// When access was suspended (while `disabled`).
     pub disabled_at: Option<DateTime<Utc>>,
+    /// Points held (kept by `roster::ledger` together with its ledger row; never written by
+    /// the member store's `insert`/`update`).
+    pub points: i64,
+    /// Monthly fee in minor units of `currency` (kept by `roster::ledger`, like `points`).
+    pub monthly_fee: Option<i64>,
+    /// The ISO 4217 code of the member's fee and payments, set by the first of them.
+    pub currency: Option<String>,
+    /// Sum of the member's payments, in minor units of `currency`.
+    pub total_paid: i64,
 }
 
 /// The "activity" column admins see.

@@ -34,7 +34,7 @@ impl Actor {
         self.parts().2
     }
 
-    fn parts(&self) -> (&'static str, Option<String>, String) {
+    pub(crate) fn parts(&self) -> (&'static str, Option<String>, String) {
         match self {
             Actor::Operator => ("operator", None, "operator token".into()),
             Actor::AdminToken { id, name } => (

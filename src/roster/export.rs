@@ -14,7 +14,7 @@ use crate::store::{self, Store};
 /// Rows fetched per batch.
 pub const BATCH: i64 = 1000;
 
-pub const HEADER: [&str; 7] = [
+pub const HEADER: [&str; 11] = [
     "Name",
     "Member email",
     "Login email",
@@ -22,6 +22,10 @@ pub const HEADER: [&str; 7] = [
     "Role",
     "Activity date",
     "Added date",
+    "Points",
+    "Monthly fee",
+    "Total paid",
+    "Currency",
 ];
 
 /// Makes a cell safe to open in a spreadsheet: a cell that starts with a tab or carriage return,
@@ -58,6 +62,11 @@ fn encode(rows: &[Member], with_header: bool) -> Result<Vec<u8>, csv::Error> {
             m.role.as_str(),
             &date(m.activity_at),
             &date(m.added_at),
+            &m.points.to_string(),
+            // Money as stored: whole minor units (cents), never a float.
+            &m.monthly_fee.map(|f| f.to_string()).unwrap_or_default(),
+            &m.total_paid.to_string(),
+            m.currency.as_deref().unwrap_or(""),
         ])?;
     }
     w.into_inner().map_err(|e| csv::Error::from(e.into_error()))

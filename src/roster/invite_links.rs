@@ -495,6 +495,10 @@ impl Roster {
             scim_deleted: false,
             cancelled_at: None,
             disabled_at: None,
+            points: 0,
+            monthly_fee: None,
+            currency: None,
+            total_paid: 0,
         };
         store::members::insert(tx, &mut m).await?;
         Ok(m)

@@ -425,6 +425,10 @@ impl Roster {
             scim_deleted: false,
             cancelled_at: None,
             disabled_at: None,
+            points: 0,
+            monthly_fee: None,
+            currency: None,
+            total_paid: 0,
         };
         store::members::insert(tx, &mut m).await?;
         self.queue_invitation(tx, org, &m, InviteKind::Invite)

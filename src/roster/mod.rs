@@ -14,6 +14,7 @@ mod invite_groups;
 pub mod invite_links;
 mod invites;
 pub mod join;
+pub mod ledger;
 mod members;
 pub mod orgs;
 mod provisioning;

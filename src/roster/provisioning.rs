@@ -160,6 +160,10 @@ impl Roster {
                     scim_deleted: false,
                     cancelled_at: None,
                     disabled_at: None,
+                    points: 0,
+                    monthly_fee: None,
+                    currency: None,
+                    total_paid: 0,
                 },
             ),
         };

@@ -690,5 +690,9 @@ fn new_member(org_id: Uuid, p: &Person, now: DateTime<Utc>) -> Member {
         scim_deleted: false,
         cancelled_at: None,
         disabled_at: None,
+        points: 0,
+        monthly_fee: None,
+        currency: None,
+        total_paid: 0,
     }
 }

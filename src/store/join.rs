@@ -165,3 +165,11 @@ pub async fn void_unverified(tx: &mut Tx, org_id: Uuid, at: DateTime<Utc>) -> Re
         .bind(org_id).bind(at).execute(&mut *c).await.map(|r| r.rows_affected()))?;
     Ok(n)
 }
+
+/// How many applications of an org wait for an admin (`pending`).
+pub async fn pending_count(tx: &mut Tx, org_id: Uuid) -> Result<i64> {
+    let (n,): (i64,) = on_tx!(tx, c => sqlx::query_as(
+        "SELECT COUNT(*) FROM join_requests WHERE org_id = $1 AND status = 'pending'")
+        .bind(org_id).fetch_one(&mut *c).await)?;
+    Ok(n)
+}

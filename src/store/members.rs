@@ -12,7 +12,8 @@ use crate::domain::{Access, AccessView, Member, Role};
 const COLUMNS: &str = "id, org_id, given_name, family_name, display_name, member_email, login_email, \
      role, access, added_at, invited_at, invite_count, reminders_sent, enrolled_at, last_active_at, \
      removed_at, activity_at, ever_enrolled, updated_at, user_name, external_id, scim_data, version, \
-     scim_deleted, cancelled_at, disabled_at";
+     scim_deleted, cancelled_at, disabled_at, points, \
+     monthly_fee, currency, total_paid";
 
 /// What the list can be ordered by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -22,6 +23,8 @@ pub enum MemberSort {
     Name,
     Email,
     Activity,
+    Points,
+    TotalPaid,
 }
 
 impl MemberSort {
@@ -31,6 +34,8 @@ impl MemberSort {
             MemberSort::Name => "name_key",
             MemberSort::Email => "email_key",
             MemberSort::Activity => "activity_at",
+            MemberSort::Points => "points",
+            MemberSort::TotalPaid => "total_paid",
         }
     }
 
@@ -41,6 +46,8 @@ impl MemberSort {
             MemberSort::Name => SortValue::Text(m.name_key()),
             MemberSort::Email => SortValue::Text(m.member_email.to_lowercase()),
             MemberSort::Activity => SortValue::Time(m.activity_at),
+            MemberSort::Points => SortValue::Int(m.points),
+            MemberSort::TotalPaid => SortValue::Int(m.total_paid),
         }
     }
 
@@ -55,6 +62,7 @@ impl MemberSort {
 pub enum SortValue {
     Time(DateTime<Utc>),
     Text(String),
+    Int(i64),
 }
 
 /// A page request for the members list.
@@ -169,6 +177,7 @@ async fn fetch(tx: &mut Tx, q: &MemberQuery, plan: Plan) -> Result<Vec<Member>> 
             match value {
                 SortValue::Time(t) => Bind::Time(*t),
                 SortValue::Text(s) => Bind::Text(s.clone()),
+                SortValue::Int(n) => Bind::Int(*n),
             },
         );
         let i = next(&mut binds, Bind::Uuid(*id));

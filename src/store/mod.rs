@@ -13,6 +13,7 @@ pub mod groups;
 pub mod invitations;
 pub mod invite_links;
 pub mod join;
+pub mod ledger;
 pub mod links;
 pub mod members;
 pub mod orgs;

@@ -11,7 +11,7 @@ use crate::helpers::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_rosterd");
 
-struct Cli {
+pub struct Cli {
     url: String,
     dir: std::path::PathBuf,
     config: std::path::PathBuf,
@@ -19,7 +19,7 @@ struct Cli {
 }
 
 impl Cli {
-    async fn new() -> Cli {
+    pub async fn new() -> Cli {
         let (url, cleanup) = fresh_database().await;
         let dir =
             std::env::temp_dir().join(format!("rosterd-cli-{}", uuid::Uuid::new_v4().simple()));
@@ -41,7 +41,7 @@ impl Cli {
         }
     }
 
-    async fn run(&self, args: &[&str]) -> (i32, String, String) {
+    pub async fn run(&self, args: &[&str]) -> (i32, String, String) {
         let out = Command::new(BIN)
             .arg("--config")
             .arg(&self.config)
@@ -142,9 +142,9 @@ async fn cli_commands_and_exit_codes() {
         .await;
     assert_eq!(code, 0, "{err}");
     let csv = std::fs::read_to_string(&file).unwrap();
-    assert!(
-        csv.starts_with("Name,Member email,Login email,Access,Role,Activity date,Added date\n")
-    );
+    assert!(csv.starts_with(
+        "Name,Member email,Login email,Access,Role,Activity date,Added date,Points,Monthly fee,Total paid,Currency\n"
+    ));
     assert!(csv.contains("boss@acme.example,,invited,owner,"), "{csv}");
 
     // Revoke by id (printed on stderr at creation).

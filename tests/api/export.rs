@@ -64,7 +64,11 @@ async fn export_lists_current_and_past_members_safely() {
             "Access",
             "Role",
             "Activity date",
-            "Added date"
+            "Added date",
+            "Points",
+            "Monthly fee",
+            "Total paid",
+            "Currency"
         ]
     );
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
@@ -79,6 +83,7 @@ async fn export_lists_current_and_past_members_safely() {
     assert_eq!(&ada[2], "ada@login.example");
     assert_eq!(&ada[3], "enrolled");
     assert_eq!(&ada[6], "2026-03-02T09:00:00Z");
+    assert_eq!(&ada[7], "0");
     assert_eq!(
         &row("evil@acme.example")[0],
         "'=HYPERLINK(\"http://x\",\"y\")"

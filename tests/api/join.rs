@@ -578,6 +578,8 @@ async fn applications_are_approved_or_declined_and_the_applicant_is_told() {
     );
     let pending = applications(&app, "acme", &admin, "pending").await;
     assert_eq!(pending.len(), 2);
+    let dash = app.get("/api/v1/orgs/acme/dashboard", &admin).await;
+    assert_eq!(dash.body["pending_applications"], 2, "{}", dash.text);
     assert_eq!(pending[0]["answers"]["why"], "To help.\nAnd learn.");
     let ann = pending
         .iter()

@@ -24,6 +24,7 @@ mod invite_options;
 mod invites;
 mod join;
 mod ldap;
+mod ledger;
 mod lock;
 mod member_states;
 mod members;
