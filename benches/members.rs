@@ -104,6 +104,7 @@ async fn seed(store: &Store, org_id: Uuid, n: usize, offset: usize) {
             scim_deleted: false,
             cancelled_at: None,
             disabled_at: None,
+            contact_email: None,
         };
         store::members::insert(&mut tx, &mut m).await.unwrap();
         if (i + 1) % 5000 == 0 {

@@ -44,6 +44,7 @@ pub fn router(config: &Config) -> Router<AppState> {
                 .delete(members::remove_one),
         )
         .route("/members/{id}/activity", post(members::activity))
+        .route("/members/{id}/remove", post(members::remove_one_reachable))
         .route("/ownership", post(members::transfer_ownership))
         .route("/audit", get(audit::list))
         .route(

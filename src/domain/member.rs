@@ -221,6 +221,9 @@ pub struct Member {
     pub cancelled_at: Option<DateTime<Utc>>,
     /// When access was suspended (while `disabled`).
     pub disabled_at: Option<DateTime<Utc>>,
+    /// Where the person can still be reached, as the admin who removed them recorded it.
+    /// Shown only while `removed`.
+    pub contact_email: Option<String>,
 }
 
 /// The "activity" column admins see.

@@ -480,6 +480,7 @@ impl Roster {
             scim_deleted: false,
             cancelled_at: None,
             disabled_at: None,
+            contact_email: None,
         };
         store::members::insert(tx, &mut m).await?;
         Ok(m)

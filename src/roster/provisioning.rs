@@ -160,6 +160,7 @@ impl Roster {
                     scim_deleted: false,
                     cancelled_at: None,
                     disabled_at: None,
+                    contact_email: None,
                 },
             ),
         };

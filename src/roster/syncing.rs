@@ -690,5 +690,6 @@ fn new_member(org_id: Uuid, p: &Person, now: DateTime<Utc>) -> Member {
         scim_deleted: false,
         cancelled_at: None,
         disabled_at: None,
+        contact_email: None,
     }
 }

@@ -11,15 +11,15 @@ use crate::helpers::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_rosterd");
 
-struct Cli {
-    url: String,
-    dir: std::path::PathBuf,
+pub struct Cli {
+    pub url: String,
+    pub dir: std::path::PathBuf,
     config: std::path::PathBuf,
     _db: DbGuard,
 }
 
 impl Cli {
-    async fn new() -> Cli {
+    pub async fn new() -> Cli {
         let (url, cleanup) = fresh_database().await;
         let dir =
             std::env::temp_dir().join(format!("rosterd-cli-{}", uuid::Uuid::new_v4().simple()));
@@ -41,7 +41,7 @@ impl Cli {
         }
     }
 
-    async fn run(&self, args: &[&str]) -> (i32, String, String) {
+    pub async fn run(&self, args: &[&str]) -> (i32, String, String) {
         let out = Command::new(BIN)
             .arg("--config")
             .arg(&self.config)
