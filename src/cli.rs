@@ -93,6 +93,13 @@ enum Command {
         #[arg(long)]
         contact_email: Option<String>,
     },
+    /// Erase one member's personal data everywhere it is stored (the member stays as a removed
+    /// tombstone). Prints the tombstone as JSON.
+    Erase {
+        #[arg(long)]
+        org: String,
+        member_id: Uuid,
+    },
     /// Run a configured source now (fetch, plan, check, apply), or show its plan.
     Sync {
         source: String,
@@ -512,6 +519,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
             let m = roster.member(org_id, member_id).await?;
+            println!("{}", serde_json::to_string_pretty(&MemberView::from(&m))?);
+        }
+        Command::Erase { org, member_id } => {
+            let roster = roster(&config).await?;
+            let org_id = org_id(&roster, &org).await?;
+            let m = roster.erase_member(org_id, &Actor::Cli, member_id).await?;
             println!("{}", serde_json::to_string_pretty(&MemberView::from(&m))?);
         }
         Command::Sync {

@@ -6,6 +6,7 @@
 //! in [`crate::web`]; this module imports no other surface.
 
 mod audit;
+mod erase;
 pub mod extract;
 mod groups;
 mod invitations;
@@ -45,6 +46,7 @@ pub fn router(config: &Config) -> Router<AppState> {
         )
         .route("/members/{id}/activity", post(members::activity))
         .route("/members/{id}/remove", post(members::remove_one_reachable))
+        .route("/members/{id}/erase", post(erase::erase_one))
         .route("/ownership", post(members::transfer_ownership))
         .route("/audit", get(audit::list))
         .route(
