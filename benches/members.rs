@@ -108,6 +108,7 @@ async fn seed(store: &Store, org_id: Uuid, n: usize, offset: usize) {
             monthly_fee: None,
             currency: None,
             total_paid: 0,
+            contact_email: None,
         };
         store::members::insert(&mut tx, &mut m).await.unwrap();
         if (i + 1) % 5000 == 0 {

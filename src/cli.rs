@@ -6,16 +6,17 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, anyhow};
+use anyhow::{Context, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
 use futures_util::StreamExt;
 use uuid::Uuid;
 
+use crate::api::members::MemberView;
 use crate::app::{App, AppOptions, shutdown_signal};
 use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::domain::AccessView;
-use crate::roster::{Actor, InviteSettings, Roster, TokenKind, export};
+use crate::roster::{Actor, InviteSettings, RemoveOutcome, Roster, TokenKind, export};
 use crate::store::members::{MemberQuery, MemberSort};
 use crate::store::sync::RunRow;
 use crate::store::{self, Store, redact_url};
@@ -81,6 +82,23 @@ enum Command {
         /// Write here instead of standard output.
         #[arg(long)]
         output: Option<PathBuf>,
+    },
+    /// Remove one member (their history stays), optionally recording where they can still be
+    /// reached. Prints the member as JSON.
+    Remove {
+        #[arg(long)]
+        org: String,
+        member_id: Uuid,
+        /// Where the former member can still be reached (shown among past members).
+        #[arg(long)]
+        contact_email: Option<String>,
+    },
+    /// Erase one member's personal data everywhere it is stored (the member stays as a removed
+    /// tombstone). Prints the tombstone as JSON.
+    Erase {
+        #[arg(long)]
+        org: String,
+        member_id: Uuid,
     },
     /// Run a configured source now (fetch, plan, check, apply), or show its plan.
     Sync {
@@ -664,6 +682,41 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 out.write_all(&chunk?)?;
             }
             out.flush()?;
+        }
+        Command::Remove {
+            org,
+            member_id,
+            contact_email,
+        } => {
+            let roster = roster(&config).await?;
+            let org_id = org_id(&roster, &org).await?;
+            let results = roster
+                .remove_members_reachable(
+                    org_id,
+                    &Actor::Cli,
+                    &[member_id],
+                    contact_email.as_deref(),
+                )
+                .await?;
+            if let Some(r) = results.first()
+                && !matches!(
+                    r.outcome,
+                    RemoveOutcome::Removed | RemoveOutcome::SkippedAlreadyRemoved
+                )
+            {
+                bail!(
+                    "{}",
+                    r.reason.as_deref().unwrap_or("the member was not removed")
+                );
+            }
+            let m = roster.member(org_id, member_id).await?;
+            println!("{}", serde_json::to_string_pretty(&MemberView::from(&m))?);
+        }
+        Command::Erase { org, member_id } => {
+            let roster = roster(&config).await?;
+            let org_id = org_id(&roster, &org).await?;
+            let m = roster.erase_member(org_id, &Actor::Cli, member_id).await?;
+            println!("{}", serde_json::to_string_pretty(&MemberView::from(&m))?);
         }
         Command::Sync {
             source,

@@ -60,6 +60,9 @@ pub struct MemberView {
     pub currency: Option<String>,
     /// Sum of the recorded payments, in minor units of `currency`.
     pub total_paid: i64,
+    /// Where a removed member can still be reached, if the admin who removed them said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contact_email: Option<String>,
 }
 
 impl From<&Member> for MemberView {
@@ -87,6 +90,9 @@ impl From<&Member> for MemberView {
             monthly_fee: m.monthly_fee,
             currency: m.currency.clone(),
             total_paid: m.total_paid,
+            contact_email: (m.access == Access::Removed)
+                .then(|| m.contact_email.clone())
+                .flatten(),
         }
     }
 }
@@ -574,10 +580,38 @@ pub async fn remove_one(
     principal: Principal,
     Path((slug, id)): Path<(String, Uuid)>,
 ) -> Result<axum::Json<MemberView>, ApiError> {
+    remove_and_show(state, principal, slug, id, None).await
+}
+
+/// The body of `POST …/members/{id}/remove`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoveOneBody {
+    /// Where the former member can still be reached; shown while they are removed.
+    pub contact_email: Option<String>,
+}
+
+/// `POST …/members/{id}/remove`: removes one member, recording an alternative contact email.
+pub async fn remove_one_reachable(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((slug, id)): Path<(String, Uuid)>,
+    Json(body): Json<RemoveOneBody>,
+) -> Result<axum::Json<MemberView>, ApiError> {
+    remove_and_show(state, principal, slug, id, body.contact_email).await
+}
+
+async fn remove_and_show(
+    state: AppState,
+    principal: Principal,
+    slug: String,
+    id: Uuid,
+    contact_email: Option<String>,
+) -> Result<axum::Json<MemberView>, ApiError> {
     let org = principal.org(&state, &slug).await?;
     let results = state
         .roster
-        .remove_members(org.id, &principal.actor(), &[id])
+        .remove_members_reachable(org.id, &principal.actor(), &[id], contact_email.as_deref())
         .await?;
     match results.first().map(|r| r.outcome) {
         Some(RemoveOutcome::SkippedNotFound) | None => Err(ApiError::not_found("member")),

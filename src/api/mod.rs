@@ -7,6 +7,7 @@
 
 mod audit;
 mod dashboard;
+mod erase;
 pub mod extract;
 mod groups;
 mod invitations;
@@ -52,6 +53,8 @@ pub fn router(config: &Config) -> Router<AppState> {
             "/members/{id}/payments",
             get(ledger::list_payments).post(ledger::record_payment),
         )
+        .route("/members/{id}/remove", post(members::remove_one_reachable))
+        .route("/members/{id}/erase", post(erase::erase_one))
         .route("/ownership", post(members::transfer_ownership))
         .route("/audit", get(audit::list))
         .route("/dashboard", get(dashboard::get))

@@ -230,6 +230,9 @@ pub struct Member {
     pub currency: Option<String>,
     /// Sum of the member's payments, in minor units of `currency`.
     pub total_paid: i64,
+    /// Where the person can still be reached, as the admin who removed them recorded it.
+    /// Shown only while `removed`.
+    pub contact_email: Option<String>,
 }
 
 /// The "activity" column admins see.

@@ -499,6 +499,7 @@ impl Roster {
             monthly_fee: None,
             currency: None,
             total_paid: 0,
+            contact_email: None,
         };
         store::members::insert(tx, &mut m).await?;
         Ok(m)

@@ -202,6 +202,7 @@ pub(crate) async fn revoke_access(
     m.access = Access::Removed;
     m.removed_at = Some(now);
     m.disabled_at = None;
+    m.contact_email = None;
     store::invitations::close_for_member(tx, m.id, now).await?;
     store::invitations::clear_groups(tx, m.id).await?;
     store::outbox::cancel_for_member(tx, m.id, now, "cancelled: member removed").await?;
@@ -429,6 +430,7 @@ impl Roster {
             monthly_fee: None,
             currency: None,
             total_paid: 0,
+            contact_email: None,
         };
         store::members::insert(tx, &mut m).await?;
         self.queue_invitation(tx, org, &m, InviteKind::Invite)
@@ -571,7 +573,27 @@ impl Roster {
         actor: &Actor,
         ids: &[Uuid],
     ) -> Result<Vec<RemoveResult>> {
+        self.remove_members_reachable(org_id, actor, ids, None)
+            .await
+    }
+
+    /// Removes members as [`Roster::remove_members`] does, recording `contact_email` on each
+    /// member removed: where the former member can still be reached.
+    pub async fn remove_members_reachable(
+        &self,
+        org_id: Uuid,
+        actor: &Actor,
+        ids: &[Uuid],
+        contact_email: Option<&str>,
+    ) -> Result<Vec<RemoveResult>> {
         check_batch("member_ids", ids.len())?;
+        let contact = contact_email
+            .map(|c| {
+                Email::parse(c)
+                    .map(|e| e.as_str().to_owned())
+                    .map_err(|e| RosterError::invalid("contact_email", e.to_string()))
+            })
+            .transpose()?;
         let now = self.clock.now();
         let mut tx = self.store.write().await?;
         let org = lock_org(&mut tx, org_id).await?;
@@ -613,6 +635,7 @@ impl Roster {
             }
             let mut after = before.clone();
             revoke_access(&mut tx, &mut after, now).await?;
+            after.contact_email.clone_from(&contact);
             after.updated_at = now;
             store::members::update(&mut tx, &mut after).await?;
             record(

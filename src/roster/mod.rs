@@ -7,6 +7,7 @@
 
 mod access;
 mod audit;
+mod erase;
 mod error;
 pub mod export;
 pub mod groups;

@@ -164,6 +164,7 @@ impl Roster {
                     monthly_fee: None,
                     currency: None,
                     total_paid: 0,
+                    contact_email: None,
                 },
             ),
         };

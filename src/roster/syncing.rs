@@ -694,5 +694,6 @@ fn new_member(org_id: Uuid, p: &Person, now: DateTime<Utc>) -> Member {
         monthly_fee: None,
         currency: None,
         total_paid: 0,
+        contact_email: None,
     }
 }

@@ -1,4 +1,5 @@
-//! The audit log: append-only. There is no update or delete statement for it anywhere.
+//! The audit log: append-only. There is no delete statement for it anywhere, and no update
+//! outside erasure (`store::erase::anonymise_audit`, which only anonymises values).
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;

@@ -13,7 +13,7 @@ const COLUMNS: &str = "id, org_id, given_name, family_name, display_name, member
      role, access, added_at, invited_at, invite_count, reminders_sent, enrolled_at, last_active_at, \
      removed_at, activity_at, ever_enrolled, updated_at, user_name, external_id, scim_data, version, \
      scim_deleted, cancelled_at, disabled_at, points, \
-     monthly_fee, currency, total_paid";
+     monthly_fee, currency, total_paid, contact_email";
 
 /// What the list can be ordered by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -353,9 +353,9 @@ pub async fn insert(tx: &mut Tx, m: &mut Member) -> Result<()> {
             member_email, email_key, login_email, login_key, role, access, added_at, invited_at,
             invite_count, reminders_sent, enrolled_at, last_active_at, removed_at, activity_at,
             ever_enrolled, updated_at, search_key, user_name, user_name_key, external_id,
-            scim_data, version, scim_deleted, cancelled_at, disabled_at)
+            scim_data, version, scim_deleted, cancelled_at, disabled_at, contact_email)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-            $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31)")
+            $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32)")
         .bind(m.id)
         .bind(m.org_id)
         .bind(&m.given_name)
@@ -387,6 +387,7 @@ pub async fn insert(tx: &mut Tx, m: &mut Member) -> Result<()> {
         .bind(m.scim_deleted)
         .bind(m.cancelled_at)
         .bind(m.disabled_at)
+        .bind(&m.contact_email)
         .execute(&mut *c)
         .await.map(|r| r.rows_affected()))?;
     Ok(())
@@ -405,7 +406,7 @@ pub async fn update(tx: &mut Tx, m: &mut Member) -> Result<()> {
             enrolled_at = $16, last_active_at = $17, removed_at = $18, activity_at = $19,
             ever_enrolled = $20, updated_at = $21, search_key = $22, user_name = $23,
             user_name_key = $24, external_id = $25, scim_data = $26, version = $27,
-            scim_deleted = $28, cancelled_at = $29, disabled_at = $30
+            scim_deleted = $28, cancelled_at = $29, disabled_at = $30, contact_email = $31
          WHERE org_id = $1 AND id = $2")
         .bind(m.org_id)
         .bind(m.id)
@@ -437,6 +438,7 @@ pub async fn update(tx: &mut Tx, m: &mut Member) -> Result<()> {
         .bind(m.scim_deleted)
         .bind(m.cancelled_at)
         .bind(m.disabled_at)
+        .bind(&m.contact_email)
         .execute(&mut *c)
         .await.map(|r| r.rows_affected()))?;
     Ok(())

@@ -9,6 +9,7 @@
 //! (a separate pool of readers), so write transactions never race for the lock.
 
 pub mod audit;
+pub mod erase;
 pub mod groups;
 pub mod invitations;
 pub mod invite_links;

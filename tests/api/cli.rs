@@ -12,8 +12,8 @@ use crate::helpers::*;
 const BIN: &str = env!("CARGO_BIN_EXE_rosterd");
 
 pub struct Cli {
-    url: String,
-    dir: std::path::PathBuf,
+    pub url: String,
+    pub dir: std::path::PathBuf,
     config: std::path::PathBuf,
     _db: DbGuard,
 }

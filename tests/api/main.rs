@@ -12,6 +12,7 @@ mod cli;
 mod concurrency;
 mod conformance;
 mod csv_url;
+mod erase;
 mod error_details;
 mod export;
 mod fuzz_corpus;

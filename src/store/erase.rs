@@ -1,0 +1,155 @@
+//! Erasure: the statements that overwrite one person's data where it was copied — audit
+//! before/after values (the only UPDATE of the audit log: it anonymises, never deletes, and never
+//! changes who, when or what), outbox emails, sync plan items and run error rows — and drop the
+//! member's source links. Rows are read whole per org and rewritten only where they change.
+
+use uuid::Uuid;
+
+use super::{Result, Tx, on_tx};
+
+/// One audit row's values: `(id, subject_id, before, after)`.
+pub type AuditValues = (Uuid, Option<String>, Option<String>, Option<String>);
+
+pub async fn audit_values(tx: &mut Tx, org_id: Uuid) -> Result<Vec<AuditValues>> {
+    Ok(on_tx!(tx, c => sqlx::query_as::<_, AuditValues>(
+        "SELECT id, subject_id, before, after FROM audit_log WHERE org_id = $1")
+        .bind(org_id).fetch_all(&mut *c).await)?)
+}
+
+/// Replaces an audit row's before/after values; who, when and what stay as they were.
+pub async fn anonymise_audit(
+    tx: &mut Tx,
+    org_id: Uuid,
+    id: Uuid,
+    before: Option<&str>,
+    after: Option<&str>,
+) -> Result<()> {
+    on_tx!(tx, c => sqlx::query(
+        "UPDATE audit_log SET before = $3, after = $4 WHERE org_id = $1 AND id = $2")
+        .bind(org_id).bind(id).bind(before).bind(after)
+        .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// One plan item: `(run_id, seq, external_id, email, detail, member_id)`.
+pub type PlanValues = (
+    Uuid,
+    i64,
+    Option<String>,
+    Option<String>,
+    String,
+    Option<Uuid>,
+);
+
+pub async fn plan_values(tx: &mut Tx, org_id: Uuid) -> Result<Vec<PlanValues>> {
+    Ok(on_tx!(tx, c => sqlx::query_as::<_, PlanValues>(
+        "SELECT i.run_id, i.seq, i.external_id, i.email, i.detail, i.member_id FROM sync_plan_items i
+         JOIN sync_runs r ON r.id = i.run_id WHERE r.org_id = $1")
+        .bind(org_id).fetch_all(&mut *c).await)?)
+}
+
+pub async fn rewrite_plan_item(tx: &mut Tx, org_id: Uuid, item: &PlanValues) -> Result<()> {
+    on_tx!(tx, c => sqlx::query(
+        "UPDATE sync_plan_items SET external_id = $4, email = $5, detail = $6
+         WHERE run_id = $2 AND seq = $3
+           AND run_id IN (SELECT id FROM sync_runs WHERE org_id = $1)")
+        .bind(org_id).bind(item.0).bind(item.1).bind(&item.2).bind(&item.3).bind(&item.4)
+        .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// One run error row: `(run_id, seq, external_id, value, message)`.
+pub type ErrorValues = (Uuid, i64, Option<String>, Option<String>, String);
+
+pub async fn error_values(tx: &mut Tx, org_id: Uuid) -> Result<Vec<ErrorValues>> {
+    Ok(on_tx!(tx, c => sqlx::query_as::<_, ErrorValues>(
+        "SELECT e.run_id, e.seq, e.external_id, e.value, e.message FROM sync_run_errors e
+         JOIN sync_runs r ON r.id = e.run_id WHERE r.org_id = $1")
+        .bind(org_id).fetch_all(&mut *c).await)?)
+}
+
+pub async fn rewrite_error(tx: &mut Tx, org_id: Uuid, row: &ErrorValues) -> Result<()> {
+    on_tx!(tx, c => sqlx::query(
+        "UPDATE sync_run_errors SET external_id = $4, value = $5, message = $6
+         WHERE run_id = $2 AND seq = $3
+           AND run_id IN (SELECT id FROM sync_runs WHERE org_id = $1)")
+        .bind(org_id).bind(row.0).bind(row.1).bind(&row.2).bind(&row.3).bind(&row.4)
+        .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Every email to the member (or to one of their addresses, lowercased in `keys`) keeps its row
+/// but loses its address, subject, body and link.
+pub async fn erase_outbox(
+    tx: &mut Tx,
+    org_id: Uuid,
+    member_id: Uuid,
+    keys: &[String],
+    placeholder: &str,
+    tombstone: &str,
+) -> Result<()> {
+    on_tx!(tx, c => sqlx::query(
+        "UPDATE outbox SET to_address = $3, subject = $4, body = $4, link_token = NULL
+         WHERE org_id = $1 AND member_id = $2")
+        .bind(org_id).bind(member_id).bind(placeholder).bind(tombstone)
+        .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    for key in keys {
+        on_tx!(tx, c => sqlx::query(
+            "UPDATE outbox SET to_address = $3, subject = $4, body = $4, link_token = NULL
+             WHERE org_id = $1 AND LOWER(to_address) = $2")
+            .bind(org_id).bind(key).bind(placeholder).bind(tombstone)
+            .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    }
+    Ok(())
+}
+
+/// A source that still claims the member, if any.
+pub async fn claiming_source(tx: &mut Tx, org_id: Uuid, member_id: Uuid) -> Result<Option<String>> {
+    Ok(on_tx!(tx, c => sqlx::query_scalar::<_, String>(
+        "SELECT source FROM member_links
+         WHERE org_id = $1 AND member_id = $2 AND claiming = TRUE ORDER BY source LIMIT 1")
+        .bind(org_id).bind(member_id).fetch_optional(&mut *c).await)?)
+}
+
+/// Drops the member's source links: their external ids are the person's identifiers.
+pub async fn drop_links(tx: &mut Tx, org_id: Uuid, member_id: Uuid) -> Result<()> {
+    on_tx!(tx, c => sqlx::query(
+        "DELETE FROM member_links WHERE org_id = $1 AND member_id = $2")
+        .bind(org_id).bind(member_id)
+        .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Join requests and invite links that hold one of `emails` (lowercased) or name the member:
+/// the address becomes `placeholder`; a request's names, answers and decline reason go.
+pub async fn erase_join_and_links(
+    tx: &mut Tx,
+    org_id: Uuid,
+    member_id: Uuid,
+    emails: &[String],
+    placeholder: &str,
+) -> Result<()> {
+    on_tx!(tx, c => sqlx::query(
+        "UPDATE join_requests SET email = $3, given_name = NULL, family_name = NULL,
+             answers = '{}', reason = NULL
+         WHERE org_id = $1 AND member_id = $2")
+        .bind(org_id).bind(member_id).bind(placeholder)
+        .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    on_tx!(tx, c => sqlx::query(
+        "UPDATE invite_links SET email = $3 WHERE org_id = $1 AND member_id = $2 AND email IS NOT NULL")
+        .bind(org_id).bind(member_id).bind(placeholder)
+        .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    for e in emails {
+        on_tx!(tx, c => sqlx::query(
+            "UPDATE join_requests SET email = $3, given_name = NULL, family_name = NULL,
+                 answers = '{}', reason = NULL
+             WHERE org_id = $1 AND lower(email) = $2")
+            .bind(org_id).bind(e).bind(placeholder)
+            .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+        on_tx!(tx, c => sqlx::query(
+            "UPDATE invite_links SET email = $3 WHERE org_id = $1 AND lower(email) = $2")
+            .bind(org_id).bind(e).bind(placeholder)
+            .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    }
+    Ok(())
+}
