@@ -258,6 +258,44 @@ pub struct Activity {
 }
 
 impl Member {
+    /// A member who joined by themselves just now (an invite link, the join page): enrolled,
+    /// with `email` as member email, login email and SCIM userName, and nothing else known.
+    pub fn joined(org_id: Uuid, email: &str, role: Role, now: DateTime<Utc>) -> Member {
+        Member {
+            id: Uuid::now_v7(),
+            org_id,
+            given_name: None,
+            family_name: None,
+            display_name: None,
+            member_email: email.to_owned(),
+            login_email: Some(email.to_owned()),
+            role,
+            access: Access::Enrolled,
+            added_at: now,
+            invited_at: None,
+            invite_count: 0,
+            reminders_sent: 0,
+            enrolled_at: Some(now),
+            last_active_at: None,
+            removed_at: None,
+            activity_at: now,
+            ever_enrolled: true,
+            updated_at: now,
+            user_name: email.to_owned(),
+            external_id: None,
+            scim_data: None,
+            version: 1,
+            scim_deleted: false,
+            cancelled_at: None,
+            disabled_at: None,
+            points: 0,
+            monthly_fee: None,
+            currency: None,
+            total_paid: 0,
+            contact_email: None,
+        }
+    }
+
     /// The name to show: the display name, else given + family, else the email.
     pub fn name(&self) -> String {
         display_name_of(

@@ -468,39 +468,7 @@ impl Roster {
         role: Role,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Member> {
-        let mut m = Member {
-            id: Uuid::now_v7(),
-            org_id,
-            given_name: None,
-            family_name: None,
-            display_name: None,
-            member_email: email.as_str().to_owned(),
-            login_email: Some(email.as_str().to_owned()),
-            role,
-            access: Access::Enrolled,
-            added_at: now,
-            invited_at: None,
-            invite_count: 0,
-            reminders_sent: 0,
-            enrolled_at: Some(now),
-            last_active_at: None,
-            removed_at: None,
-            activity_at: now,
-            ever_enrolled: true,
-            updated_at: now,
-            user_name: email.as_str().to_owned(),
-            external_id: None,
-            scim_data: None,
-            version: 1,
-            scim_deleted: false,
-            cancelled_at: None,
-            disabled_at: None,
-            points: 0,
-            monthly_fee: None,
-            currency: None,
-            total_paid: 0,
-            contact_email: None,
-        };
+        let mut m = Member::joined(org_id, email.as_str(), role, now);
         store::members::insert(tx, &mut m).await?;
         Ok(m)
     }

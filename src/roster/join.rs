@@ -855,39 +855,9 @@ impl Roster {
                 (Some(before), after)
             }
             None => {
-                let mut m = Member {
-                    id: Uuid::now_v7(),
-                    org_id: org.id,
-                    given_name: request.given_name.clone(),
-                    family_name: request.family_name.clone(),
-                    display_name: None,
-                    member_email: email.as_str().to_owned(),
-                    login_email: Some(email.as_str().to_owned()),
-                    role: Role::Member,
-                    access: Access::Enrolled,
-                    added_at: now,
-                    invited_at: None,
-                    invite_count: 0,
-                    reminders_sent: 0,
-                    enrolled_at: Some(now),
-                    last_active_at: None,
-                    removed_at: None,
-                    activity_at: now,
-                    ever_enrolled: true,
-                    updated_at: now,
-                    user_name: email.as_str().to_owned(),
-                    external_id: None,
-                    scim_data: None,
-                    version: 1,
-                    scim_deleted: false,
-                    cancelled_at: None,
-                    disabled_at: None,
-                    points: 0,
-                    monthly_fee: None,
-                    currency: None,
-                    total_paid: 0,
-                    contact_email: None,
-                };
+                let mut m = Member::joined(org.id, email.as_str(), Role::Member, now);
+                m.given_name = request.given_name.clone();
+                m.family_name = request.family_name.clone();
                 store::members::insert(tx, &mut m).await?;
                 (None, m)
             }
