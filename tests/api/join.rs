@@ -505,8 +505,14 @@ async fn turning_the_page_off_breaks_pending_verifications_at_once() {
 
 #[tokio::test]
 async fn the_email_of_a_page_turned_off_before_delivery_is_never_sent() {
-    // Delivery polls once an hour here: the email waits in the outbox.
-    let app = spawn_with(Mail::Files, |c| c.mail.poll_interval_ms = 3_600_000).await;
+    // The SMTP relay refuses every connection: the email waits in the outbox, unsent, however
+    // soon the delivery worker is woken.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let app = spawn_with(Mail::Smtp(closed), |c| c.mail.poll_interval_ms = 3_600_000).await;
     let admin = app.org_with_admin("acme").await;
     open_page(
         &app,
