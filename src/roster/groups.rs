@@ -67,6 +67,31 @@ pub struct GroupPatch {
     pub name: Option<String>,
 }
 
+/// Deletes a group inside the caller's transaction: its members' versions move (their `groups`
+/// change), its memberships and the invitations naming it go, and the deletion is audited.
+/// Every group deletion (an admin's, a SCIM client's) goes through here.
+pub(crate) async fn delete_group_row(
+    tx: &mut Tx,
+    actor: &Actor,
+    group: &Group,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<()> {
+    store::groups::bump_member_versions(tx, group.id, now).await?;
+    store::groups::delete(tx, group.org_id, group.id).await?;
+    record(
+        tx,
+        now,
+        Some(group.org_id),
+        actor,
+        "group.deleted",
+        ("group", Some(group.id.to_string())),
+        Some(group),
+        None::<&Group>,
+    )
+    .await?;
+    Ok(())
+}
+
 impl Roster {
     /// Who keeps `group`, if not the org's admins.
     pub fn group_keeper(&self, org: &Org, group: &Group) -> Option<GroupKeeper> {
@@ -208,19 +233,7 @@ impl Roster {
         let mut tx = self.store.write().await?;
         let org = lock_org(&mut tx, org_id).await?;
         let group = self.admin_group(&mut tx, &org, id).await?;
-        store::groups::bump_member_versions(&mut tx, id, now).await?;
-        store::groups::delete(&mut tx, org_id, id).await?;
-        record(
-            &mut tx,
-            now,
-            Some(org_id),
-            actor,
-            "group.deleted",
-            ("group", Some(id.to_string())),
-            Some(&group),
-            None::<&Group>,
-        )
-        .await?;
+        delete_group_row(&mut tx, actor, &group, now).await?;
         tx.commit().await?;
         Ok(())
     }

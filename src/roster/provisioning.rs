@@ -649,19 +649,7 @@ impl Roster {
             .await?
             .ok_or_else(|| RosterError::NotFound("Group".into()))?;
         check_version(before.version, expected_version)?;
-        store::groups::bump_member_versions(&mut tx, id, now).await?;
-        store::groups::delete(&mut tx, org_id, id).await?;
-        record(
-            &mut tx,
-            now,
-            Some(org_id),
-            actor,
-            "group.deleted",
-            ("group", Some(id.to_string())),
-            Some(&before),
-            None::<&Group>,
-        )
-        .await?;
+        super::groups::delete_group_row(&mut tx, actor, &before, now).await?;
         tx.commit().await?;
         Ok(())
     }
