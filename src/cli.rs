@@ -612,7 +612,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 PointsCommand::Show { org } => {
                     let org_id = org_id(&roster, &org).await?;
                     let totals = roster.points_totals(org_id).await?;
-                    println!("{}", serde_json::to_string(&totals)?);
+                    out!("{}", serde_json::to_string(&totals)?);
                 }
                 PointsCommand::Move {
                     org,
@@ -638,7 +638,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                             },
                         )
                         .await?;
-                    println!("{}", serde_json::to_string(&done.row)?);
+                    out!("{}", serde_json::to_string(&done.row)?);
                 }
             }
         }
@@ -665,7 +665,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     },
                 )
                 .await?;
-            println!("{}", serde_json::to_string(&row)?);
+            out!("{}", serde_json::to_string(&row)?);
         }
         Command::Export { org, output } => {
             let roster = roster(&config).await?;
@@ -710,13 +710,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
             let m = roster.member(org_id, member_id).await?;
-            println!("{}", serde_json::to_string_pretty(&MemberView::from(&m))?);
+            out!("{}", serde_json::to_string_pretty(&MemberView::from(&m))?);
         }
         Command::Erase { org, member_id } => {
             let roster = roster(&config).await?;
             let org_id = org_id(&roster, &org).await?;
             let m = roster.erase_member(org_id, &Actor::Cli, member_id).await?;
-            println!("{}", serde_json::to_string_pretty(&MemberView::from(&m))?);
+            out!("{}", serde_json::to_string_pretty(&MemberView::from(&m))?);
         }
         Command::Sync {
             source,

@@ -145,9 +145,11 @@ impl Roster {
         let member_id = id.to_string();
 
         let mut after = before.clone();
-        if after.access != Access::Removed {
+        if !after.access.is_gone() {
             revoke_access(&mut tx, &mut after, now).await?;
         }
+        after.access = Access::Removed;
+        after.removed_at.get_or_insert(now);
         let placeholder = format!("erased-{}@invalid", id.simple());
         after.given_name = None;
         after.family_name = None;

@@ -294,7 +294,7 @@ impl Roster {
             ));
         }
         if link.revoked_at.is_none() {
-            store::invite_links::revoke(&mut tx, id, now).await?;
+            store::invite_links::revoke(&mut tx, org_id, id, now).await?;
             link.revoked_at = Some(now);
             record(
                 &mut tx,
@@ -362,7 +362,7 @@ impl Roster {
         usable(&link, now)?;
         let given: Vec<u8> = code_hash(link.id, code);
         if !bool::from(given.ct_eq(&link.code_hash)) {
-            let n = store::invite_links::count_failure(&mut tx, link.id).await?;
+            let n = store::invite_links::count_failure(&mut tx, org.id, link.id).await?;
             tx.commit().await?;
             return Err(RosterError::WrongCode {
                 remaining: (MAX_WRONG_CODES - n).max(0),
@@ -418,7 +418,7 @@ impl Roster {
             .await?;
         self.join_invitation_groups(&mut tx, org.id, &invitee, member.id)
             .await?;
-        store::invite_links::accept(&mut tx, link.id, member.id, now).await?;
+        store::invite_links::accept(&mut tx, org.id, link.id, member.id, now).await?;
         record(
             &mut tx,
             now,

@@ -841,6 +841,12 @@ impl Roster {
                 after.enrolled_at = Some(now);
                 after.ever_enrolled = true;
                 after.removed_at = None;
+                after.cancelled_at = None;
+                // Whoever was gone comes back through the public page as a plain member: an
+                // old admin role is not restored without an admin deciding.
+                if before.access.is_gone() && after.role != Role::Owner {
+                    after.role = Role::Member;
+                }
                 after.login_email = Some(before.member_email.clone());
                 if after.given_name.is_none() {
                     after.given_name = request.given_name.clone();

@@ -189,8 +189,21 @@ impl Roster {
                         ),
                     ));
                 }
-                // The pool and the balances share one total, at most MAX_POINTS: no overflow.
-                (pool - m.amount, Some(b + m.amount))
+                // A balance is bounded like the pool: repeated adds and gives must not
+                // overflow it.
+                match b.checked_add(m.amount).filter(|v| *v <= MAX_POINTS) {
+                    Some(after) => (pool - m.amount, Some(after)),
+                    None => {
+                        return Err(RosterError::conflict(
+                            "points_limit",
+                            format!(
+                                "the member holds {b} points; giving {} would take them above \
+                                 {MAX_POINTS}",
+                                m.amount
+                            ),
+                        ));
+                    }
+                }
             }
             (MoveKind::Take, Some(b)) => {
                 if m.amount > b {
@@ -202,7 +215,19 @@ impl Roster {
                         ),
                     ));
                 }
-                (pool + m.amount, Some(b - m.amount))
+                match pool.checked_add(m.amount).filter(|v| *v <= MAX_POINTS) {
+                    Some(p) => (p, Some(b - m.amount)),
+                    None => {
+                        return Err(RosterError::conflict(
+                            "points_limit",
+                            format!(
+                                "the pool holds {pool} points; taking {} back would take it \
+                                 above {MAX_POINTS}",
+                                m.amount
+                            ),
+                        ));
+                    }
+                }
             }
             (MoveKind::Give | MoveKind::Take, None) => {
                 return Err(RosterError::invalid("member_id", "required"));

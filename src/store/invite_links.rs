@@ -103,25 +103,31 @@ pub async fn list(tx: &mut Tx, org_id: Uuid, limit: i64) -> Result<Vec<InviteLin
     )
 }
 
-pub async fn revoke(tx: &mut Tx, id: Uuid, at: DateTime<Utc>) -> Result<()> {
-    on_tx!(tx, c => sqlx::query("UPDATE invite_links SET revoked_at = $2 WHERE id = $1")
-        .bind(id).bind(at).execute(&mut *c).await.map(|r| r.rows_affected()))?;
+pub async fn revoke(tx: &mut Tx, org_id: Uuid, id: Uuid, at: DateTime<Utc>) -> Result<()> {
+    on_tx!(tx, c => sqlx::query("UPDATE invite_links SET revoked_at = $3 WHERE org_id = $1 AND id = $2")
+        .bind(org_id).bind(id).bind(at).execute(&mut *c).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
 /// Counts one wrong code; answers the new count.
-pub async fn count_failure(tx: &mut Tx, id: Uuid) -> Result<i64> {
+pub async fn count_failure(tx: &mut Tx, org_id: Uuid, id: Uuid) -> Result<i64> {
     let (n,): (i64,) = on_tx!(tx, c => sqlx::query_as(
-        "UPDATE invite_links SET failed_codes = failed_codes + 1 WHERE id = $1
+        "UPDATE invite_links SET failed_codes = failed_codes + 1 WHERE org_id = $1 AND id = $2
          RETURNING failed_codes")
-        .bind(id).fetch_one(&mut *c).await)?;
+        .bind(org_id).bind(id).fetch_one(&mut *c).await)?;
     Ok(n)
 }
 
-pub async fn accept(tx: &mut Tx, id: Uuid, member_id: Uuid, at: DateTime<Utc>) -> Result<()> {
+pub async fn accept(
+    tx: &mut Tx,
+    org_id: Uuid,
+    id: Uuid,
+    member_id: Uuid,
+    at: DateTime<Utc>,
+) -> Result<()> {
     on_tx!(tx, c => sqlx::query(
-        "UPDATE invite_links SET accepted_at = $2, member_id = $3 WHERE id = $1")
-        .bind(id).bind(at).bind(member_id).execute(&mut *c).await.map(|r| r.rows_affected()))?;
+        "UPDATE invite_links SET accepted_at = $3, member_id = $4 WHERE org_id = $1 AND id = $2")
+        .bind(org_id).bind(id).bind(at).bind(member_id).execute(&mut *c).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 

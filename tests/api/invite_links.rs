@@ -373,5 +373,4 @@ async fn links_belong_to_their_org_and_guessing_is_limited() {
     .await;
     assert_problem(&r, 429);
     assert_eq!(links(&app, "acme", &admin).await[0]["status"], "pending");
-    let _ = OPERATOR;
 }

@@ -936,3 +936,48 @@ async fn an_integration_managed_org_admits_nobody_through_the_page() {
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
 }
+
+#[tokio::test]
+async fn a_removed_admin_comes_back_through_the_page_as_a_member() {
+    let app = spawn_app().await;
+    let admin = app.org_with_admin("acme").await;
+    let r = app
+        .post(
+            "/api/v1/orgs/acme/members",
+            &admin,
+            json!({"members": [{"email": "boss@acme.example", "role": "admin"}]}),
+        )
+        .await;
+    let id = r.body["results"][0]["member_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = app
+        .post(
+            "/api/v1/orgs/acme/members/remove",
+            &admin,
+            json!({"member_ids": [id]}),
+        )
+        .await;
+    assert_eq!(r.body["removed"], 1, "{}", r.text);
+    open_page(
+        &app,
+        "acme",
+        &admin,
+        json!({"enabled": true, "slug": "acme-club"}),
+    )
+    .await;
+    let r = ask(&app, "acme-club", json!({"email": "boss@acme.example"})).await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let token = verification_token(&app, "acme", "boss@acme.example").await;
+    let r = verify(&app, &token).await;
+    assert!(r.status.is_success(), "{}", r.text);
+    let m = member(&app, "acme", &admin, "boss@acme.example")
+        .await
+        .unwrap();
+    assert_eq!(m["access"], "enrolled", "{m}");
+    assert_eq!(
+        m["role"], "member",
+        "an admin decides who is admin again: {m}"
+    );
+}

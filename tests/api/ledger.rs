@@ -995,3 +995,40 @@ async fn the_cli_shows_moves_points_and_records_payments() {
         (&json!(4), &json!(1999), &json!("EUR"))
     );
 }
+
+#[tokio::test]
+async fn a_balance_never_passes_the_points_limit() {
+    let app = spawn_app().await;
+    let admin = app.org_with_admin("acme").await;
+    let id = app.add("acme", &admin, &["a@acme.example"]).await[0];
+    let max = json!(1_000_000_000_000_000i64);
+    for round in 0..2 {
+        let r = post_move(
+            &app,
+            "acme",
+            &admin,
+            mv("pool_add", None, max.clone(), &format!("p{round}")),
+        )
+        .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        let r = post_move(
+            &app,
+            "acme",
+            &admin,
+            mv("give", Some(id), max.clone(), &format!("g{round}")),
+        )
+        .await;
+        if round == 0 {
+            assert_eq!(r.status, 201, "{}", r.text);
+        } else {
+            // A second full gift would double the member past the limit: refused, nothing moves.
+            assert_problem(&r, 409);
+            assert_eq!(r.body["code"], "points_limit", "{}", r.text);
+        }
+    }
+    let (pool, distributed) = totals(&app, "acme", &admin).await;
+    assert_eq!(
+        (pool, distributed),
+        (1_000_000_000_000_000, 1_000_000_000_000_000)
+    );
+}

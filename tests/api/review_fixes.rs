@@ -131,4 +131,16 @@ async fn only_the_operator_revokes_scim_tokens() {
         )
         .await;
     assert_eq!(r.status, 204, "{}", r.text);
+    let users = app
+        .client
+        .get(app.url("/scim/v2/Users"))
+        .bearer_auth(&scim)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        users.status(),
+        401,
+        "the revoked SCIM token no longer works"
+    );
 }

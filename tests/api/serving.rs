@@ -58,7 +58,12 @@ fn problem_of(answer: &str, status: u16) -> Value {
 #[tokio::test]
 async fn slow_clients_beyond_the_connection_cap_cannot_starve_health_checks() {
     let cap = 4;
-    let app = spawn_with(Mail::Log, |c| c.server.max_connections = cap).await;
+    // A long header timeout: only the cap's eviction, not the timeout, may close the slow ones.
+    let app = spawn_with(Mail::Log, |c| {
+        c.server.max_connections = cap;
+        c.server.header_read_timeout_secs = 600;
+    })
+    .await;
     // Twelve clients that start a request head and never finish it.
     let mut slow = tokio::task::JoinSet::new();
     for _ in 0..12 {
