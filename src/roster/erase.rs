@@ -169,6 +169,7 @@ impl Roster {
             .map(|e| e.to_lowercase())
             .collect();
         store::erase::erase_join_and_links(&mut tx, org_id, id, &emails, &placeholder).await?;
+        store::erase::erase_money_notes(&mut tx, org_id, id, TOMBSTONE).await?;
         store::erase::erase_outbox(
             &mut tx,
             org_id,

@@ -554,6 +554,11 @@ impl Roster {
         let now = self.clock.now();
         let mut tx = self.store.write().await?;
         let org = lock_org(&mut tx, page.org_id).await?;
+        // An org an integration manages admits nobody through its page: no email goes out for
+        // a request no admin could act on.
+        if let Some(integration) = org.integration() {
+            return Err(RosterError::Locked { integration });
+        }
         // The page may have closed while the request was read.
         store::join::page(&mut tx, org.id)
             .await?

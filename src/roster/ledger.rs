@@ -158,6 +158,17 @@ impl Roster {
         let pool = store::ledger::pool(&mut tx, org_id)
             .await?
             .ok_or_else(|| RosterError::NotFound("organization".into()))?;
+        if let (MoveKind::Give, Some(id)) = (m.kind, m.member_id)
+            && store::members::by_id(&mut tx, org_id, id, false)
+                .await?
+                .is_some_and(|mem| mem.access.is_gone())
+        {
+            return Err(RosterError::conflict(
+                "member_gone",
+                "this member is removed (or their invitation cancelled): points go only to \
+                 current members; taking points back still works",
+            ));
+        }
         let balance = match m.member_id {
             Some(id) => Some(
                 store::ledger::balance(&mut tx, org_id, id)
@@ -374,6 +385,13 @@ impl Roster {
         let before = store::members::by_id(&mut tx, org_id, member_id, true)
             .await?
             .ok_or_else(|| RosterError::NotFound("member".into()))?;
+        if before.access.is_gone() {
+            return Err(RosterError::conflict(
+                "member_gone",
+                "this member is removed (or their invitation cancelled): a monthly fee applies \
+                 only to current members",
+            ));
+        }
         if let Some(c) = &change.currency {
             same_currency(&before, c)?;
         }

@@ -153,3 +153,23 @@ pub async fn erase_join_and_links(
     }
     Ok(())
 }
+
+/// The free text admins wrote about the member (payment notes, points-movement reasons) is
+/// replaced by the tombstone; amounts, dates and who moved what stay. Like the audit log's, the
+/// ledger's only UPDATE is this anonymisation.
+pub async fn erase_money_notes(
+    tx: &mut Tx,
+    org_id: Uuid,
+    member_id: Uuid,
+    tombstone: &str,
+) -> Result<()> {
+    on_tx!(tx, c => sqlx::query(
+        "UPDATE payments SET note = $3 WHERE org_id = $1 AND member_id = $2 AND note IS NOT NULL")
+        .bind(org_id).bind(member_id).bind(tombstone)
+        .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    on_tx!(tx, c => sqlx::query(
+        "UPDATE points_ledger SET reason = $3 WHERE org_id = $1 AND member_id = $2")
+        .bind(org_id).bind(member_id).bind(tombstone)
+        .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}

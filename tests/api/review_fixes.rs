@@ -144,3 +144,107 @@ async fn only_the_operator_revokes_scim_tokens() {
         "the revoked SCIM token no longer works"
     );
 }
+
+#[tokio::test]
+async fn erasure_reaches_money_notes_and_a_gone_member_gets_no_points_or_fee() {
+    let app = spawn_app().await;
+    let admin = app.org_with_admin("acme").await;
+    let id = app.add("acme", &admin, &["m1@acme.example"]).await[0];
+    let post = |path: String, body: Value| {
+        let admin = admin.clone();
+        let app = &app;
+        async move { app.post(&path, &admin, body).await }
+    };
+    let r = post(
+        format!("/api/v1/orgs/acme/members/{id}/payments"),
+        json!({"amount": 100, "currency": "EUR", "paid_on": "2020-01-01", "note": "m1@acme.example paid"}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let r = post(
+        "/api/v1/orgs/acme/points/moves".into(),
+        json!({"kind": "pool_add", "amount": 10, "reason": "x", "idempotency_key": "p"}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let r = post(
+        "/api/v1/orgs/acme/points/moves".into(),
+        json!({"kind": "give", "member_id": id, "amount": 1, "reason": "bonus for m1@acme.example", "idempotency_key": "g"}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let r = post(format!("/api/v1/orgs/acme/members/{id}/erase"), json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    let payments = app
+        .get(&format!("/api/v1/orgs/acme/members/{id}/payments"), &admin)
+        .await;
+    let ledger = app
+        .get(
+            &format!("/api/v1/orgs/acme/points/ledger?member_id={id}"),
+            &admin,
+        )
+        .await;
+    assert!(!payments.text.contains("m1@acme"), "{}", payments.text);
+    assert!(!ledger.text.contains("m1@acme"), "{}", ledger.text);
+    assert!(
+        ledger.text.contains("\"amount\":1"),
+        "amounts stay: {}",
+        ledger.text
+    );
+
+    // A removed (here erased) member takes no new points and no fee; points can come back.
+    let r = post(
+        "/api/v1/orgs/acme/points/moves".into(),
+        json!({"kind": "give", "member_id": id, "amount": 1, "reason": "x", "idempotency_key": "g2"}),
+    )
+    .await;
+    assert_problem(&r, 409);
+    assert_eq!(r.body["code"], "member_gone", "{}", r.text);
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/orgs/acme/members/{id}/fee"),
+            Some(&admin),
+            Some(json!({"monthly_fee": 2500, "currency": "EUR"})),
+        )
+        .await;
+    assert_problem(&r, 409);
+    let r = post(
+        "/api/v1/orgs/acme/points/moves".into(),
+        json!({"kind": "take", "member_id": id, "amount": 1, "reason": "x", "idempotency_key": "t"}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+}
+
+#[tokio::test]
+async fn a_managed_orgs_join_page_takes_no_requests_and_sends_no_mail() {
+    let app = spawn_app().await;
+    let admin = app.org_with_admin("acme").await;
+    let r = app
+        .call(
+            Method::PUT,
+            "/api/v1/orgs/acme/join",
+            Some(&admin),
+            Some(json!({"enabled": true, "slug": "club"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = app
+        .patch("/api/v1/orgs/acme", OPERATOR, json!({"managed_by": "Okta"}))
+        .await;
+    assert_eq!(r.status, 200);
+    let before = app.outbox("acme").await.len();
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v1/join/club",
+            None,
+            Some(json!({"email": "late@z.example"})),
+        )
+        .await;
+    assert_problem(&r, 409);
+    assert_eq!(r.body["code"], "integration_managed", "{}", r.text);
+    assert_eq!(app.outbox("acme").await.len(), before, "no email goes out");
+}
