@@ -63,18 +63,35 @@ pub struct CsvSource {
 }
 
 /// What the server said identifies the file last applied: sent back on the next run so that an
-/// unchanged file is not downloaded again. Kept only for the same URL (shown without secrets).
+/// unchanged file is not downloaded again. Kept only for the same source: the same whole URL
+/// (query and credentials included) read with the same mapping, which `key` fingerprints; a
+/// changed mapping reads the file again even if the file did not change.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub struct Validators {
+    /// The URL without secrets, for people reading the checkpoint.
     pub url: String,
+    /// SHA-256 of the whole URL and the mapping (see [`source_key`]); empty in checkpoints
+    /// written before it existed, which therefore match nothing and cost one full download.
+    #[serde(default)]
+    pub key: String,
     #[serde(default)]
     pub etag: Option<String>,
     #[serde(default)]
     pub last_modified: Option<String>,
 }
 
+/// The fingerprint of what a download is read as: the whole URL and the mapping applied to it.
+pub fn source_key(url: &str, mapping: &Mapping) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(url.as_bytes());
+    h.update(b"\n");
+    h.update(format!("{mapping:?}").as_bytes());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 impl Validators {
-    fn of(url: &str, resp: &reqwest::Response) -> Option<Validators> {
+    fn of(url: &str, key: String, resp: &reqwest::Response) -> Option<Validators> {
         let header = |name| {
             resp.headers()
                 .get(name)
@@ -83,6 +100,7 @@ impl Validators {
         };
         let v = Validators {
             url: crate::http::redact(url),
+            key,
             etag: header(reqwest::header::ETAG),
             last_modified: header(reqwest::header::LAST_MODIFIED),
         };
@@ -181,12 +199,13 @@ impl Source for CsvSource {
         let url = self.config.url.clone().unwrap_or_default();
         crate::http::check_url("url", &url).map_err(FetchError::permanent)?;
         let what = redact(&url);
-        // The last applied download's validators, if they are for this URL.
+        // The last applied download's validators, if they are for this URL and mapping.
+        let key = source_key(&url, &self.mapping);
         let last = self
             .checkpoint
             .as_deref()
             .and_then(|c| serde_json::from_str::<Validators>(c).ok())
-            .filter(|v| v.url == what);
+            .filter(|v| v.key == key);
         let resp = crate::http::send(ctx, &what, || {
             let mut r = ctx.http.get(&url);
             if let Some(v) = &last {
@@ -221,20 +240,34 @@ impl Source for CsvSource {
             return Ok(snapshot);
         }
         let finish = Finish {
-            checkpoint: Validators::of(&url, &resp).and_then(|v| serde_json::to_string(&v).ok()),
+            checkpoint: Validators::of(&url, key, &resp)
+                .and_then(|v| serde_json::to_string(&v).ok()),
             ..Finish::default()
         };
         let (tx, snapshot) = Snapshot::channel(Coverage::Full);
         let (chunks_tx, chunks_rx) = mpsc::channel(16);
         let max_record = ctx.max_record_bytes;
+        let max_total = ctx.max_response_bytes;
         let mut body = resp.bytes_stream();
         let body_what = what.clone();
         // When the engine stops reading (or the time runs out), the download stops too.
         let stopped = tx.closed();
         tokio::spawn(async move {
             let forward = async {
+                let mut total: u64 = 0;
                 while let Some(chunk) = body.next().await {
-                    let item = chunk.map_err(|e| crate::http::body_error(&body_what, &e));
+                    // A download past sync.max_response_bytes is a failed read (which removes
+                    // nobody), however slowly it arrives.
+                    let item = chunk
+                        .map_err(|e| crate::http::body_error(&body_what, &e))
+                        .and_then(|c| {
+                            total = total.saturating_add(c.len() as u64);
+                            if total > max_total {
+                                Err(crate::http::too_large(&body_what, max_total))
+                            } else {
+                                Ok(c)
+                            }
+                        });
                     let stop = item.is_err();
                     if chunks_tx.send(item).await.is_err() || stop {
                         return;
@@ -261,3 +294,26 @@ impl Source for CsvSource {
 
 /// A URL for messages: without its query string or credentials (they may carry a key).
 pub use crate::http::redact;
+
+#[cfg(test)]
+mod key_tests {
+    use super::*;
+
+    #[test]
+    fn validators_belong_to_the_whole_url_and_the_mapping() {
+        let m = |t: &str| toml::from_str::<Mapping>(t).unwrap();
+        let plain = m("external_id = \"ID\"\nmember_email = \"Email\"");
+        let other = m("external_id = \"ID\"\nmember_email = \"WorkEmail\"");
+        let url = "https://h.example/roster.csv?file=a&key=s3cret";
+        let key = source_key(url, &plain);
+        assert_eq!(key, source_key(url, &plain), "stable");
+        assert_eq!(key.len(), 64);
+        // Another file behind the same redacted URL, and the same file read another way.
+        assert_ne!(
+            key,
+            source_key("https://h.example/roster.csv?file=b&key=s3cret", &plain)
+        );
+        assert_ne!(key, source_key(url, &other));
+        assert!(!key.contains("s3cret"));
+    }
+}

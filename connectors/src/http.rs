@@ -144,7 +144,7 @@ pub fn clients(timeout: Duration) -> Result<(reqwest::Client, reqwest::Client), 
 }
 
 /// The error for a response over the limit.
-fn too_large(what: &str, max: u64) -> FetchError {
+pub(crate) fn too_large(what: &str, max: u64) -> FetchError {
     FetchError::permanent(format!(
         "{what}: the response is larger than sync.max_response_bytes ({max} bytes); not read"
     ))

@@ -380,6 +380,23 @@ pub(crate) fn renewal_due(lifetime: Duration, left: Duration) -> bool {
     left.is_zero() || left < (lifetime / 4).min(Duration::from_secs(30))
 }
 
+/// The most of a token endpoint's answer that is read.
+const TOKEN_RESPONSE_MAX: u64 = 64 * 1024;
+
+/// An upstream's own words (an OAuth2 error code) made safe for a log line and a run record:
+/// control characters become spaces, and at most 120 characters are kept.
+fn scrub(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(120)
+        .collect();
+    if text.chars().count() > 120 {
+        out.push('…');
+    }
+    out
+}
+
 /// The oauth2 crate's requests, sent through our reqwest client (one HTTP stack, rustls) that
 /// follows no redirect (the request carries the client secret), reading at most `max` bytes.
 async fn oauth2_http(
@@ -465,7 +482,11 @@ impl OAuth2Client {
                 ClientAuth::Post => oauth2::AuthType::RequestBody,
             })
             .set_token_uri(url);
-        let (http, max) = (ctx.token_http.clone(), ctx.max_response_bytes);
+        // A token answer is a few hundred bytes: a token endpoint gets no more than 64 KiB.
+        let (http, max) = (
+            ctx.token_http.clone(),
+            ctx.max_response_bytes.min(TOKEN_RESPONSE_MAX),
+        );
         let call = move |req: oauth2::HttpRequest| oauth2_http(http.clone(), max, req);
         let result = match &self.refresh_token {
             Some(r) => {
@@ -485,7 +506,7 @@ impl OAuth2Client {
         };
         let response = result.map_err(|e| {
             let detail = match &e {
-                oauth2::RequestTokenError::ServerResponse(r) => format!("{}", r.error()),
+                oauth2::RequestTokenError::ServerResponse(r) => scrub(r.error().as_ref()),
                 oauth2::RequestTokenError::Request(e) => {
                     format!("the token endpoint cannot be read: {e}")
                 }
@@ -935,6 +956,54 @@ mod tests {
         drop(holder);
         assert!(a.token(&impatient, true).await.is_ok());
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn token_endpoint_answers_are_bounded_and_their_words_scrubbed() {
+        // One endpoint answers an error whose code is long and full of control characters,
+        // the other a token answer far larger than any token.
+        let router = axum::Router::new()
+            .route(
+                "/loud",
+                axum::routing::post(|| async {
+                    let code = format!("bad\n\u{1b}[31m{}", "x".repeat(5000));
+                    (
+                        axum::http::StatusCode::BAD_REQUEST,
+                        axum::Json(serde_json::json!({ "error": code })),
+                    )
+                }),
+            )
+            .route(
+                "/huge",
+                axum::routing::post(|| async {
+                    axum::Json(
+                        serde_json::json!({"access_token": "t", "token_type": "bearer",
+                        "padding": "p".repeat(200 * 1024)}),
+                    )
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        let ctx = Context::new(".".into(), std::time::Duration::from_secs(60)).unwrap();
+        for (path, expect) in [("loud", "bad  [31mxxx"), ("huge", "larger than")] {
+            let auth: Auth = toml::from_str(&format!(
+                "type = \"oauth2_client_credentials\"\ntoken_url = \"{base}/{path}\"\n\
+                 client_id = \"c\"\nclient_secret = \"env:PATH\"\n"
+            ))
+            .unwrap();
+            let Resolved::OAuth2(mut client) = resolve(&auth).unwrap() else {
+                panic!("an OAuth2 client");
+            };
+            let err = client.token(&ctx, false).await.unwrap_err();
+            assert!(err.message.contains(expect), "{path}: {}", err.message);
+            assert!(
+                err.message.len() < 600,
+                "{path}: {} bytes",
+                err.message.len()
+            );
+            assert!(!err.message.contains('\u{1b}') && !err.message.contains('\n'));
+        }
     }
 
     #[test]

@@ -123,22 +123,17 @@ pub async fn ask(
     Json(body): Json<JoinAsk>,
 ) -> Result<(StatusCode, axum::Json<Asked>), ApiError> {
     state.auth_failures.check(ip)?;
+    // Every request spends budget before anything is sent: the page cannot be used to flood an
+    // inbox, and a client over its budget is refused before an email leaves, never after.
+    state.auth_failures.record(ip)?;
     match state.roster.request_to_join(&slug, body).await {
-        Ok(()) => {
-            // Every email sent spends budget: the page cannot be used to flood an inbox.
-            state.auth_failures.record(ip)?;
-            Ok((
-                StatusCode::ACCEPTED,
-                axum::Json(Asked {
-                    status: "verification_sent",
-                    detail: "check your inbox: the link in the email we sent confirms the request",
-                }),
-            ))
-        }
-        Err(e @ RosterError::NotFound(_)) => {
-            state.auth_failures.record(ip)?;
-            Err(e.into())
-        }
+        Ok(()) => Ok((
+            StatusCode::ACCEPTED,
+            axum::Json(Asked {
+                status: "verification_sent",
+                detail: "check your inbox: the link in the email we sent confirms the request",
+            }),
+        )),
         Err(e) => Err(e.into()),
     }
 }

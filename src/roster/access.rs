@@ -141,7 +141,7 @@ impl Roster {
                     after.cancelled_at = Some(now);
                     // The link dies at once; queued invitation emails and reminders are dropped.
                     store::invitations::close_for_member(&mut tx, id, now).await?;
-                    store::invitations::clear_groups(&mut tx, id).await?;
+                    store::invitations::clear_groups(&mut tx, org_id, id).await?;
                     store::outbox::cancel_for_member(
                         &mut tx,
                         id,

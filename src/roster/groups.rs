@@ -76,7 +76,7 @@ pub(crate) async fn delete_group_row(
     group: &Group,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<()> {
-    store::groups::bump_member_versions(tx, group.id, now).await?;
+    store::groups::bump_member_versions(tx, group.org_id, group.id, now).await?;
     store::groups::delete(tx, group.org_id, group.id).await?;
     record(
         tx,
@@ -212,7 +212,7 @@ impl Roster {
         after.updated_at = now;
         store::groups::update(&mut tx, &mut after).await?;
         // Members show their groups' names (SCIM `groups`): their versions move too.
-        store::groups::bump_member_versions(&mut tx, id, now).await?;
+        store::groups::bump_member_versions(&mut tx, org_id, id, now).await?;
         record(
             &mut tx,
             now,

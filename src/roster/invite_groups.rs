@@ -95,7 +95,7 @@ impl Roster {
         let groups = store::invitations::groups_of(tx, org_id, member_id).await?;
         self.join_groups(tx, org_id, actor, member_id, &groups)
             .await?;
-        store::invitations::clear_groups(tx, member_id).await?;
+        store::invitations::clear_groups(tx, org_id, member_id).await?;
         Ok(())
     }
 }

@@ -233,7 +233,7 @@ impl Roster {
         };
         store::invite_links::insert(&mut tx, &link).await?;
         let group_ids: Vec<Uuid> = groups.iter().map(|(id, _)| *id).collect();
-        store::invite_links::add_groups(&mut tx, id, &group_ids).await?;
+        store::invite_links::add_groups(&mut tx, org_id, id, &group_ids).await?;
         record(
             &mut tx,
             now,
@@ -308,7 +308,7 @@ impl Roster {
             )
             .await?;
         }
-        let groups = store::invite_links::groups_of(&mut tx, id).await?;
+        let groups = store::invite_links::groups_of(&mut tx, org_id, id).await?;
         tx.commit().await?;
         Ok(view(
             link,
@@ -413,7 +413,7 @@ impl Roster {
         let invitee = Actor::Invitee {
             member_id: member.id,
         };
-        let groups = store::invite_links::groups_of(&mut tx, link.id).await?;
+        let groups = store::invite_links::groups_of(&mut tx, org.id, link.id).await?;
         self.join_groups(&mut tx, org.id, &invitee, member.id, &groups)
             .await?;
         self.join_invitation_groups(&mut tx, org.id, &invitee, member.id)

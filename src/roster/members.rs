@@ -204,7 +204,7 @@ pub(crate) async fn revoke_access(
     m.disabled_at = None;
     m.contact_email = None;
     store::invitations::close_for_member(tx, m.id, now).await?;
-    store::invitations::clear_groups(tx, m.id).await?;
+    store::invitations::clear_groups(tx, m.org_id, m.id).await?;
     store::outbox::cancel_for_member(tx, m.id, now, "cancelled: member removed").await?;
     Ok(())
 }

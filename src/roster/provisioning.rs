@@ -269,7 +269,7 @@ impl Roster {
             .filter(|m| !m.scim_deleted)
             .ok_or_else(|| RosterError::NotFound("User".into()))?;
         check_version(before.version, expected_version)?;
-        let groups: Vec<(Uuid, String)> = store::groups::groups_of(&mut tx, &[id])
+        let groups: Vec<(Uuid, String)> = store::groups::groups_of(&mut tx, org_id, &[id])
             .await?
             .into_iter()
             .map(|(_, g, name)| (g, name))
@@ -393,7 +393,7 @@ impl Roster {
         m.updated_at = now;
         store::members::update(&mut tx, &mut m).await?;
         // A deleted user leaves its groups: a later re-create must not bring them back.
-        store::groups::remove_member_everywhere(&mut tx, id, now).await?;
+        store::groups::remove_member_everywhere(&mut tx, org_id, id, now).await?;
         record(
             &mut tx,
             now,
@@ -552,7 +552,7 @@ impl Roster {
         store::groups::update(&mut tx, &mut after).await?;
         if let Some(values) = members {
             let ids = Self::resolve_members(&mut tx, org_id, &values).await?;
-            store::groups::bump_member_versions(&mut tx, id, now).await?;
+            store::groups::bump_member_versions(&mut tx, org_id, id, now).await?;
             store::groups::clear_members(&mut tx, id).await?;
             for mid in &ids {
                 store::groups::add_member(&mut tx, id, *mid, now).await?;
@@ -595,7 +595,7 @@ impl Roster {
         check_version(group.version, expected_version)?;
         if remove_all {
             // Every member's `groups` changes: their versions move on.
-            store::groups::bump_member_versions(&mut tx, id, now).await?;
+            store::groups::bump_member_versions(&mut tx, org_id, id, now).await?;
             store::groups::clear_members(&mut tx, id).await?;
         }
         let mut removed = Vec::new();

@@ -167,10 +167,14 @@ fn sql_order(path: &filter::AttrPath) -> Option<ScimOrder> {
     }
 }
 
-async fn render_many(state: &AppState, members: &[Member]) -> Result<Vec<Value>, ScimError> {
+async fn render_many(
+    state: &AppState,
+    org_id: Uuid,
+    members: &[Member],
+) -> Result<Vec<Value>, ScimError> {
     let ids: Vec<Uuid> = members.iter().map(|m| m.id).collect();
     let mut tx = state.roster.store.read().await?;
-    let memberships = store::groups::groups_of(&mut tx, &ids).await?;
+    let memberships = store::groups::groups_of(&mut tx, org_id, &ids).await?;
     tx.rollback().await?;
     let mut by_member: HashMap<Uuid, Vec<(Uuid, String)>> = HashMap::new();
     for (m, g, name) in memberships {
@@ -190,7 +194,9 @@ async fn render_many(state: &AppState, members: &[Member]) -> Result<Vec<Value>,
 }
 
 pub async fn render_one(state: &AppState, m: &Member) -> Result<Value, ScimError> {
-    Ok(render_many(state, std::slice::from_ref(m)).await?.remove(0))
+    Ok(render_many(state, m.org_id, std::slice::from_ref(m))
+        .await?
+        .remove(0))
 }
 
 /// Every user matching the query's filter, rendered (for in-memory paging and root search).
@@ -213,7 +219,7 @@ pub async fn filtered_docs(
     }
     let members = store::members::scim_all(&mut tx, client.org_id, &cond).await?;
     tx.rollback().await?;
-    let docs = render_many(state, &members).await?;
+    let docs = render_many(state, client.org_id, &members).await?;
     let Some(f) = q.filter.clone() else {
         return Ok(docs);
     };
@@ -258,7 +264,7 @@ async fn run_query(
         )
         .await?;
         tx.rollback().await?;
-        let docs = render_many(state, &members).await?;
+        let docs = render_many(state, client.org_id, &members).await?;
         let page = docs
             .into_iter()
             .map(|d| resource::project(d, &q.attributes, &q.excluded))

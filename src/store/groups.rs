@@ -55,12 +55,14 @@ pub async fn touch(tx: &mut Tx, org_id: Uuid, id: Uuid, at: DateTime<Utc>) -> Re
 }
 
 pub async fn delete(tx: &mut Tx, org_id: Uuid, id: Uuid) -> Result<bool> {
-    on_tx!(tx, c => sqlx::query("DELETE FROM group_members WHERE group_id = $1")
-        .bind(id).execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    on_tx!(tx, c => sqlx::query(
+        "DELETE FROM group_members
+         WHERE group_id = (SELECT id FROM groups WHERE org_id = $1 AND id = $2)")
+        .bind(org_id).bind(id).execute(&mut *c).await.map(|r| r.rows_affected()))?;
     // Open invitations that named the group no longer join it.
     on_tx!(tx, c => sqlx::query("DELETE FROM invitation_groups WHERE org_id = $1 AND group_id = $2")
         .bind(org_id).bind(id).execute(&mut *c).await.map(|r| r.rows_affected()))?;
-    super::invite_links::forget_group(tx, id).await?;
+    super::invite_links::forget_group(tx, org_id, id).await?;
     let n = on_tx!(tx, c => sqlx::query("DELETE FROM groups WHERE org_id = $1 AND id = $2")
         .bind(org_id).bind(id).execute(&mut *c).await.map(|r| r.rows_affected()))?;
     Ok(n == 1)
@@ -249,18 +251,22 @@ pub async fn members_of_groups(
 }
 
 /// The groups each of `member_ids` belongs to: `(member id, group id, group name)`.
-pub async fn groups_of(tx: &mut Tx, member_ids: &[Uuid]) -> Result<Vec<(Uuid, Uuid, String)>> {
+pub async fn groups_of(
+    tx: &mut Tx,
+    org_id: Uuid,
+    member_ids: &[Uuid],
+) -> Result<Vec<(Uuid, Uuid, String)>> {
     let mut out = Vec::new();
     // Bounded batches keep the parameter count well inside both backends' limits.
     for chunk in member_ids.chunks(500) {
-        let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let placeholders: Vec<String> = (2..=chunk.len() + 1).map(|i| format!("${i}")).collect();
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT gm.member_id, g.id, g.name FROM group_members gm JOIN groups g ON g.id = gm.group_id
-             WHERE gm.member_id IN ({}) ORDER BY g.name",
+             WHERE g.org_id = $1 AND gm.member_id IN ({}) ORDER BY g.name",
             placeholders.join(", ")
         ));
         let rows: Vec<(Uuid, Uuid, String)> = on_tx!(tx, c => {
-            let mut q = sqlx::query_as(sql);
+            let mut q = sqlx::query_as(sql).bind(org_id);
             for id in chunk {
                 q = q.bind(*id);
             }
@@ -274,23 +280,29 @@ pub async fn groups_of(tx: &mut Tx, member_ids: &[Uuid]) -> Result<Vec<(Uuid, Uu
 /// Takes a member out of every group; those groups' versions move on (their members changed).
 pub async fn remove_member_everywhere(
     tx: &mut Tx,
+    org_id: Uuid,
     member_id: Uuid,
     at: DateTime<Utc>,
 ) -> Result<u64> {
     on_tx!(tx, c => sqlx::query(
-        "UPDATE groups SET version = version + 1, updated_at = $2
-         WHERE id IN (SELECT group_id FROM group_members WHERE member_id = $1)")
-        .bind(member_id).bind(at).execute(&mut *c).await.map(|r| r.rows_affected()))?;
-    Ok(
-        on_tx!(tx, c => sqlx::query("DELETE FROM group_members WHERE member_id = $1")
-        .bind(member_id).execute(&mut *c).await.map(|r| r.rows_affected()))?,
-    )
+        "UPDATE groups SET version = version + 1, updated_at = $3
+         WHERE org_id = $1 AND id IN (SELECT group_id FROM group_members WHERE member_id = $2)")
+        .bind(org_id).bind(member_id).bind(at).execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    Ok(on_tx!(tx, c => sqlx::query(
+        "DELETE FROM group_members
+         WHERE member_id = $2 AND group_id IN (SELECT id FROM groups WHERE org_id = $1)")
+        .bind(org_id).bind(member_id).execute(&mut *c).await.map(|r| r.rows_affected()))?)
 }
 
 /// Moves on the version of every member of a group (their `groups` attribute changes).
-pub async fn bump_member_versions(tx: &mut Tx, group_id: Uuid, at: DateTime<Utc>) -> Result<u64> {
+pub async fn bump_member_versions(
+    tx: &mut Tx,
+    org_id: Uuid,
+    group_id: Uuid,
+    at: DateTime<Utc>,
+) -> Result<u64> {
     Ok(on_tx!(tx, c => sqlx::query(
-        "UPDATE members SET version = version + 1, updated_at = $2
-         WHERE id IN (SELECT member_id FROM group_members WHERE group_id = $1)")
-        .bind(group_id).bind(at).execute(&mut *c).await.map(|r| r.rows_affected()))?)
+        "UPDATE members SET version = version + 1, updated_at = $3
+         WHERE org_id = $1 AND id IN (SELECT member_id FROM group_members WHERE group_id = $2)")
+        .bind(org_id).bind(group_id).bind(at).execute(&mut *c).await.map(|r| r.rows_affected()))?)
 }

@@ -102,9 +102,8 @@ pub async fn groups_of(tx: &mut Tx, org_id: Uuid, member_id: Uuid) -> Result<Vec
 }
 
 /// Forgets the groups an invitation named (accepted, cancelled or removed).
-pub async fn clear_groups(tx: &mut Tx, member_id: Uuid) -> Result<u64> {
-    Ok(
-        on_tx!(tx, c => sqlx::query("DELETE FROM invitation_groups WHERE member_id = $1")
-        .bind(member_id).execute(&mut *c).await.map(|r| r.rows_affected()))?,
-    )
+pub async fn clear_groups(tx: &mut Tx, org_id: Uuid, member_id: Uuid) -> Result<u64> {
+    Ok(on_tx!(tx, c => sqlx::query(
+        "DELETE FROM invitation_groups WHERE org_id = $1 AND member_id = $2")
+        .bind(org_id).bind(member_id).execute(&mut *c).await.map(|r| r.rows_affected()))?)
 }

@@ -41,22 +41,30 @@ pub async fn insert(tx: &mut Tx, l: &InviteLink) -> Result<()> {
     Ok(())
 }
 
-pub async fn add_groups(tx: &mut Tx, link_id: Uuid, group_ids: &[Uuid]) -> Result<()> {
+/// Only a link and groups of `org_id` are ever paired.
+pub async fn add_groups(
+    tx: &mut Tx,
+    org_id: Uuid,
+    link_id: Uuid,
+    group_ids: &[Uuid],
+) -> Result<()> {
     for g in group_ids {
         on_tx!(tx, c => sqlx::query(
-            "INSERT INTO invite_link_groups (link_id, group_id) VALUES ($1, $2)
+            "INSERT INTO invite_link_groups (link_id, group_id)
+             SELECT l.id, g.id FROM invite_links l JOIN groups g ON g.org_id = l.org_id
+             WHERE l.org_id = $1 AND l.id = $2 AND g.id = $3
              ON CONFLICT (link_id, group_id) DO NOTHING")
-            .bind(link_id).bind(g).execute(&mut *c).await.map(|r| r.rows_affected()))?;
+            .bind(org_id).bind(link_id).bind(g).execute(&mut *c).await.map(|r| r.rows_affected()))?;
     }
     Ok(())
 }
 
 /// The groups a link's invitee joins, by id and name.
-pub async fn groups_of(tx: &mut Tx, link_id: Uuid) -> Result<Vec<(Uuid, String)>> {
+pub async fn groups_of(tx: &mut Tx, org_id: Uuid, link_id: Uuid) -> Result<Vec<(Uuid, String)>> {
     Ok(on_tx!(tx, c => sqlx::query_as(
         "SELECT g.id, g.name FROM invite_link_groups lg JOIN groups g ON g.id = lg.group_id
-         WHERE lg.link_id = $1 ORDER BY g.name_key")
-        .bind(link_id).fetch_all(&mut *c).await)?)
+         WHERE g.org_id = $1 AND lg.link_id = $2 ORDER BY g.name_key")
+        .bind(org_id).bind(link_id).fetch_all(&mut *c).await)?)
 }
 
 /// Every group name of an org's links, for a listing: (link id, group name).
@@ -132,8 +140,10 @@ pub async fn accept(
 }
 
 /// Forgets a deleted group in the links that named it.
-pub async fn forget_group(tx: &mut Tx, group_id: Uuid) -> Result<()> {
-    on_tx!(tx, c => sqlx::query("DELETE FROM invite_link_groups WHERE group_id = $1")
-        .bind(group_id).execute(&mut *c).await.map(|r| r.rows_affected()))?;
+pub async fn forget_group(tx: &mut Tx, org_id: Uuid, group_id: Uuid) -> Result<()> {
+    on_tx!(tx, c => sqlx::query(
+        "DELETE FROM invite_link_groups
+         WHERE group_id = $2 AND link_id IN (SELECT id FROM invite_links WHERE org_id = $1)")
+        .bind(org_id).bind(group_id).execute(&mut *c).await.map(|r| r.rows_affected()))?;
     Ok(())
 }

@@ -20,6 +20,22 @@ use ipnet::IpNet;
 use super::AppState;
 use super::problem::ApiError;
 
+/// The budget a client address spends from: an IPv4 address, or the /64 an IPv6 address lies
+/// in (one host usually holds a whole /64, so per-address budgets would be no limit at all).
+/// An IPv4-mapped IPv6 address counts as its IPv4 address.
+pub fn bucket(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+    }
+}
+
 #[derive(Clone)]
 pub struct AuthFailures {
     limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
@@ -60,7 +76,7 @@ impl AuthFailures {
     /// `Err(429)` while the client is over its budget; counts nothing. Checked before a
     /// credential is looked up.
     pub fn check(&self, ip: Option<IpAddr>) -> Result<(), ApiError> {
-        let Some(ip) = ip else {
+        let Some(ip) = ip.map(bucket) else {
             return Ok(());
         };
         let now = Instant::now();
@@ -77,7 +93,7 @@ impl AuthFailures {
 
     /// Counts one failure from a client; `Err(429)` once over the budget.
     pub fn record(&self, ip: Option<IpAddr>) -> Result<(), ApiError> {
-        let Some(ip) = ip else {
+        let Some(ip) = ip.map(bucket) else {
             return Ok(());
         };
         match self.limiter.check_key(&ip) {
@@ -163,5 +179,37 @@ impl axum::extract::FromRequestParts<AppState> for ClientIp {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         Ok(ClientIp(client_ip(parts, state)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_clients_share_their_64_and_mapped_v4_is_v4() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff:1:2:3".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(bucket(a), bucket(b));
+        assert_ne!(bucket(a), bucket(other));
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(bucket(mapped), "192.0.2.7".parse::<IpAddr>().unwrap());
+        let v4: IpAddr = "192.0.2.8".parse().unwrap();
+        assert_eq!(bucket(v4), v4);
+    }
+
+    #[test]
+    fn one_64_spends_one_budget() {
+        let f = AuthFailures::new(2, Vec::new());
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        assert!(f.record(ip("2001:db8::1")).is_ok());
+        assert!(f.record(ip("2001:db8::2")).is_ok());
+        // A third address in the same /64 is over the shared budget.
+        assert!(f.record(ip("2001:db8::3")).is_err());
+        assert!(f.check(ip("2001:db8::4")).is_err());
+        // Another /64 has its own.
+        assert!(f.check(ip("2001:db8:0:1::1")).is_ok());
+        assert!(f.record(ip("2001:db8:0:1::1")).is_ok());
     }
 }

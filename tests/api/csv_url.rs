@@ -141,7 +141,7 @@ async fn an_unchanged_roster_costs_a_304_and_removes_nobody() {
 
 /// A record longer than `sync.max_record_bytes` fails the run (the reader stops instead of
 /// growing the record), and a roster that drips in slower than `sync.max_fetch_secs` allows is
-/// cut off, its download stopped.
+/// cut off, its download stopped; a download larger than `sync.max_response_bytes` fails.
 #[tokio::test]
 async fn an_over_long_record_and_a_dripping_download_fail_the_run() {
     let dripping_closed = Arc::new(AtomicBool::new(false));
@@ -157,6 +157,16 @@ async fn an_over_long_record_and_a_dripping_download_fail_the_run() {
             axum::routing::get(move || {
                 let long = long.clone();
                 async move { long }
+            }),
+        )
+        .route(
+            "/big.csv",
+            axum::routing::get(|| async {
+                let mut body = roster_csv(&PEOPLE);
+                for i in 0..20_000 {
+                    body.push_str(&format!("{i},True,A,B,p{i}@big.example,False\n"));
+                }
+                body
             }),
         )
         .route(
@@ -176,7 +186,7 @@ async fn an_over_long_record_and_a_dripping_download_fail_the_run() {
     tokio::spawn(async move { axum::serve(listener, router).await });
     // The long record with the default fetch time limit (a loaded machine may be slow); the
     // drip with a limit of one second.
-    let app_for = |name: &'static str, max_fetch_secs: u64| {
+    let app_for = |name: &'static str, max_fetch_secs: u64, max_response_bytes: u64| {
         let parsed = parse_sources(&csv_source(
             name,
             name,
@@ -193,9 +203,10 @@ async fn an_over_long_record_and_a_dripping_download_fail_the_run() {
             c.sync.fetch_retries = 0;
             c.sync.max_record_bytes = 16 * 1024;
             c.sync.max_fetch_secs = max_fetch_secs;
+            c.sync.max_response_bytes = max_response_bytes;
         })
     };
-    let app = app_for("long", 3600).await;
+    let app = app_for("long", 3600, 64 << 20).await;
     let r = app.run_source("long", "long").await;
     assert_eq!(r["status"], "failed", "{r}");
     let msg = r["message"].as_str().unwrap();
@@ -203,7 +214,17 @@ async fn an_over_long_record_and_a_dripping_download_fail_the_run() {
         msg.contains("a record longer than sync.max_record_bytes (16384 bytes)"),
         "{msg}"
     );
-    let app = app_for("drip", 1).await;
+    // A download larger than sync.max_response_bytes in all (each record short) fails too.
+    let app = app_for("big", 3600, 100_000).await;
+    let r = app.run_source("big", "big").await;
+    assert_eq!(r["status"], "failed", "{r}");
+    let msg = r["message"].as_str().unwrap();
+    assert!(
+        msg.contains("larger than sync.max_response_bytes (100000 bytes)"),
+        "{msg}"
+    );
+    assert_eq!(r["counts"]["created"], 0, "{r}");
+    let app = app_for("drip", 1, 64 << 20).await;
     let r = app.run_source("drip", "drip").await;
     assert_eq!(r["status"], "failed", "{r}");
     let msg = r["message"].as_str().unwrap();

@@ -764,6 +764,41 @@ async fn guessing_verification_tokens_is_rate_limited() {
     assert!(member(&app, "acme", &admin, "a@x.example").await.is_none());
 }
 
+/// Each request to join spends budget before anything is queued: the request that finds the
+/// client over its budget answers 429 and no email is queued for it.
+#[tokio::test]
+async fn a_request_over_budget_is_refused_before_any_email() {
+    let app = spawn_with(Mail::Files, |c| c.server.auth_failures_per_minute = 3).await;
+    let admin = app.org_with_admin("acme").await;
+    open_page(
+        &app,
+        "acme",
+        &admin,
+        json!({"enabled": true, "slug": "acme"}),
+    )
+    .await;
+    let mut statuses = Vec::new();
+    for i in 0..4 {
+        let email = format!("p{i}@x.example");
+        statuses.push(
+            ask(&app, "acme", json!({ "email": email }))
+                .await
+                .status
+                .as_u16(),
+        );
+    }
+    assert_eq!(statuses, [202, 202, 202, 429]);
+    let queued: Vec<String> = app
+        .outbox("acme")
+        .await
+        .into_iter()
+        .filter(|r| r.kind == "join_verify")
+        .map(|r| r.to_address)
+        .collect();
+    assert_eq!(queued.len(), 3, "{queued:?}");
+    assert!(!queued.iter().any(|a| a == "p3@x.example"), "{queued:?}");
+}
+
 /// Runs the `rosterd` binary against the app's database.
 async fn rosterd(app: &TestApp, args: &[&str]) -> (i32, String, String) {
     let dir = std::env::temp_dir().join(format!("rosterd-join-{}", uuid::Uuid::new_v4().simple()));
