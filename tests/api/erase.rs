@@ -177,6 +177,7 @@ async fn the_cli_removes_a_member_recording_a_contact_email() {
                 family_name: None,
                 display_name: None,
                 groups: vec![],
+                phones: vec![],
             }],
         )
         .await
@@ -568,6 +569,7 @@ async fn the_cli_erases_a_member() {
                 family_name: None,
                 display_name: None,
                 groups: vec![],
+                phones: vec![],
             }],
         )
         .await
