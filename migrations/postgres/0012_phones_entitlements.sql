@@ -10,7 +10,8 @@ CREATE TABLE member_phones (
     value       TEXT NOT NULL,
     -- SCIM's `display` of the number, kept when a client sends one.
     display     TEXT,
-    is_primary  BOOLEAN NOT NULL DEFAULT FALSE,
+    -- NULL: the primary mark was not stated (read as not primary).
+    is_primary  BOOLEAN,
     PRIMARY KEY (org_id, member_id, position)
 );
 

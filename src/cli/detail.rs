@@ -95,12 +95,12 @@ fn parse_phone(text: &str) -> NewPhone {
         Some((kind, value)) if !kind.chars().any(|c| c.is_ascii_digit()) => NewPhone {
             kind: Some(kind.to_owned()),
             value: value.to_owned(),
-            primary: false,
+            primary: None,
         },
         _ => NewPhone {
             kind: None,
             value: text.to_owned(),
-            primary: false,
+            primary: None,
         },
     }
 }
@@ -131,7 +131,7 @@ pub async fn members(roster: &Roster, command: &MembersCommand) -> anyhow::Resul
             } else {
                 let mut given: Vec<NewPhone> = phones.iter().map(|p| parse_phone(p)).collect();
                 if let Some(first) = given.first_mut() {
-                    first.primary = *primary;
+                    first.primary = Some(*primary);
                 }
                 roster.set_phones(org_id, &Actor::Cli, *id, given).await?
             };

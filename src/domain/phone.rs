@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 /// Longest phone value kept, in characters.
 pub const MAX_VALUE_CHARS: usize = 40;
@@ -22,7 +22,7 @@ const MAX_EXT_DIGITS: usize = 8;
 pub const KNOWN_TYPES: [&str; 6] = ["work", "home", "mobile", "fax", "pager", "other"];
 
 /// One of a member's phone numbers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Phone {
     #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
@@ -30,6 +30,10 @@ pub struct Phone {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub display: Option<String>,
     pub primary: bool,
+    /// Whether `primary` was stated (a SCIM client that sent `"primary": false` reads it back;
+    /// one that sent nothing reads nothing).
+    #[serde(skip)]
+    pub primary_stated: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -178,7 +182,7 @@ mod tests {
             "(555 0100",
             "555) 0100",
             "((555)) 0100",
-            "+1 555 0100\n",
+            "+1 555\u{7}0100",
             "+1/555/0100",
             "123456789012345678901",
             "+1 555 0100 0100 0100 0100 0100 0100 0100 01",

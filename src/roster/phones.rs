@@ -26,7 +26,7 @@ pub struct NewPhone {
     pub kind: Option<String>,
     pub value: String,
     #[serde(default)]
-    pub primary: bool,
+    pub primary: Option<bool>,
 }
 
 impl From<NewPhone> for Phone {
@@ -35,7 +35,8 @@ impl From<NewPhone> for Phone {
             kind: p.kind,
             value: p.value,
             display: None,
-            primary: p.primary,
+            primary: p.primary.unwrap_or(false),
+            primary_stated: p.primary.is_some(),
         }
     }
 }
@@ -119,6 +120,7 @@ pub fn check_list(field: &str, list: Vec<Phone>) -> Result<Vec<Phone>, Vec<Field
             value,
             display,
             primary: p.primary,
+            primary_stated: p.primary_stated,
         });
     }
     if errors.is_empty() {

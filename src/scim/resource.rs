@@ -147,7 +147,7 @@ pub fn render_user(m: &Member, groups: &[(Uuid, String)], phones: &[Phone], base
     Value::Object(doc)
 }
 
-/// A member's numbers as SCIM `phoneNumbers` (`primary` only when true).
+/// A member's numbers as SCIM `phoneNumbers` (`primary` when true or stated).
 fn render_phones(phones: &[Phone]) -> Value {
     Value::Array(
         phones
@@ -161,8 +161,8 @@ fn render_phones(phones: &[Phone]) -> Value {
                 if let Some(d) = &p.display {
                     o.insert("display".into(), json!(d));
                 }
-                if p.primary {
-                    o.insert("primary".into(), json!(true));
+                if p.primary || p.primary_stated {
+                    o.insert("primary".into(), json!(p.primary));
                 }
                 Value::Object(o)
             })
@@ -199,16 +199,17 @@ fn read_phones(doc: &mut Map<String, Value>) -> Result<Vec<Phone>, ScimError> {
             }
         };
         let primary = match get_ci(p, "primary") {
-            None => false,
-            Some(v) => as_bool(v).ok_or_else(|| {
+            None => None,
+            Some(v) => Some(as_bool(v).ok_or_else(|| {
                 ScimError::invalid_value("phoneNumbers.primary must be a boolean")
-            })?,
+            })?),
         };
         raw.push(Phone {
             kind: opt_string(p, "type", "phoneNumbers.type")?,
             value,
             display: opt_string(p, "display", "phoneNumbers.display")?,
-            primary,
+            primary: primary.unwrap_or(false),
+            primary_stated: primary.is_some(),
         });
     }
     crate::roster::phones::check_list("phoneNumbers", raw).map_err(|errs| {

@@ -13,7 +13,7 @@ struct PhoneRow {
     phone_type: Option<String>,
     value: String,
     display: Option<String>,
-    is_primary: bool,
+    is_primary: Option<bool>,
 }
 
 impl From<PhoneRow> for Phone {
@@ -22,7 +22,8 @@ impl From<PhoneRow> for Phone {
             kind: r.phone_type,
             value: r.value,
             display: r.display,
-            primary: r.is_primary,
+            primary: r.is_primary.unwrap_or(false),
+            primary_stated: r.is_primary.is_some(),
         }
     }
 }
@@ -74,7 +75,7 @@ pub async fn replace(tx: &mut Tx, org_id: Uuid, member_id: Uuid, phones: &[Phone
             "INSERT INTO member_phones (org_id, member_id, position, phone_type, value, display, is_primary)
              VALUES ($1, $2, $3, $4, $5, $6, $7)")
             .bind(org_id).bind(member_id).bind(i as i64).bind(&p.kind).bind(&p.value)
-            .bind(&p.display).bind(p.primary)
+            .bind(&p.display).bind(p.primary_stated.then_some(p.primary))
             .execute(&mut *c).await.map(|r| r.rows_affected()))?;
     }
     Ok(())
