@@ -22,6 +22,8 @@ use crate::store::sync::RunRow;
 use crate::store::{self, Store, redact_url};
 use crate::sync::{Engine, Progress, ProgressFn, Trigger};
 
+mod detail;
+
 const DEFAULT_CONFIG: &str = "config/rosterd.toml";
 
 /// `println!` that returns the write error instead of panicking (a closed pipe ends the command
@@ -73,7 +75,8 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
-    /// List an org's members.
+    /// List an org's members (`members --org ORG`), show one in full (`members show ORG ID`)
+    /// or set their phone numbers (`members phones ORG ID`).
     Members(MembersArgs),
     /// Export an org's current and past members as CSV.
     Export {
@@ -156,6 +159,11 @@ enum Command {
     Applications {
         #[command(subcommand)]
         command: ApplicationCommand,
+    },
+    /// List, add or remove the entitlements a group grants its members.
+    Entitlements {
+        #[command(subcommand)]
+        command: detail::EntitlementCommand,
     },
     /// Import a roster CSV (or a .zip holding one) into an org: validate every row, then apply.
     Import {
@@ -267,9 +275,12 @@ enum TokenCommand {
 }
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 struct MembersArgs {
-    #[arg(long)]
-    org: String,
+    #[command(subcommand)]
+    command: Option<detail::MembersCommand>,
+    #[arg(long, required = true)]
+    org: Option<String>,
     /// all (invited + enrolled), invited, enrolled or removed.
     #[arg(long, default_value = "all", value_parser = parse_access)]
     access: AccessView,
@@ -603,8 +614,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Members(args) => {
             let roster = roster(&config).await?;
-            let org_id = org_id(&roster, &args.org).await?;
-            list_members(&roster, org_id, &args).await?;
+            match (&args.command, &args.org) {
+                (Some(command), _) => detail::members(&roster, command).await?,
+                (None, Some(org)) => {
+                    let org_id = org_id(&roster, org).await?;
+                    list_members(&roster, org_id, &args).await?;
+                }
+                (None, None) => bail!("--org is required"),
+            }
+        }
+        Command::Entitlements { command } => {
+            let roster = roster(&config).await?;
+            detail::entitlements(&roster, &command).await?;
         }
         Command::Points { command } => {
             let roster = roster(&config).await?;

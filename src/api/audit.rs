@@ -1,10 +1,12 @@
-//! `/api/v1/orgs/{org}/audit`: the org's audit log, newest first, paginated by cursor.
+//! `/api/v1/orgs/{org}/audit`: the org's audit log, newest first, paginated by cursor;
+//! `?member=ID` keeps the entries about one member.
 
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::extract::{Path, Query};
+use crate::store::audit::AuditRow;
 use crate::store::{self};
 use crate::web::AppState;
 use crate::web::Principal;
@@ -15,6 +17,8 @@ use crate::web::problem::ApiError;
 pub struct AuditParams {
     pub limit: Option<u32>,
     pub cursor: Option<String>,
+    /// Only the entries about this member (their changes, emails, points, payments…).
+    pub member: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -70,16 +74,41 @@ pub async fn list(
             })
         })
         .transpose()?;
+    let member = p
+        .member
+        .as_deref()
+        .map(|m| {
+            Uuid::try_parse(m)
+                .map(|id| id.to_string())
+                .map_err(|_| ApiError::field("member", "must be a member id"))
+        })
+        .transpose()?;
     let mut tx = state.roster.store.read().await?;
-    let mut rows = store::audit::page(&mut tx, org.id, before, i64::from(limit) + 1).await?;
+    let mut rows = match &member {
+        Some(id) => {
+            store::audit::page_for_subject(
+                &mut tx,
+                org.id,
+                ("member", id),
+                before,
+                i64::from(limit) + 1,
+            )
+            .await?
+        }
+        None => store::audit::page(&mut tx, org.id, before, i64::from(limit) + 1).await?,
+    };
     tx.rollback().await?;
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     let next_cursor = rows.last().filter(|_| more).map(|r| r.id.to_string());
-    let parse = |s: Option<String>| s.and_then(|s| serde_json::from_str(&s).ok());
-    let items = rows
-        .into_iter()
-        .map(|r| AuditEntry {
+    let items = rows.into_iter().map(AuditEntry::from).collect();
+    Ok(axum::Json(AuditPage { items, next_cursor }))
+}
+
+impl From<AuditRow> for AuditEntry {
+    fn from(r: AuditRow) -> Self {
+        let parse = |s: Option<String>| s.and_then(|s| serde_json::from_str(&s).ok());
+        AuditEntry {
             id: r.id,
             at: r.at,
             actor: Actor {
@@ -94,7 +123,6 @@ pub async fn list(
             },
             before: parse(r.before),
             after: parse(r.after),
-        })
-        .collect();
-    Ok(axum::Json(AuditPage { items, next_cursor }))
+        }
+    }
 }

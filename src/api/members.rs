@@ -344,16 +344,6 @@ pub async fn counts(
     }))
 }
 
-pub async fn get_one(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path((slug, id)): Path<(String, Uuid)>,
-) -> Result<axum::Json<MemberView>, ApiError> {
-    let org = principal.org(&state, &slug).await?;
-    let m = state.roster.member(org.id, id).await?;
-    Ok(axum::Json(MemberView::from(&m)))
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AddBody {

@@ -7,6 +7,7 @@
 
 mod audit;
 mod dashboard;
+pub mod detail;
 mod erase;
 pub mod extract;
 mod groups;
@@ -43,7 +44,7 @@ pub fn router(config: &Config) -> Router<AppState> {
         .route("/members/enable", post(members::enable))
         .route(
             "/members/{id}",
-            get(members::get_one)
+            get(detail::get_member)
                 .patch(members::patch)
                 .delete(members::remove_one),
         )
@@ -82,6 +83,18 @@ pub fn router(config: &Config) -> Router<AppState> {
             get(groups::members).post(groups::add_members),
         )
         .route("/groups/{id}/members/remove", post(groups::remove_members))
+        .route(
+            "/members/{id}/phones",
+            get(detail::get_phones).put(detail::put_phones),
+        )
+        .route(
+            "/groups/{id}/entitlements",
+            get(detail::list_entitlements).post(detail::add_entitlement),
+        )
+        .route(
+            "/groups/{id}/entitlements/{eid}",
+            axum::routing::delete(detail::remove_entitlement),
+        )
         .route("/sources", get(sync::list_sources))
         .route("/sources/{name}", get(sync::get_source))
         .route("/sources/{name}/runs", post(sync::run_now))

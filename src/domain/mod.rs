@@ -3,10 +3,12 @@
 
 mod email;
 mod member;
+pub mod phone;
 mod slug;
 
 pub use email::{Email, EmailError};
 pub use member::{
     Access, AccessView, Activity, ActivityKind, Member, Role, UnknownVariant, display_name_of,
 };
+pub use phone::{Phone, PhoneError};
 pub use slug::{Slug, SlugError};

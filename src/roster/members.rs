@@ -33,6 +33,9 @@ pub struct NewMember {
     /// restored without an invitation.
     #[serde(default)]
     pub groups: Vec<String>,
+    /// Phone numbers, set for a new or re-added member (one already here keeps theirs).
+    #[serde(default)]
+    pub phones: Vec<super::phones::NewPhone>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -278,7 +281,20 @@ impl Roster {
                     )),
                 }
             }
-            parsed.push((email, role, given, family, display, names));
+            let phones = match super::phones::check_list(
+                &format!("members[{i}].phones"),
+                p.phones
+                    .into_iter()
+                    .map(crate::domain::Phone::from)
+                    .collect(),
+            ) {
+                Ok(list) => list,
+                Err(e) => {
+                    errors.extend(e);
+                    Vec::new()
+                }
+            };
+            parsed.push((email, role, given, family, display, (names, phones)));
         }
         if !errors.is_empty() {
             return Err(RosterError::Invalid(errors));
@@ -295,17 +311,19 @@ impl Roster {
             "addresses per request",
         )?;
         let mut resolved = Vec::with_capacity(parsed.len());
-        for (i, (email, role, given, family, display, names)) in parsed.into_iter().enumerate() {
+        for (i, (email, role, given, family, display, (names, phones))) in
+            parsed.into_iter().enumerate()
+        {
             let groups = self
                 .invitation_groups(&mut tx, &org, &names, &format!("members[{i}]"), &mut errors)
                 .await?;
-            resolved.push((email, role, given, family, display, groups));
+            resolved.push((email, role, given, family, display, (groups, phones)));
         }
         if !errors.is_empty() {
             return Err(RosterError::Invalid(errors));
         }
         let mut results = Vec::with_capacity(resolved.len());
-        for (email, role, given, family, display, groups) in resolved {
+        for (email, role, given, family, display, (groups, phones)) in resolved {
             let group_names: Vec<String> = groups.iter().map(|(_, n)| n.clone()).collect();
             let group_ids: Vec<Uuid> = groups.iter().map(|(id, _)| *id).collect();
             let existing = store::members::by_email(&mut tx, org_id, email.as_str(), true).await?;
@@ -357,6 +375,7 @@ impl Roster {
                         Some(&after),
                     )
                     .await?;
+                    self.add_phones(&mut tx, actor, &after, &phones).await?;
                     AddResult {
                         email: after.member_email.clone(),
                         member_id: after.id,
@@ -370,6 +389,7 @@ impl Roster {
                         .insert_invited(&mut tx, &org, actor, email, role, given, family, display)
                         .await?;
                     store::invitations::add_groups(&mut tx, org_id, m.id, &group_ids, now).await?;
+                    self.add_phones(&mut tx, actor, &m, &phones).await?;
                     AddResult {
                         email: m.member_email.clone(),
                         member_id: m.id,

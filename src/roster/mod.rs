@@ -18,9 +18,12 @@ pub mod join;
 pub mod ledger;
 mod members;
 pub mod orgs;
+pub mod phones;
 mod provisioning;
 mod syncing;
 pub use syncing::{GroupChanges, GroupSync};
+pub mod detail;
+pub mod entitlements;
 mod tokens;
 
 use std::sync::Arc;

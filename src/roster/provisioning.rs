@@ -10,7 +10,7 @@ use super::audit::{Actor, record};
 use super::invites::InviteKind;
 use super::members::lock_org;
 use super::{Result, Roster, RosterError};
-use crate::domain::{Access, Email, Member, Role};
+use crate::domain::{Access, Email, Member, Phone, Role};
 use crate::store::groups::Group;
 use crate::store::{self, Tx};
 
@@ -25,7 +25,9 @@ pub struct ProvisionedUser {
     /// `None`: not stated (create: active; replace: unchanged).
     pub active: Option<bool>,
     pub external_id: Option<String>,
-    /// The whole resource document, kept as the client wrote it.
+    /// `phoneNumbers`: the member's whole list of numbers (checked by `roster::phones`).
+    pub phones: Vec<Phone>,
+    /// The whole resource document, kept as the client wrote it (without `phoneNumbers`).
     pub data: Value,
 }
 
@@ -219,6 +221,10 @@ impl Roster {
             Some(&m),
         )
         .await?;
+        let phones_before = store::phones::of_member(&mut tx, org_id, m.id).await?;
+        if phones_before != u.phones {
+            super::phones::write_list(&mut tx, now, actor, &m, &phones_before, &u.phones).await?;
+        }
         tx.commit().await?;
         Ok(m)
     }
@@ -232,12 +238,13 @@ impl Roster {
         u: ProvisionedUser,
         expected_version: Option<i64>,
     ) -> Result<Member> {
-        self.scim_update_user(org_id, actor, id, expected_version, |_, _| Ok(u))
+        self.scim_update_user(org_id, actor, id, expected_version, |_, _, _| Ok(u))
             .await
     }
 
     /// Read-modify-write of a SCIM user (PATCH, or a PUT that must see the current resource):
-    /// `change` is given the member as it is now, with its groups `(id, name)`, under the org
+    /// `change` is given the member as it is now, with its groups `(id, name)` and its phone
+    /// numbers, under the org
     /// lock and the member's row lock, and says what the user becomes. Concurrent changes
     /// therefore apply one after the other to the current version and none is lost;
     /// `expected_version` (If-Match) is only checked when the client sent one.
@@ -247,21 +254,33 @@ impl Roster {
         actor: &Actor,
         id: Uuid,
         expected_version: Option<i64>,
-        change: impl FnOnce(&Member, &[(Uuid, String)]) -> std::result::Result<ProvisionedUser, E>,
+        change: impl FnOnce(
+            &Member,
+            &[(Uuid, String)],
+            &[Phone],
+        ) -> std::result::Result<ProvisionedUser, E>,
     ) -> std::result::Result<Member, E> {
-        let (tx, org, before, groups) = self.user_for_update(org_id, id, expected_version).await?;
-        let u = change(&before, &groups)?;
-        Ok(self.write_user(tx, &org, actor, before, u).await?)
+        let (tx, org, before, groups, phones) =
+            self.user_for_update(org_id, id, expected_version).await?;
+        let u = change(&before, &groups, &phones)?;
+        Ok(self.write_user(tx, &org, actor, before, phones, u).await?)
     }
 
     /// Opens the write transaction, locks the org and the user, checks If-Match, reads the
-    /// user's groups.
+    /// user's groups and phone numbers.
+    #[allow(clippy::type_complexity)]
     async fn user_for_update(
         &self,
         org_id: Uuid,
         id: Uuid,
         expected_version: Option<i64>,
-    ) -> Result<(Tx, store::orgs::Org, Member, Vec<(Uuid, String)>)> {
+    ) -> Result<(
+        Tx,
+        store::orgs::Org,
+        Member,
+        Vec<(Uuid, String)>,
+        Vec<Phone>,
+    )> {
         let mut tx = self.store.write().await?;
         let org = lock_org(&mut tx, org_id).await?;
         let before = store::members::by_id(&mut tx, org_id, id, true)
@@ -274,7 +293,8 @@ impl Roster {
             .into_iter()
             .map(|(_, g, name)| (g, name))
             .collect();
-        Ok((tx, org, before, groups))
+        let phones = store::phones::of_member(&mut tx, org_id, id).await?;
+        Ok((tx, org, before, groups, phones))
     }
 
     async fn write_user(
@@ -283,6 +303,7 @@ impl Roster {
         org: &store::orgs::Org,
         actor: &Actor,
         before: Member,
+        phones_before: Vec<Phone>,
         u: ProvisionedUser,
     ) -> Result<Member> {
         let now = self.clock.now();
@@ -338,7 +359,8 @@ impl Roster {
             super::members::revoke_access(&mut tx, &mut m, now).await?;
             action = "member.removed";
         }
-        if m == before {
+        let phones_changed = phones_before != u.phones;
+        if m == before && !phones_changed {
             tx.rollback().await?;
             return Ok(before);
         }
@@ -359,6 +381,9 @@ impl Roster {
             Some(&m),
         )
         .await?;
+        if phones_changed {
+            super::phones::write_list(&mut tx, now, actor, &m, &phones_before, &u.phones).await?;
+        }
         tx.commit().await?;
         Ok(m)
     }

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::error::ScimError;
 use super::filter::get_ci;
 use super::schema::{ENTERPRISE, GROUP, USER};
-use crate::domain::{Email, Member};
+use crate::domain::{Email, Member, Phone};
 use crate::store::groups::Group;
 
 fn time(t: DateTime<Utc>) -> String {
@@ -37,8 +37,9 @@ pub fn remove_ci(obj: &mut Map<String, Value>, key: &str) -> Option<Value> {
     key_ci(obj, key).and_then(|k| obj.remove(&k))
 }
 
-/// Renders a member as a SCIM User.
-pub fn render_user(m: &Member, groups: &[(Uuid, String)], base: &str) -> Value {
+/// Renders a member as a SCIM User. `phones` are the member's numbers (`store::phones`):
+/// they are the User's `phoneNumbers`.
+pub fn render_user(m: &Member, groups: &[(Uuid, String)], phones: &[Phone], base: &str) -> Value {
     let mut doc: Map<String, Value> = m
         .scim_data
         .as_deref()
@@ -115,6 +116,11 @@ pub fn render_user(m: &Member, groups: &[(Uuid, String)], base: &str) -> Value {
     if active_assigned {
         doc.insert("active".into(), json!(m.access.has_access()));
     }
+    // A document stored before numbers had their own table keeps its `phoneNumbers` until the
+    // member's numbers are first written (which takes them out of the document).
+    if !phones.is_empty() {
+        set_ci(&mut doc, "phoneNumbers", render_phones(phones));
+    }
     if !groups.is_empty() {
         doc.insert(
             "groups".into(),
@@ -139,6 +145,81 @@ pub fn render_user(m: &Member, groups: &[(Uuid, String)], base: &str) -> Value {
         }),
     );
     Value::Object(doc)
+}
+
+/// A member's numbers as SCIM `phoneNumbers` (`primary` when true or stated).
+fn render_phones(phones: &[Phone]) -> Value {
+    Value::Array(
+        phones
+            .iter()
+            .map(|p| {
+                let mut o = Map::new();
+                o.insert("value".into(), json!(p.value));
+                if let Some(k) = &p.kind {
+                    o.insert("type".into(), json!(k));
+                }
+                if let Some(d) = &p.display {
+                    o.insert("display".into(), json!(d));
+                }
+                if p.primary || p.primary_stated {
+                    o.insert("primary".into(), json!(p.primary));
+                }
+                Value::Object(o)
+            })
+            .collect(),
+    )
+}
+
+/// Reads `phoneNumbers` (taken out of the document: they are kept in their own table) and
+/// checks them as the admin API does.
+fn read_phones(doc: &mut Map<String, Value>) -> Result<Vec<Phone>, ScimError> {
+    let list = match remove_ci(doc, "phoneNumbers") {
+        None => return Ok(Vec::new()),
+        Some(Value::Array(list)) => list,
+        Some(_) => return Err(ScimError::invalid_value("phoneNumbers must be a list")),
+    };
+    let mut raw = Vec::with_capacity(list.len());
+    for p in &list {
+        if !p.is_object() {
+            return Err(ScimError::invalid_value(
+                "phoneNumbers must be a list of objects",
+            ));
+        }
+        let value = match get_ci(p, "value") {
+            Some(Value::String(s)) => s.clone(),
+            None => {
+                return Err(ScimError::invalid_value(
+                    "phoneNumbers: each number needs a value",
+                ));
+            }
+            Some(_) => {
+                return Err(ScimError::invalid_value(
+                    "phoneNumbers.value must be a string",
+                ));
+            }
+        };
+        let primary = match get_ci(p, "primary") {
+            None => None,
+            Some(v) => Some(as_bool(v).ok_or_else(|| {
+                ScimError::invalid_value("phoneNumbers.primary must be a boolean")
+            })?),
+        };
+        raw.push(Phone {
+            kind: opt_string(p, "type", "phoneNumbers.type")?,
+            value,
+            display: opt_string(p, "display", "phoneNumbers.display")?,
+            primary: primary.unwrap_or(false),
+            primary_stated: primary.is_some(),
+        });
+    }
+    crate::roster::phones::check_list("phoneNumbers", raw).map_err(|errs| {
+        ScimError::invalid_value(
+            errs.iter()
+                .map(|e| format!("{}: {}", e.field, e.message))
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    })
 }
 
 /// Renders a group as a SCIM Group (`members` only when given).
@@ -273,6 +354,8 @@ pub struct UserWrite {
     /// without `active` until a client assigns it again).
     pub active: Option<bool>,
     pub external_id: Option<String>,
+    /// `phoneNumbers`, checked (not kept in `data`).
+    pub phones: Vec<Phone>,
     /// The cleaned document to keep.
     pub data: Value,
 }
@@ -379,6 +462,7 @@ pub fn read_user(body: &Value) -> Result<UserWrite, ScimError> {
         remove_ci(&mut doc, k);
     }
     normalize_manager(&mut doc)?;
+    let phones = read_phones(&mut doc)?;
     let v = Value::Object(doc.clone());
     let user_name = opt_string(&v, "userName", "userName")?
         .ok_or_else(|| ScimError::invalid_value("userName is required"))?;
@@ -454,6 +538,7 @@ pub fn read_user(body: &Value) -> Result<UserWrite, ScimError> {
         display_name,
         active,
         external_id,
+        phones,
         data: Value::Object(doc),
     })
 }

@@ -29,6 +29,7 @@ fn provisioned(w: UserWrite) -> ProvisionedUser {
         display_name: w.display_name,
         active: w.active,
         external_id: w.external_id,
+        phones: w.phones,
         data: w.data,
     }
 }
@@ -97,7 +98,7 @@ fn condition(f: &Filter) -> (ScimCondition, bool) {
 /// Whether an attribute is rendered only from the stored document (`scim_data`), not from a
 /// column: then a string it holds appears, JSON-escaped, in the stored text.
 fn kept_in_document(p: &filter::AttrPath) -> bool {
-    const FROM_COLUMNS: [&str; 10] = [
+    const FROM_COLUMNS: [&str; 11] = [
         "id",
         "userName",
         "externalId",
@@ -108,6 +109,8 @@ fn kept_in_document(p: &filter::AttrPath) -> bool {
         "groups",
         "meta",
         "schemas",
+        // Kept in their own table (`store::phones`).
+        "phoneNumbers",
     ];
     let core = p.urn.as_deref().is_none_or(filter::is_core_urn);
     !core || !FROM_COLUMNS.iter().any(|c| p.attr.eq_ignore_ascii_case(c))
@@ -175,6 +178,7 @@ async fn render_many(
     let ids: Vec<Uuid> = members.iter().map(|m| m.id).collect();
     let mut tx = state.roster.store.read().await?;
     let memberships = store::groups::groups_of(&mut tx, org_id, &ids).await?;
+    let phones = store::phones::phones_for(&mut tx, org_id, &ids).await?;
     tx.rollback().await?;
     let mut by_member: HashMap<Uuid, Vec<(Uuid, String)>> = HashMap::new();
     for (m, g, name) in memberships {
@@ -187,6 +191,7 @@ async fn render_many(
             resource::render_user(
                 m,
                 by_member.get(&m.id).map(Vec::as_slice).unwrap_or(&[]),
+                phones.get(&m.id).map(Vec::as_slice).unwrap_or(&[]),
                 &base,
             )
         })
@@ -374,10 +379,17 @@ pub async fn replace_doc(
     let base = base_url(state);
     let m = state
         .roster
-        .scim_update_user(client.org_id, &client.actor(), id, version, |m, groups| {
-            resource::check_put_read_only(&resource::render_user(m, groups, &base), body)?;
-            Ok::<_, ScimError>(provisioned(w))
-        })
+        .scim_update_user(
+            client.org_id,
+            &client.actor(),
+            id,
+            version,
+            |m, groups, phones| {
+                let current = resource::render_user(m, groups, phones, &base);
+                resource::check_put_read_only(&current, body)?;
+                Ok::<_, ScimError>(provisioned(w))
+            },
+        )
         .await?;
     state.wake_delivery();
     render_one(state, &m).await
@@ -409,13 +421,19 @@ pub async fn patch_doc(
     // PATCHes all land; only an If-Match the client sent can refuse one.
     let m = state
         .roster
-        .scim_update_user(client.org_id, &client.actor(), uid, version, |m, groups| {
-            let before = resource::render_user(m, groups, &base);
-            let mut doc = before.clone();
-            super::patch::apply(&mut doc, &ops)?;
-            resource::check_patch_read_only(&before, &doc)?;
-            Ok::<_, ScimError>(provisioned(resource::read_user(&doc)?))
-        })
+        .scim_update_user(
+            client.org_id,
+            &client.actor(),
+            uid,
+            version,
+            |m, groups, phones| {
+                let before = resource::render_user(m, groups, phones, &base);
+                let mut doc = before.clone();
+                super::patch::apply(&mut doc, &ops)?;
+                resource::check_patch_read_only(&before, &doc)?;
+                Ok::<_, ScimError>(provisioned(resource::read_user(&doc)?))
+            },
+        )
         .await
         .map_err(|e| not_found_as_user(e, uid))?;
     state.wake_delivery();

@@ -104,3 +104,22 @@ pub async fn append_many(tx: &mut Tx, rows: &[AuditRow]) -> Result<()> {
     }
     Ok(())
 }
+
+/// One subject's entries (e.g. `("member", id)`), newest first; `before_id` continues after
+/// the last row of the previous page.
+pub async fn page_for_subject(
+    tx: &mut Tx,
+    org_id: Uuid,
+    subject: (&str, &str),
+    before_id: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<AuditRow>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM audit_log
+         WHERE org_id = $1 AND subject_kind = $2 AND subject_id = $3 AND ($4 IS NULL OR id < $4)
+         ORDER BY id DESC LIMIT $5"
+    ));
+    Ok(on_tx!(tx, c => sqlx::query_as::<_, AuditRow>(sql)
+        .bind(org_id).bind(subject.0).bind(subject.1).bind(before_id).bind(limit)
+        .fetch_all(&mut *c).await)?)
+}

@@ -63,6 +63,8 @@ pub async fn delete(tx: &mut Tx, org_id: Uuid, id: Uuid) -> Result<bool> {
     on_tx!(tx, c => sqlx::query("DELETE FROM invitation_groups WHERE org_id = $1 AND group_id = $2")
         .bind(org_id).bind(id).execute(&mut *c).await.map(|r| r.rows_affected()))?;
     super::invite_links::forget_group(tx, org_id, id).await?;
+    // Its entitlements go with it.
+    super::entitlements::delete_for_group(tx, org_id, id).await?;
     let n = on_tx!(tx, c => sqlx::query("DELETE FROM groups WHERE org_id = $1 AND id = $2")
         .bind(org_id).bind(id).execute(&mut *c).await.map(|r| r.rows_affected()))?;
     Ok(n == 1)

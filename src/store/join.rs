@@ -173,3 +173,17 @@ pub async fn pending_count(tx: &mut Tx, org_id: Uuid) -> Result<i64> {
         .bind(org_id).fetch_one(&mut *c).await)?;
     Ok(n)
 }
+
+/// The requests that made (or name) a member, oldest first: their answers are the member's.
+pub async fn requests_of_member(
+    tx: &mut Tx,
+    org_id: Uuid,
+    member_id: Uuid,
+) -> Result<Vec<JoinRequest>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {REQUEST_COLUMNS} FROM join_requests WHERE org_id = $1 AND member_id = $2
+         ORDER BY created_at, id"
+    ));
+    Ok(on_tx!(tx, c => sqlx::query_as::<_, JoinRequest>(sql)
+        .bind(org_id).bind(member_id).fetch_all(&mut *c).await)?)
+}

@@ -9,6 +9,8 @@
 //! (a separate pool of readers), so write transactions never race for the lock.
 
 pub mod audit;
+pub mod detail;
+pub mod entitlements;
 pub mod erase;
 pub mod groups;
 pub mod invitations;
@@ -19,6 +21,7 @@ pub mod links;
 pub mod members;
 pub mod orgs;
 pub mod outbox;
+pub mod phones;
 pub mod sync;
 pub mod tokens;
 

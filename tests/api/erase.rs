@@ -177,6 +177,7 @@ async fn the_cli_removes_a_member_recording_a_contact_email() {
                 family_name: None,
                 display_name: None,
                 groups: vec![],
+                phones: vec![],
             }],
         )
         .await
@@ -226,7 +227,7 @@ async fn the_cli_removes_a_member_recording_a_contact_email() {
 
 /// How many stored values, in any column of any table, contain `needle` (case-insensitive):
 /// the store read straight, on either backend.
-async fn occurrences(app: &TestApp, needle: &str) -> Vec<String> {
+pub async fn occurrences(app: &TestApp, needle: &str) -> Vec<String> {
     let pattern = format!("%{}%", needle.to_lowercase());
     let mut tx = app.store.read().await.unwrap();
     let mut found = Vec::new();
@@ -568,6 +569,7 @@ async fn the_cli_erases_a_member() {
                 family_name: None,
                 display_name: None,
                 groups: vec![],
+                phones: vec![],
             }],
         )
         .await

@@ -12,6 +12,7 @@ mod cli;
 mod concurrency;
 mod conformance;
 mod csv_url;
+mod detail;
 mod erase;
 mod error_details;
 mod export;
