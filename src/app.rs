@@ -44,6 +44,8 @@ pub enum AppError {
 pub struct App {
     listener: TcpListener,
     addr: SocketAddr,
+    /// `metrics.listen`, when set.
+    metrics_listener: Option<TcpListener>,
     state: AppState,
     delivery: Delivery,
 }
@@ -114,6 +116,23 @@ impl App {
         sync.prepare()
             .await
             .map_err(|e| AppError::Config(e.to_string()))?;
+        let metrics_token = match &config.metrics.token {
+            Some(r) => {
+                Some(Arc::new(r.resolve().map_err(|e| {
+                    AppError::Config(format!("metrics.token: {e}"))
+                })?))
+            }
+            None => None,
+        };
+        let metrics_listener = match config.metrics.listen {
+            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| AppError::Bind {
+                addr,
+                reason: e.to_string(),
+            })?),
+            None => None,
+        };
+        // Installed before anything is recorded (once per process).
+        crate::web::metrics::handle();
         let state = AppState {
             roster,
             sync,
@@ -121,10 +140,14 @@ impl App {
             operator_token: operator_token.map(Arc::new),
             delivery_wake,
             auth_failures,
+            metrics: crate::web::metrics::MetricsAccess {
+                token: metrics_token,
+            },
         };
         Ok(App {
             listener,
             addr,
+            metrics_listener,
             state,
             delivery,
         })
@@ -132,6 +155,13 @@ impl App {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address `/metrics` is served on without a token, when `metrics.listen` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     pub fn state(&self) -> &AppState {
@@ -163,6 +193,21 @@ impl App {
             ),
         };
         let store = self.state.roster.store.clone();
+        let metrics_server = self.metrics_listener.map(|listener| {
+            let router = web::metrics_router(self.state.clone());
+            let mut stop = stop_rx.clone();
+            tokio::spawn(async move {
+                let stopped = async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                };
+                if let Err(e) = axum::serve(listener, router)
+                    .with_graceful_shutdown(stopped)
+                    .await
+                {
+                    tracing::warn!(error = %e, "the metrics listener stopped");
+                }
+            })
+        });
         let router = web::router(self.state);
         let (drain_tx, mut drain_rx) = watch::channel(false);
         let signal = async move {
@@ -189,6 +234,9 @@ impl App {
         }
         for w in workers {
             let _ = w.await;
+        }
+        if let Some(m) = metrics_server {
+            let _ = m.await;
         }
         store.close().await;
         tracing::info!("stopped");

@@ -65,6 +65,13 @@ enum Command {
     },
     /// Create or update the database schema, then exit.
     Migrate,
+    /// Write a consistent copy of the SQLite database to FILE while the daemon runs (restore:
+    /// stop the daemon, put FILE in place of the database file, start it). PostgreSQL: use
+    /// pg_dump.
+    Backup {
+        /// Where the copy goes; must not exist yet.
+        file: PathBuf,
+    },
     /// Manage organizations.
     Org {
         #[command(subcommand)]
@@ -516,6 +523,38 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             out!(
                 "database {} is up to date",
                 redact_url(&config.database.url)
+            );
+        }
+        Command::Backup { file } => {
+            if file.exists() {
+                anyhow::bail!("{} already exists; choose a new file", file.display());
+            }
+            let Some(dest) = file.to_str() else {
+                anyhow::bail!("the backup path must be valid UTF-8");
+            };
+            let store = open_store(&config).await?;
+            let written = store
+                .backup_to(dest)
+                .await
+                .with_context(|| format!("cannot write the backup to {}", file.display()))?;
+            store.close().await;
+            if !written {
+                anyhow::bail!(
+                    "rosterd backup copies SQLite databases; back up PostgreSQL with pg_dump \
+                     (see docs/deploy.md)"
+                );
+            }
+            // The copy holds members' personal data: readable by its owner only.
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+                    .with_context(|| format!("cannot restrict {}", file.display()))?;
+            }
+            out!(
+                "backed up {} to {}",
+                redact_url(&config.database.url),
+                file.display()
             );
         }
         Command::Org { command } => {

@@ -44,6 +44,23 @@ pub struct Config {
     /// The SCIM service provider.
     #[serde(default)]
     pub scim: ScimConfig,
+    /// Prometheus metrics at `/metrics`.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// Where `/metrics` is served. With neither key set, it is not served.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// A bearer token (`env:NAME` or `file:PATH`) that may read `/metrics` on the main
+    /// listener (the operator token may too).
+    #[serde(default)]
+    pub token: Option<SecretRef>,
+    /// A second address serving only `/metrics`, without a token: bind it where only the
+    /// scraper reaches (loopback, a private network).
+    #[serde(default)]
+    pub listen: Option<SocketAddr>,
 }
 
 /// The SCIM service provider's limits.

@@ -55,6 +55,7 @@ impl Delivery {
                             tracing::warn!(email = %row.id, "claim expired before the email was marked sent; another worker may send it again");
                         }
                         sent += 1;
+                        metrics::counter!(crate::telemetry::MAIL_SENT).increment(1);
                     }
                     Err(e) => {
                         // An email that cannot be built never will be: given up at once.
@@ -62,6 +63,9 @@ impl Delivery {
                             && row.attempts < i64::from(self.max_attempts))
                         .then(|| now + retry_delay(row.attempts));
                         tracing::warn!(email = %row.id, attempts = row.attempts, error = %e, gave_up = retry.is_none(), "email delivery failed");
+                        let gave_up = if retry.is_none() { "true" } else { "false" };
+                        metrics::counter!(crate::telemetry::MAIL_FAILURES, "gave_up" => gave_up)
+                            .increment(1);
                         store::outbox::mark_failed(
                             &mut tx,
                             row.id,

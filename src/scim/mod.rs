@@ -86,10 +86,15 @@ impl FromRequestParts<AppState> for ScimClient {
             .map_err(ScimError::from)?
         {
             Some(row) if row.kind == "scim" => match row.org_id {
-                Some(org_id) => Ok(ScimClient {
-                    org_id,
-                    token_id: row.id,
-                    name: row.name,
+                Some(org_id) => Ok({
+                    if let Some(caller) = parts.extensions.get::<crate::web::metrics::Caller>() {
+                        caller.set(&row.name);
+                    }
+                    ScimClient {
+                        org_id,
+                        token_id: row.id,
+                        name: row.name,
+                    }
                 }),
                 None => Err(fail("invalid or revoked token")),
             },

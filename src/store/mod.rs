@@ -248,6 +248,32 @@ impl Store {
         })
     }
 
+    /// Writes a consistent copy of a SQLite database to `dest` while it is in use (`VACUUM
+    /// INTO`: one read transaction, so writers go on and the copy is a single moment). `dest`
+    /// must not exist. `false` on PostgreSQL, which is backed up with its own tools
+    /// (`pg_dump`), not here.
+    pub async fn backup_to(&self, dest: &str) -> Result<bool> {
+        let Store::Sqlite { read, .. } = self else {
+            return Ok(false);
+        };
+        sqlx::query("VACUUM INTO $1")
+            .bind(dest)
+            .execute(read)
+            .await?;
+        Ok(true)
+    }
+
+    /// Each pool's connections: (pool name, open, idle), for the metrics.
+    pub fn pool_use(&self) -> Vec<(&'static str, u32, usize)> {
+        match self {
+            Store::Sqlite { read, write } => vec![
+                ("read", read.size(), read.num_idle()),
+                ("write", write.size(), write.num_idle()),
+            ],
+            Store::Postgres(pool) => vec![("main", pool.size(), pool.num_idle())],
+        }
+    }
+
     /// Checks the database answers (for `/readyz`).
     pub async fn ping(&self) -> Result<()> {
         let mut tx = self.read().await?;

@@ -236,3 +236,10 @@ pub async fn insert_many(tx: &mut Tx, rows: &[OutboxRow]) -> Result<()> {
     }
     Ok(())
 }
+
+/// Emails waiting to leave (not sent, not given up, not cancelled), for the metrics.
+pub async fn backlog(tx: &mut Tx) -> Result<i64> {
+    Ok(on_tx!(tx, c => sqlx::query_scalar(
+        "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL AND cancelled_at IS NULL")
+        .fetch_one(&mut *c).await)?)
+}

@@ -866,6 +866,20 @@ pub async fn link_new(
     Ok(())
 }
 
+/// Runs held for approval, per source (for the metrics).
+pub async fn held_per_source(tx: &mut Tx) -> Result<Vec<(String, i64)>> {
+    Ok(on_tx!(tx, c => sqlx::query_as(
+        "SELECT source, COUNT(*) FROM sync_runs WHERE status = 'held' GROUP BY source")
+        .fetch_all(&mut *c).await)?)
+}
+
+/// Sources whose last run failed, with their consecutive failures (for the metrics).
+pub async fn failing_sources(tx: &mut Tx) -> Result<Vec<(String, i64)>> {
+    Ok(on_tx!(tx, c => sqlx::query_as(
+        "SELECT name, consecutive_failures FROM sync_sources WHERE consecutive_failures > 0")
+        .fetch_all(&mut *c).await)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

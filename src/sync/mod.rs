@@ -523,7 +523,9 @@ impl Engine {
     ) -> Result<RunRow> {
         let (run, lease) = self.begin(name, trigger, by).await?;
         let source = run.source.clone();
+        let started = std::time::Instant::now();
         let done = self.execute(run, &lease, progress).await;
+        record_metrics(&source, done.as_ref().ok(), started);
         self.release(&source, lease).await;
         done
     }
@@ -553,7 +555,10 @@ impl Engine {
         let started = run.clone();
         tokio::spawn(async move {
             let source = run.source.clone();
-            if let Err(e) = engine.execute(run, &lease, None).await {
+            let started = std::time::Instant::now();
+            let done = engine.execute(run, &lease, None).await;
+            record_metrics(&source, done.as_ref().ok(), started);
+            if let Err(e) = done {
                 tracing::error!(error = %e, "sync run failed");
             }
             engine.release(&source, lease).await;
@@ -1284,6 +1289,30 @@ fn backoff(s: &SyncConfig, failures: i64, jitter: f64) -> chrono::Duration {
 
 fn applied_count(a: &Applied) -> u64 {
     (a.created + a.updated + a.removed + a.reactivated + a.errors) as u64
+}
+
+/// Counts an ended run (by its status; `error` when it could not even be recorded), its
+/// duration and its rows.
+fn record_metrics(source: &str, run: Option<&RunRow>, started: std::time::Instant) {
+    use crate::telemetry::{SYNC_ROWS, SYNC_RUN_DURATION, SYNC_RUNS};
+    let status = run.map_or("error", |r| r.status.as_str()).to_owned();
+    metrics::counter!(SYNC_RUNS, "source" => source.to_owned(), "status" => status).increment(1);
+    metrics::histogram!(SYNC_RUN_DURATION, "source" => source.to_owned())
+        .record(started.elapsed().as_secs_f64());
+    if let Some(r) = run {
+        for (outcome, n) in [
+            ("fetched", r.fetched),
+            ("created", r.created),
+            ("updated", r.updated),
+            ("removed", r.removed),
+            ("reactivated", r.reactivated),
+            ("unchanged", r.unchanged),
+            ("errors", r.errors),
+        ] {
+            metrics::counter!(SYNC_ROWS, "source" => source.to_owned(), "outcome" => outcome)
+                .increment(u64::try_from(n).unwrap_or(0));
+        }
+    }
 }
 
 #[cfg(test)]

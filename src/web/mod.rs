@@ -10,6 +10,7 @@
 
 pub mod auth;
 mod health;
+pub mod metrics;
 pub mod problem;
 pub mod ratelimit;
 
@@ -46,6 +47,8 @@ pub struct AppState {
     pub delivery_wake: Arc<Notify>,
     /// Failed authentications per client address.
     pub auth_failures: ratelimit::AuthFailures,
+    /// Who may read `/metrics` on the main listener.
+    pub metrics: metrics::MetricsAccess,
 }
 
 impl AppState {
@@ -63,10 +66,12 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::scrape_with_token))
         .nest("/api/v1", crate::api::router(&state.config))
         .nest("/scim/v2", crate::scim::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(metrics::track))
         .with_state(state)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(CatchPanicLayer::custom(|_| {
@@ -87,6 +92,14 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(axum::middleware::map_request(sane_request_id))
+}
+
+/// The router of `metrics.listen`: `/metrics` alone, without a token.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::scrape_open))
+        .fallback(not_found)
+        .with_state(state)
 }
 
 /// A client's `x-request-id` is kept only if it is a plain token (letters, digits, `-_.:`, at

@@ -37,6 +37,8 @@ pub struct TestApp {
     pub server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     /// Where a `Mail::Files` app delivers its emails.
     pub mail_dir: Option<PathBuf>,
+    /// `metrics.listen`'s bound address, when set.
+    pub metrics_addr: Option<std::net::SocketAddr>,
     cleanup: Cleanup,
 }
 
@@ -198,6 +200,7 @@ pub async fn spawn_with(mail: Mail, tweak: impl FnOnce(&mut Config)) -> TestApp 
     .await
     .expect("app builds");
     let base = format!("http://{}", app.local_addr());
+    let metrics_addr = app.metrics_addr();
     let state = app.state().clone();
     let delivery = app.delivery().clone();
     let store = state.roster.store.clone();
@@ -215,6 +218,7 @@ pub async fn spawn_with(mail: Mail, tweak: impl FnOnce(&mut Config)) -> TestApp 
         shutdown: Some(tx),
         server: Some(server),
         mail_dir,
+        metrics_addr,
         cleanup,
     }
 }
