@@ -329,12 +329,12 @@ pub struct NewPayment {
     pub note: Option<String>,
 }
 
-/// An ISO 4217 code's shape: three uppercase ASCII letters.
+/// An ISO 4217 currency code, as the standard writes it (`EUR`, not `eur`).
 fn check_currency(field: &str, c: &str, errors: &mut Vec<super::FieldError>) {
-    if !(c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase())) {
+    if !crate::domain::currency::is_currency(c) {
         errors.push(super::FieldError::new(
             field,
-            "must be an ISO 4217 currency code: three uppercase letters such as EUR",
+            "must be an ISO 4217 currency code in capitals, such as EUR",
         ));
     }
 }

@@ -753,6 +753,10 @@ async fn fees_and_payments_in_minor_units_with_totals_sorted_and_exported() {
             "currency",
         ),
         (
+            json!({"amount": 1, "currency": "XYZ", "paid_on": "2026-01-01"}),
+            "currency",
+        ),
+        (
             json!({"amount": 1, "currency": "EUR", "paid_on": "2026-13-01"}),
             "paid_on",
         ),
