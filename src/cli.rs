@@ -1004,6 +1004,7 @@ async fn list_members(roster: &Roster, org_id: Uuid, args: &MembersArgs) -> anyh
             joined_before: None,
             search: args.search.clone(),
             email: None,
+            attrs: Vec::new(),
             sort: MemberSort::Added,
             descending: false,
             after: after.take(),
