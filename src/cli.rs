@@ -22,6 +22,7 @@ use crate::store::sync::RunRow;
 use crate::store::{self, Store, redact_url};
 use crate::sync::{Engine, Progress, ProgressFn, Trigger};
 
+mod attributes;
 mod detail;
 
 const DEFAULT_CONFIG: &str = "config/rosterd.toml";
@@ -166,6 +167,12 @@ enum Command {
     Applications {
         #[command(subcommand)]
         command: ApplicationCommand,
+    },
+    /// An org's own member attributes (list, add, update, remove) and a member's values (show,
+    /// set).
+    Attributes {
+        #[command(subcommand)]
+        command: attributes::AttributeCommand,
     },
     /// List, add or remove the entitlements a group grants its members.
     Entitlements {
@@ -661,6 +668,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 (None, None) => bail!("--org is required"),
             }
+        }
+        Command::Attributes { command } => {
+            let roster = roster(&config).await?;
+            attributes::run(&roster, command).await?;
         }
         Command::Entitlements { command } => {
             let roster = roster(&config).await?;

@@ -71,6 +71,14 @@ pub struct AttributePatch {
 /// Values as JSON, by attribute name (`null` clears).
 pub type ValueMap = BTreeMap<String, Value>;
 
+/// Values to write, by attribute name: as JSON (the API, SCIM) or as text (CSV cells, the
+/// command line, source fields).
+#[derive(Debug, Clone)]
+pub enum Values {
+    Json(ValueMap),
+    Text(BTreeMap<String, String>),
+}
+
 /// The org's schema, for checking input before any write.
 #[derive(Debug, Clone, Default)]
 pub struct Schema {
@@ -666,13 +674,14 @@ impl Roster {
         Ok(d)
     }
 
-    /// Sets (or, with `null`, clears) some of a member's values; the others stay.
+    /// Sets (or, with `null` or an empty text, clears) some of a member's values; the others
+    /// stay.
     pub async fn set_member_attributes(
         &self,
         org_id: Uuid,
         actor: &Actor,
         member_id: Uuid,
-        values: ValueMap,
+        values: Values,
     ) -> Result<ValueMap> {
         let now = self.clock.now();
         let mut tx = self.store.write().await?;
@@ -685,7 +694,10 @@ impl Roster {
         }
         let schema = Schema::load(&mut tx, org_id).await?;
         let mut errors = Vec::new();
-        let changes = schema.check_json("attributes", &values, &mut errors);
+        let changes = match &values {
+            Values::Json(map) => schema.check_json("attributes", map, &mut errors),
+            Values::Text(map) => schema.check_text("attributes", map, &mut errors),
+        };
         if !errors.is_empty() {
             return Err(RosterError::Invalid(errors));
         }

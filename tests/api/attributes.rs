@@ -826,3 +826,139 @@ async fn erasure_removes_values_and_blots_them_out_of_the_audit_log() {
         .unwrap();
     assert!(left.is_empty());
 }
+
+#[tokio::test]
+async fn the_cli_defines_attributes_and_sets_a_members_values() {
+    let cli = crate::cli::Cli::new().await;
+    let (code, _, err) = cli
+        .run(&[
+            "org",
+            "create",
+            "acme",
+            "--name",
+            "Acme",
+            "--owner-email",
+            "boss@acme.example",
+        ])
+        .await;
+    assert_eq!(code, 0, "{err}");
+    for args in [
+        vec![
+            "attributes",
+            "add",
+            "acme",
+            "MemberID",
+            "--type",
+            "string",
+            "--unique",
+        ],
+        vec![
+            "attributes",
+            "add",
+            "acme",
+            "IsAuthRep",
+            "--type",
+            "boolean",
+        ],
+        vec![
+            "attributes",
+            "add",
+            "acme",
+            "MonthlyFee",
+            "--type",
+            "decimal",
+        ],
+        vec![
+            "attributes",
+            "add",
+            "acme",
+            "Tier",
+            "--type",
+            "choice",
+            "--option",
+            "Gold",
+            "--option",
+            "Silver",
+        ],
+    ] {
+        let (code, out, err) = cli.run(&args).await;
+        assert_eq!(code, 0, "{err}");
+        let a: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(a["name"], args[3]);
+    }
+    let (code, out, err) = cli.run(&["attributes", "list", "acme"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "IsAuthRep\tboolean\t\t\nMemberID\tstring\tunique\t\nMonthlyFee\tdecimal\t\t\nTier\tchoice\t\tGold|Silver\n"
+    );
+    // Refusals exit 1 naming the problem, and change nothing.
+    let (code, _, err) = cli
+        .run(&["attributes", "add", "acme", "memberid", "--type", "integer"])
+        .await;
+    assert_eq!(code, 1);
+    assert!(err.contains("already has an attribute"), "{err}");
+    let (code, _, err) = cli
+        .run(&["attributes", "add", "acme", "X", "--type", "float"])
+        .await;
+    assert_ne!(code, 0);
+    assert!(err.contains("float"), "{err}");
+
+    let (code, out, err) = cli.run(&["members", "--org", "acme", "--json"]).await;
+    assert_eq!(code, 0, "{err}");
+    let owner: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    let owner = owner["id"].as_str().unwrap().to_owned();
+    let (code, out, err) = cli
+        .run(&[
+            "attributes",
+            "set",
+            "acme",
+            &owner,
+            "MemberID=M-1",
+            "IsAuthRep=yes",
+            "MonthlyFee=12.50",
+            "tier=gold",
+        ])
+        .await;
+    assert_eq!(code, 0, "{err}");
+    let values: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        values,
+        json!({"MemberID": "M-1", "IsAuthRep": true, "MonthlyFee": "12.5", "Tier": "Gold"})
+    );
+    let (code, _, err) = cli
+        .run(&["attributes", "set", "acme", &owner, "MonthlyFee=lots"])
+        .await;
+    assert_eq!(code, 1);
+    assert!(err.contains("attributes.MonthlyFee"), "{err}");
+    let (code, out, err) = cli
+        .run(&["attributes", "set", "acme", &owner, "Tier="])
+        .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains("Tier"), "{out}");
+    let (code, out, _) = cli.run(&["members", "show", "acme", &owner]).await;
+    assert_eq!(code, 0);
+    assert!(out.contains("attr     MonthlyFee = 12.5"), "{out}");
+    assert!(out.contains("attr     IsAuthRep = true"), "{out}");
+    let (code, out, err) = cli.run(&["attributes", "show", "acme", &owner]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"MemberID\":\"M-1\""), "{out}");
+    // In use: not removable; unused: gone.
+    let (code, _, err) = cli.run(&["attributes", "remove", "acme", "MemberID"]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("hold a value"), "{err}");
+    let (code, _, err) = cli.run(&["attributes", "remove", "acme", "Tier"]).await;
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = cli
+        .run(&[
+            "attributes",
+            "update",
+            "acme",
+            "IsAuthRep",
+            "--required",
+            "true",
+        ])
+        .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"required\":true"), "{out}");
+}
