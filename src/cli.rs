@@ -22,6 +22,7 @@ use crate::store::sync::RunRow;
 use crate::store::{self, Store, redact_url};
 use crate::sync::{Engine, Progress, ProgressFn, Trigger};
 
+mod attributes;
 mod detail;
 
 const DEFAULT_CONFIG: &str = "config/rosterd.toml";
@@ -166,6 +167,12 @@ enum Command {
     Applications {
         #[command(subcommand)]
         command: ApplicationCommand,
+    },
+    /// An org's own member attributes (list, add, update, remove) and a member's values (show,
+    /// set).
+    Attributes {
+        #[command(subcommand)]
+        command: attributes::AttributeCommand,
     },
     /// List, add or remove the entitlements a group grants its members.
     Entitlements {
@@ -662,6 +669,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 (None, None) => bail!("--org is required"),
             }
         }
+        Command::Attributes { command } => {
+            let roster = roster(&config).await?;
+            attributes::run(&roster, command).await?;
+        }
         Command::Entitlements { command } => {
             let roster = roster(&config).await?;
             detail::entitlements(&roster, &command).await?;
@@ -1004,6 +1015,7 @@ async fn list_members(roster: &Roster, org_id: Uuid, args: &MembersArgs) -> anyh
             joined_before: None,
             search: args.search.clone(),
             email: None,
+            attrs: Vec::new(),
             sort: MemberSort::Added,
             descending: false,
             after: after.take(),

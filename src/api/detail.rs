@@ -42,7 +42,6 @@ pub struct MemberDetailView {
     #[serde(flatten)]
     pub member: MemberView,
     pub phones: Vec<Phone>,
-    // `attributes` (org-defined attributes) go here when they exist.
     /// The groups the member is in, each with who keeps it and the entitlements it grants.
     pub groups: Vec<GroupGrant>,
     /// Every entitlement the member has through their groups, by name.
@@ -63,7 +62,7 @@ pub struct MemberDetailView {
 impl From<MemberDetail> for MemberDetailView {
     fn from(d: MemberDetail) -> Self {
         MemberDetailView {
-            member: MemberView::from(&d.member),
+            member: MemberView::from(&d.member).with_attributes(d.attributes),
             phones: d.phones,
             groups: d.groups,
             entitlements: d.entitlements,

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::extract::{Json, Path, Query};
 use crate::domain::{Access, AccessView, Activity, Member, Role};
+use crate::roster::attributes::{Schema, ValueMap};
 use crate::roster::{
     AccessChange, AccessOutcome, AccessResult, AddResult, MemberPatch, NewMember, RemoveOutcome,
     RemoveResult, ResendOutcome, ResendResult, export,
@@ -63,6 +64,16 @@ pub struct MemberView {
     /// Where a removed member can still be reached, if the admin who removed them said.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub contact_email: Option<String>,
+    /// Values of the org's own attributes, by attribute name.
+    pub attributes: ValueMap,
+}
+
+impl MemberView {
+    /// The view with the member's attribute values.
+    pub fn with_attributes(mut self, values: ValueMap) -> Self {
+        self.attributes = values;
+        self
+    }
 }
 
 impl From<&Member> for MemberView {
@@ -93,6 +104,7 @@ impl From<&Member> for MemberView {
             contact_email: (m.access == Access::Removed)
                 .then(|| m.contact_email.clone())
                 .flatten(),
+            attributes: ValueMap::new(),
         }
     }
 }
@@ -236,11 +248,72 @@ pub struct MemberPage {
     pub next_cursor: Option<String>,
 }
 
+/// Most `attr.NAME=VALUE` filters one list request has.
+pub const MAX_ATTR_FILTERS: usize = 5;
+
+/// The list's query: [`ListParams`] and the `attr.NAME=VALUE` filters on org-defined attributes
+/// (whose names the org chooses, so they cannot be fields of a struct).
+pub struct ListQuery {
+    pub params: ListParams,
+    pub attrs: Vec<(String, String)>,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ListQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let (attrs, rest) = split_attr_filters(parts.uri.query().unwrap_or(""))?;
+        if attrs.len() > MAX_ATTR_FILTERS {
+            return Err(ApiError::field(
+                "attr",
+                format!("at most {MAX_ATTR_FILTERS} attribute filters per request"),
+            ));
+        }
+        let original = parts.uri.clone();
+        let path = if rest.is_empty() {
+            original.path().to_owned()
+        } else {
+            format!("{}?{rest}", original.path())
+        };
+        parts.uri = path
+            .parse()
+            .map_err(|_| ApiError::bad_request("invalid_query", "the query string is malformed"))?;
+        let params = Query::<ListParams>::from_request_parts(parts, state).await;
+        parts.uri = original;
+        Ok(ListQuery {
+            params: params?.0,
+            attrs,
+        })
+    }
+}
+
+/// Splits `attr.NAME=VALUE` pairs from the rest of a query string (re-encoded).
+fn split_attr_filters(query: &str) -> Result<(Vec<(String, String)>, String), ApiError> {
+    let mut attrs = Vec::new();
+    let mut rest = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        match k.strip_prefix("attr.") {
+            Some(name) => {
+                check_text(&k, name)?;
+                check_text(&k, &v)?;
+                attrs.push((name.to_owned(), v.into_owned()));
+            }
+            None => {
+                rest.append_pair(&k, &v);
+            }
+        }
+    }
+    Ok((attrs, rest.finish()))
+}
+
 pub async fn list(
     State(state): State<AppState>,
     principal: Principal,
     Path(slug): Path<String>,
-    Query(p): Query<ListParams>,
+    ListQuery { params: p, attrs }: ListQuery,
 ) -> Result<axum::Json<MemberPage>, ApiError> {
     let org = principal.org(&state, &slug).await?;
     let limit = p.limit.unwrap_or(DEFAULT_LIMIT);
@@ -281,7 +354,7 @@ pub async fn list(
         .as_deref()
         .map(|c| decode_cursor(c, sort, desc))
         .transpose()?;
-    let query = MemberQuery {
+    let mut query = MemberQuery {
         org_id: org.id,
         view: p.access.unwrap_or_default(),
         role: p.role,
@@ -289,13 +362,23 @@ pub async fn list(
         joined_before,
         search: p.q.map(|q| q.trim().to_owned()),
         email: p.email.map(|e| e.trim().to_owned()),
+        attrs: Vec::new(),
         sort,
         descending: desc,
         after,
         limit: i64::from(limit) + 1,
     };
     let mut tx = state.roster.store.read().await?;
+    let schema = Schema::load(&mut tx, org.id).await?;
+    for (name, value) in &attrs {
+        let v = schema
+            .filter_value(name, value)
+            .map_err(|e| ApiError::field(&format!("attr.{name}"), e))?;
+        query.attrs.push(v);
+    }
     let mut rows = store::members::list(&mut tx, &query).await?;
+    let ids: Vec<Uuid> = rows.iter().map(|m| m.id).collect();
+    let mut values = crate::roster::attributes::maps_for(&mut tx, org.id, &ids).await?;
     tx.rollback().await?;
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
@@ -309,7 +392,10 @@ pub async fn list(
         _ => None,
     };
     Ok(axum::Json(MemberPage {
-        items: rows.iter().map(MemberView::from).collect(),
+        items: rows
+            .iter()
+            .map(|m| MemberView::from(m).with_attributes(values.remove(&m.id).unwrap_or_default()))
+            .collect(),
         next_cursor,
     }))
 }
@@ -632,7 +718,8 @@ pub async fn patch(
         .roster
         .update_member(org.id, &principal.actor(), id, body)
         .await?;
-    Ok(axum::Json(MemberView::from(&m)))
+    let values = state.roster.member_attributes(org.id, id).await?;
+    Ok(axum::Json(MemberView::from(&m).with_attributes(values)))
 }
 
 pub async fn activity(

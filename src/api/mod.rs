@@ -5,6 +5,7 @@
 //! shares with SCIM and the console (state, auth, rate limiting, problem bodies, layers) lives
 //! in [`crate::web`]; this module imports no other surface.
 
+mod attributes;
 mod audit;
 mod dashboard;
 pub mod detail;
@@ -114,7 +115,17 @@ pub fn router(config: &Config) -> Router<AppState> {
         .route("/imports/{id}/plan", get(sync::import_plan))
         .route("/imports/{id}/errors.csv", get(sync::import_errors_csv))
         .route("/imports/{id}/confirm", post(sync::confirm_import))
-        .route("/imports/{id}/cancel", post(sync::cancel_import));
+        .route("/imports/{id}/cancel", post(sync::cancel_import))
+        .route(
+            "/attributes",
+            get(attributes::list).post(attributes::create),
+        )
+        .route(
+            "/attributes/{name}",
+            get(attributes::get_one)
+                .patch(attributes::patch)
+                .delete(attributes::delete),
+        );
     Router::new()
         .route("/orgs", get(orgs::list).post(orgs::create))
         .nest("/orgs/{org}", org)

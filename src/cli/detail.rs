@@ -229,6 +229,12 @@ fn print_detail(out: &mut impl Write, d: &MemberDetail) -> anyhow::Result<()> {
         writeln!(out, "  login    {l}")?;
     }
     writeln!(out, "  added    {}", m.added_at.format(TIME))?;
+    for (name, value) in &d.attributes {
+        let value = value
+            .as_str()
+            .map_or_else(|| value.to_string(), str::to_owned);
+        writeln!(out, "  attr     {name} = {value}")?;
+    }
 
     writeln!(out, "\nPhones")?;
     if d.phones.is_empty() {

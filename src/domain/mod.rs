@@ -1,6 +1,7 @@
 //! Domain types: values parsed once at the boundary (emails, slugs) and the member model with
 //! its access state machine. Nothing here does I/O or knows about SQL or HTTP.
 
+pub mod attribute;
 pub mod currency;
 mod email;
 mod member;

@@ -36,6 +36,7 @@ const NOT_TRAIL: &[&str] = &[
     "member.active",
     "member.fee_set",
     "member.phones_set",
+    "member.attributes_set",
     "points.give",
     "points.take",
     "payment.recorded",
@@ -178,8 +179,8 @@ pub struct LedgerSummary {
 pub struct MemberDetail {
     pub member: Member,
     pub phones: Vec<Phone>,
-    // Org-defined attributes (issue 10 §2, built separately) belong here, loaded by their own
-    // store reader inside `member_detail`'s read transaction.
+    /// Values of the org's own attributes, by attribute name.
+    pub attributes: super::attributes::ValueMap,
     pub groups: Vec<GroupGrant>,
     pub entitlements: Vec<HeldEntitlement>,
     /// Oldest first.
@@ -254,6 +255,7 @@ impl Roster {
             .await?
             .ok_or_else(|| RosterError::NotFound("organization".into()))?;
         let phones = store::phones::of_member(&mut tx, org_id, id).await?;
+        let attributes = super::attributes::map_of(&mut tx, org_id, id).await?;
 
         let mut groups = Vec::new();
         for (_, group_id, _) in store::groups::groups_of(&mut tx, org_id, &[id]).await? {
@@ -354,6 +356,7 @@ impl Roster {
             },
             member,
             phones,
+            attributes,
             groups,
             entitlements,
             trail,

@@ -1,8 +1,8 @@
 //! Erasure of one member's personal data: names, emails, user name, external id, SCIM
 //! attributes and contact email become a tombstone everywhere rosterd stored them — the member
 //! row (which stays, removed, so ids in history still resolve), the audit log's before/after
-//! values, the outbox, sync plan items and run error rows — and the member's source links and
-//! phone numbers go.
+//! values, the outbox, sync plan items and run error rows — and the member's source links,
+//! phone numbers and attribute values go.
 //! Refused for the owner, in an integration-managed org, and while a source or SCIM client still
 //! claims the member. One transaction, audited as `member.erased` (with no personal value).
 
@@ -33,6 +33,8 @@ const PERSONAL_FIELDS: &[&str] = &[
     "email",
     // `member.phones_set` entries hold the member's numbers under this key.
     "phones",
+    // `member.attributes_set` entries hold the member's attribute values under this key.
+    "attributes",
 ];
 
 /// The erased member's values, lowercased: emails and ids match inside longer text, names only
@@ -167,6 +169,7 @@ impl Roster {
         store::members::update(&mut tx, &mut after).await?;
         store::erase::drop_links(&mut tx, org_id, id).await?;
         store::phones::delete_for_member(&mut tx, org_id, id).await?;
+        store::attributes::delete_for_member(&mut tx, org_id, id).await?;
         let emails: Vec<String> = [Some(&before.member_email), before.login_email.as_ref()]
             .into_iter()
             .flatten()

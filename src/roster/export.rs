@@ -2,13 +2,19 @@
 //! flat however large the roster is. Cells that a spreadsheet would run as a formula are
 //! defused (OWASP CSV injection advice: a leading `'` before `= + - @`, also full-width or after
 //! leading whitespace, and before a leading tab or carriage return).
+//!
+//! The org's own attributes follow the fixed columns, one column each (headed by the attribute
+//! name, in name order), holding the value's canonical text.
 
 use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures_util::Stream;
 use uuid::Uuid;
 
+use std::collections::HashMap;
+
 use crate::domain::Member;
+use crate::store::attributes::AttributeDef;
 use crate::store::{self, Store};
 
 /// Rows fetched per batch.
@@ -47,14 +53,30 @@ fn date(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-fn encode(rows: &[Member], with_header: bool) -> Result<Vec<u8>, csv::Error> {
+fn encode(
+    rows: &[Member],
+    with_header: bool,
+    attrs: &[AttributeDef],
+    values: &HashMap<Uuid, Vec<(Uuid, String)>>,
+) -> Result<Vec<u8>, csv::Error> {
     let mut w = csv::WriterBuilder::new().from_writer(Vec::with_capacity(rows.len() * 120));
     if with_header {
-        w.write_record(HEADER)?;
+        w.write_record(
+            HEADER
+                .iter()
+                .copied()
+                .chain(attrs.iter().map(|a| a.name.as_str())),
+        )?;
     }
     for m in rows {
         let name = m.name();
-        w.write_record([
+        let mine = values.get(&m.id);
+        let attr_cells = attrs.iter().map(|a| {
+            mine.and_then(|v| v.iter().find(|(id, _)| *id == a.id))
+                .map(|(_, v)| defuse(v).into_owned())
+                .unwrap_or_default()
+        });
+        let fixed = [
             defuse(&name).as_ref(),
             defuse(&m.member_email).as_ref(),
             defuse(m.distinct_login_email().unwrap_or("")).as_ref(),
@@ -67,7 +89,9 @@ fn encode(rows: &[Member], with_header: bool) -> Result<Vec<u8>, csv::Error> {
             &m.monthly_fee.map(|f| f.to_string()).unwrap_or_default(),
             &m.total_paid.to_string(),
             m.currency.as_deref().unwrap_or(""),
-        ])?;
+        ]
+        .map(str::to_owned);
+        w.write_record(fixed.into_iter().chain(attr_cells))?;
     }
     w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
 }
@@ -80,6 +104,7 @@ pub fn stream(store: Store, org_id: Uuid) -> impl Stream<Item = Result<Bytes, st
         after: Option<(DateTime<Utc>, Uuid)>,
         first: bool,
         done: bool,
+        attrs: Vec<AttributeDef>,
     }
     let init = State {
         store,
@@ -87,6 +112,7 @@ pub fn stream(store: Store, org_id: Uuid) -> impl Stream<Item = Result<Bytes, st
         after: None,
         first: true,
         done: false,
+        attrs: Vec::new(),
     };
     futures_util::stream::unfold(init, |mut st| async move {
         if st.done {
@@ -94,13 +120,22 @@ pub fn stream(store: Store, org_id: Uuid) -> impl Stream<Item = Result<Bytes, st
         }
         let batch = async {
             let mut tx = st.store.read().await?;
+            if st.first {
+                st.attrs = store::attributes::list(&mut tx, st.org_id).await?;
+            }
             let rows = store::members::export_batch(&mut tx, st.org_id, st.after, BATCH).await?;
+            let values = if st.attrs.is_empty() {
+                HashMap::new()
+            } else {
+                let ids: Vec<Uuid> = rows.iter().map(|m| m.id).collect();
+                store::attributes::values_for(&mut tx, st.org_id, &ids).await?
+            };
             tx.rollback().await?;
-            Ok::<_, store::StoreError>(rows)
+            Ok::<_, store::StoreError>((rows, values))
         }
         .await;
-        let rows = match batch {
-            Ok(rows) => rows,
+        let (rows, values) = match batch {
+            Ok(batch) => batch,
             Err(e) => {
                 st.done = true;
                 tracing::error!(error = %e, "export failed mid-stream");
@@ -111,7 +146,8 @@ pub fn stream(store: Store, org_id: Uuid) -> impl Stream<Item = Result<Bytes, st
             st.done = true;
         }
         st.after = rows.last().map(|m| (m.added_at, m.id));
-        let chunk = encode(&rows, st.first).map_err(|e| std::io::Error::other(e.to_string()));
+        let chunk = encode(&rows, st.first, &st.attrs, &values)
+            .map_err(|e| std::io::Error::other(e.to_string()));
         st.first = false;
         if rows.is_empty() && !st.done {
             return None;

@@ -36,6 +36,10 @@ pub struct NewMember {
     /// Phone numbers, set for a new or re-added member (one already here keeps theirs).
     #[serde(default)]
     pub phones: Vec<super::phones::NewPhone>,
+    /// Values of the org's own attributes, by attribute name (see `roster::attributes`); set
+    /// for a new or re-added member.
+    #[serde(default)]
+    pub attributes: super::attributes::ValueMap,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -133,6 +137,9 @@ pub struct MemberPatch {
     pub family_name: Option<String>,
     #[serde(default)]
     pub display_name: Option<String>,
+    /// Values of the org's own attributes to set (`null` clears one); the others stay.
+    #[serde(default)]
+    pub attributes: Option<super::attributes::ValueMap>,
 }
 
 fn clean_name(field: String, v: Option<String>, errors: &mut Vec<FieldError>) -> Option<String> {
@@ -294,7 +301,14 @@ impl Roster {
                     Vec::new()
                 }
             };
-            parsed.push((email, role, given, family, display, (names, phones)));
+            parsed.push((
+                email,
+                role,
+                given,
+                family,
+                display,
+                (names, phones, p.attributes),
+            ));
         }
         if !errors.is_empty() {
             return Err(RosterError::Invalid(errors));
@@ -310,20 +324,30 @@ impl Roster {
             "invite_limit",
             "addresses per request",
         )?;
+        let schema = super::attributes::Schema::load(&mut tx, org_id).await?;
         let mut resolved = Vec::with_capacity(parsed.len());
-        for (i, (email, role, given, family, display, (names, phones))) in
+        for (i, (email, role, given, family, display, (names, phones, attrs))) in
             parsed.into_iter().enumerate()
         {
             let groups = self
                 .invitation_groups(&mut tx, &org, &names, &format!("members[{i}]"), &mut errors)
                 .await?;
-            resolved.push((email, role, given, family, display, (groups, phones)));
+            let field = format!("members[{i}].attributes");
+            let attrs = schema.check_json(&field, &attrs, &mut errors);
+            resolved.push((
+                email,
+                role,
+                given,
+                family,
+                display,
+                (groups, phones, (attrs, field)),
+            ));
         }
         if !errors.is_empty() {
             return Err(RosterError::Invalid(errors));
         }
         let mut results = Vec::with_capacity(resolved.len());
-        for (email, role, given, family, display, (groups, phones)) in resolved {
+        for (email, role, given, family, display, (groups, phones, (attrs, field))) in resolved {
             let group_names: Vec<String> = groups.iter().map(|(_, n)| n.clone()).collect();
             let group_ids: Vec<Uuid> = groups.iter().map(|(id, _)| *id).collect();
             let existing = store::members::by_email(&mut tx, org_id, email.as_str(), true).await?;
@@ -376,6 +400,10 @@ impl Roster {
                     )
                     .await?;
                     self.add_phones(&mut tx, actor, &after, &phones).await?;
+                    super::attributes::write_values(
+                        &mut tx, now, org_id, actor, after.id, &schema, &attrs, true, &field,
+                    )
+                    .await?;
                     AddResult {
                         email: after.member_email.clone(),
                         member_id: after.id,
@@ -390,6 +418,10 @@ impl Roster {
                         .await?;
                     store::invitations::add_groups(&mut tx, org_id, m.id, &group_ids, now).await?;
                     self.add_phones(&mut tx, actor, &m, &phones).await?;
+                    super::attributes::write_values(
+                        &mut tx, now, org_id, actor, m.id, &schema, &attrs, true, &field,
+                    )
+                    .await?;
                     AddResult {
                         email: m.member_email.clone(),
                         member_id: m.id,
@@ -851,6 +883,18 @@ impl Roster {
         let before = store::members::by_id(&mut tx, org_id, id, true)
             .await?
             .ok_or_else(|| RosterError::NotFound("member".into()))?;
+        let schema = super::attributes::Schema::load(&mut tx, org_id).await?;
+        let attrs = match &patch.attributes {
+            Some(values) => {
+                let mut errors = Vec::new();
+                let changes = schema.check_json("attributes", values, &mut errors);
+                if !errors.is_empty() {
+                    return Err(RosterError::Invalid(errors));
+                }
+                changes
+            }
+            None => Vec::new(),
+        };
         let mut after = before.clone();
         if let Some(role) = patch.role
             && role != before.role
@@ -872,8 +916,24 @@ impl Roster {
         if let Some(d) = display {
             after.display_name = d;
         }
+        let attrs_changed = super::attributes::write_values(
+            &mut tx,
+            now,
+            org_id,
+            actor,
+            id,
+            &schema,
+            &attrs,
+            false,
+            "attributes",
+        )
+        .await?;
         if after == before {
-            tx.rollback().await?;
+            if attrs_changed {
+                tx.commit().await?;
+            } else {
+                tx.rollback().await?;
+            }
             return Ok(before);
         }
         after.updated_at = now;

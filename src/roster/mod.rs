@@ -6,6 +6,7 @@
 //! system directly.
 
 mod access;
+pub mod attributes;
 mod audit;
 mod erase;
 mod error;

@@ -79,6 +79,8 @@ pub struct MemberQuery {
     pub search: Option<String>,
     /// Exact member email (case-insensitive).
     pub email: Option<String>,
+    /// Org-defined attribute values the member must hold: `(attribute id, canonical value)`.
+    pub attrs: Vec<(Uuid, String)>,
     pub sort: MemberSort,
     pub descending: bool,
     /// Continue after this `(sort key, id)`.
@@ -127,14 +129,16 @@ enum Plan {
 /// One page of the members list.
 ///
 /// Unfiltered (and date-bounded) pages walk the `(org_id, sort key, id)` index. Pages with a
-/// search, role or email filter first look through the next `WINDOW` rows in order: when matches are common
+/// search, role, email or attribute (`attrs`) filter first look through the next `WINDOW` rows in order: when matches are common
 /// that fills the page at once and is exact (the first matches in order lie within those
 /// rows). Only when it does not, the page is fetched starting from the selective index, so a
 /// rare match never costs a walk through the whole org.
 pub async fn list(tx: &mut Tx, q: &MemberQuery) -> Result<Vec<Member>> {
     // Date bounds alone are ranges on the sort index (or cheap to check while walking it).
-    let filtered =
-        q.role.is_some() || q.email.is_some() || q.search.as_deref().is_some_and(|s| !s.is_empty());
+    let filtered = q.role.is_some()
+        || q.email.is_some()
+        || !q.attrs.is_empty()
+        || q.search.as_deref().is_some_and(|s| !s.is_empty());
     if !filtered {
         return fetch(tx, q, Plan::Ordered).await;
     }
@@ -212,6 +216,20 @@ async fn fetch(tx: &mut Tx, q: &MemberQuery, plan: Plan) -> Result<Vec<Member>> 
             search_param = Some(p);
         }
     }
+    // Attribute values: each an index probe on `member_attributes (org_id, member_id, …)`;
+    // the first one can also drive the page (see `Plan::Driven`).
+    let mut attr_param = None;
+    for (i, (attribute_id, value)) in q.attrs.iter().enumerate() {
+        let a = next(&mut binds, Bind::Uuid(*attribute_id));
+        let v = next(&mut binds, Bind::Text(value.clone()));
+        filters.push_str(&format!(
+            " AND EXISTS (SELECT 1 FROM member_attributes a{i} WHERE a{i}.org_id = $1 \
+             AND a{i}.member_id = m.id AND a{i}.attribute_id = {a} AND a{i}.value_text = {v})"
+        ));
+        if i == 0 {
+            attr_param = Some((a, v));
+        }
+    }
     let l = next(&mut binds, Bind::Int(q.limit));
     let order = format!("ORDER BY m.{col} {dir}, m.id {dir}");
     let sql = match plan {
@@ -233,6 +251,15 @@ async fn fetch(tx: &mut Tx, q: &MemberQuery, plan: Plan) -> Result<Vec<Member>> 
                  WHERE s.search_key LIKE {p} AND {base}{filters} {order} LIMIT {l}",
                 cols = prefixed("m")
             ),
+            (None, _) if attr_param.is_some() => {
+                let (a, v) = attr_param.clone().unwrap_or_default();
+                format!(
+                    "SELECT {cols} FROM member_attributes d CROSS JOIN members m ON m.id = d.member_id
+                     WHERE d.org_id = $1 AND d.attribute_id = {a} AND d.value_text = {v}
+                       AND {base}{filters} {order} LIMIT {l}",
+                    cols = prefixed("m")
+                )
+            }
             (None, Some(_)) => format!(
                 "SELECT {cols} FROM members m INDEXED BY members_org_role_access
                  WHERE {base}{filters} {order} LIMIT {l}",
@@ -253,6 +280,17 @@ async fn fetch(tx: &mut Tx, q: &MemberQuery, plan: Plan) -> Result<Vec<Member>> 
                  WHERE {base}{filters} {order} LIMIT {l}",
                 cols = prefixed("m")
             ),
+            None if attr_param.is_some() => {
+                let (a, v) = attr_param.clone().unwrap_or_default();
+                format!(
+                    "WITH hits AS MATERIALIZED (
+                        SELECT member_id FROM member_attributes
+                        WHERE org_id = $1 AND attribute_id = {a} AND value_text = {v})
+                     SELECT {cols} FROM members m JOIN hits h ON h.member_id = m.id
+                     WHERE {base}{filters} {order} LIMIT {l}",
+                    cols = prefixed("m")
+                )
+            }
             None => format!(
                 "SELECT {cols} FROM members m WHERE {base}{filters} {order} LIMIT {l}",
                 cols = prefixed("m")

@@ -8,6 +8,7 @@
 //! SQLite runs with WAL, foreign keys and a busy timeout, and with a single writer connection
 //! (a separate pool of readers), so write transactions never race for the lock.
 
+pub mod attributes;
 pub mod audit;
 pub mod detail;
 pub mod entitlements;

@@ -178,6 +178,7 @@ async fn the_cli_removes_a_member_recording_a_contact_email() {
                 display_name: None,
                 groups: vec![],
                 phones: vec![],
+                attributes: Default::default(),
             }],
         )
         .await
@@ -570,6 +571,7 @@ async fn the_cli_erases_a_member() {
                 display_name: None,
                 groups: vec![],
                 phones: vec![],
+                attributes: Default::default(),
             }],
         )
         .await

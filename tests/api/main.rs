@@ -5,6 +5,7 @@
 
 mod accept;
 mod architecture;
+mod attributes;
 mod audit;
 mod auth;
 mod backup;
