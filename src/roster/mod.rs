@@ -7,6 +7,7 @@
 
 mod access;
 mod audit;
+mod drop;
 mod erase;
 mod error;
 pub mod export;
@@ -14,6 +15,7 @@ pub mod groups;
 mod invite_groups;
 pub mod invite_links;
 mod invites;
+pub mod jobs;
 pub mod join;
 pub mod ledger;
 mod members;
