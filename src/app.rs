@@ -1,5 +1,5 @@
 //! The application: builds everything from a [`Config`], binds the listener, runs the HTTP
-//! server and the background workers (email delivery, invitation reminders) until told to stop,
+//! server and the background workers (email delivery, invitation reminders, jobs) until told to stop,
 //! then drains in-flight requests and stops the workers.
 
 use std::future::Future;
@@ -285,6 +285,41 @@ fn spawn_workers(
                     && let Err(e) = store.optimize().await
                 {
                     tracing::warn!(error = %e, "refreshing planner statistics failed");
+                }
+            }
+        }));
+    }
+    {
+        // Jobs: fail the ones whose process died, purge expired export files, run queued ones.
+        let roster = state.roster.clone();
+        let settings = crate::roster::jobs::JobSettings::from_config(&state.config);
+        let every = Duration::from_millis(state.config.jobs.poll_interval_ms.max(10));
+        let mut stop = stop.clone();
+        handles.push(tokio::spawn(async move {
+            loop {
+                match roster.sweep_jobs().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::warn!(jobs = n, "marked jobs of a stopped process failed"),
+                    Err(e) => tracing::warn!(error = %e, "sweeping jobs failed"),
+                }
+                loop {
+                    // A job in progress finishes before the worker stops (its batches are
+                    // whole; a job cut short by the process ending is failed by a later sweep).
+                    if *stop.borrow() {
+                        break;
+                    }
+                    match roster.run_next_job(&settings).await {
+                        Ok(true) => continue,
+                        Ok(false) => break,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "running a job failed");
+                            break;
+                        }
+                    }
+                }
+                tokio::select! {
+                    _ = stop.wait_for(|s| *s) => break,
+                    _ = tokio::time::sleep(every) => {}
                 }
             }
         }));

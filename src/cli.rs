@@ -86,13 +86,35 @@ enum Command {
     /// List an org's members (`members --org ORG`), show one in full (`members show ORG ID`)
     /// or set their phone numbers (`members phones ORG ID`).
     Members(MembersArgs),
-    /// Export an org's current and past members as CSV.
+    /// Export an org's current and past members as CSV (or a .zip holding the CSV).
     Export {
         #[arg(long)]
         org: String,
         /// Write here instead of standard output.
         #[arg(long)]
         output: Option<PathBuf>,
+        /// Column groups, comma separated: basics, emails, phones, groups, balances, payments
+        /// (default: today's columns).
+        #[arg(long)]
+        columns: Option<String>,
+        /// csv (default) or zip.
+        #[arg(long, default_value = "csv")]
+        format: String,
+    },
+    /// Drop all member data of an org: every member but the owner is erased (as `erase`) and
+    /// leaves their groups. Runs as a job and waits for it; prints the job as JSON.
+    DropMembers {
+        #[arg(long)]
+        org: String,
+        /// Type the org's slug again to confirm.
+        #[arg(long)]
+        confirm: String,
+    },
+    /// Show a background job (JSON).
+    Job {
+        #[arg(long)]
+        org: String,
+        job_id: Uuid,
     },
     /// Remove one member (their history stays), optionally recording where they can still be
     /// reached. Prints the member as JSON.
@@ -236,6 +258,13 @@ enum OrgCommand {
     List {
         #[arg(long)]
         json: bool,
+    },
+    /// Change an org's settings; prints the org as JSON.
+    Set {
+        slug: String,
+        /// What a SCIM `active: false` does: remove (default) or disable (reversible).
+        #[arg(long)]
+        scim_deactivate: Option<String>,
     },
 }
 
@@ -582,6 +611,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         out!("created organization {} ({})", org.slug, org.id);
                     }
                 }
+                OrgCommand::Set {
+                    slug,
+                    scim_deactivate,
+                } => {
+                    let id = org_id(&roster, &slug).await?;
+                    let changes = crate::roster::OrgChanges {
+                        scim_deactivate,
+                        ..Default::default()
+                    };
+                    let org = roster.update_org(&Actor::Cli, id, &changes).await?;
+                    out!("{}", serde_json::to_string_pretty(&org)?);
+                }
                 OrgCommand::List { json } => {
                     for org in roster.orgs().await? {
                         if json {
@@ -738,9 +779,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await?;
             out!("{}", serde_json::to_string(&row)?);
         }
-        Command::Export { org, output } => {
+        Command::Export {
+            org,
+            output,
+            columns,
+            format,
+        } => {
             let roster = roster(&config).await?;
             let org_id = org_id(&roster, &org).await?;
+            let options = export::ExportOptions {
+                columns: columns
+                    .as_deref()
+                    .map(export::parse_columns)
+                    .transpose()
+                    .map_err(|e| anyhow!("--columns: {e}"))?,
+                format: export::ExportFormat::parse(&format)
+                    .map_err(|e| anyhow!("--format: {e}"))?,
+            };
+            let csv_name = format!("{org}-members.csv");
             let mut out: Box<dyn Write> = match &output {
                 Some(path) => Box::new(std::io::BufWriter::new(
                     std::fs::File::create(path)
@@ -748,7 +804,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 )),
                 None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
             };
-            let mut s = std::pin::pin!(export::stream(roster.store.clone(), org_id));
+            let mut s = export::stream(roster.store.clone(), org_id, &options, &csv_name);
             while let Some(chunk) = s.next().await {
                 out.write_all(&chunk?)?;
             }
@@ -782,6 +838,36 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let m = roster.member(org_id, member_id).await?;
             out!("{}", serde_json::to_string_pretty(&MemberView::from(&m))?);
+        }
+        Command::DropMembers { org, confirm } => {
+            let roster = roster(&config).await?;
+            let org_id = org_id(&roster, &org).await?;
+            let job = roster
+                .request_drop_members(org_id, &Actor::Cli, &confirm, None)
+                .await?;
+            let settings = crate::roster::jobs::JobSettings::from_config(&config);
+            let job = roster.run_job_here(org_id, job.id, &settings).await?;
+            out!(
+                "{}",
+                serde_json::to_string_pretty(&crate::roster::jobs::JobView::from(&job))?
+            );
+            if job.status != "succeeded" {
+                return Err(anyhow!(
+                    "the job {} {}: {}",
+                    job.id,
+                    job.status,
+                    job.error.as_deref().unwrap_or("")
+                ));
+            }
+        }
+        Command::Job { org, job_id } => {
+            let roster = roster(&config).await?;
+            let org_id = org_id(&roster, &org).await?;
+            let job = roster.job(org_id, job_id).await?;
+            out!(
+                "{}",
+                serde_json::to_string_pretty(&crate::roster::jobs::JobView::from(&job))?
+            );
         }
         Command::Erase { org, member_id } => {
             let roster = roster(&config).await?;

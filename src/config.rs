@@ -47,6 +47,45 @@ pub struct Config {
     /// Prometheus metrics at `/metrics`.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// The background job worker (dropping an org's members, export jobs).
+    #[serde(default)]
+    pub jobs: JobsConfig,
+}
+
+/// The background job worker.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobsConfig {
+    /// How often the worker looks for queued jobs (and expired exports), in milliseconds.
+    #[serde(default = "default_jobs_poll_ms")]
+    pub poll_interval_ms: u64,
+    /// Seconds a running job's lease lasts; it is renewed with every batch. A job whose lease
+    /// ran out died with its process and is marked failed.
+    #[serde(default = "default_jobs_lease_secs")]
+    pub lease_secs: u64,
+    /// Seconds an export job's file may be downloaded before it expires (410) and is purged.
+    #[serde(default = "default_export_expiry_secs")]
+    pub export_expiry_secs: u64,
+}
+
+const fn default_jobs_poll_ms() -> u64 {
+    1000
+}
+const fn default_jobs_lease_secs() -> u64 {
+    60
+}
+const fn default_export_expiry_secs() -> u64 {
+    24 * 3600
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        Self {
+            poll_interval_ms: default_jobs_poll_ms(),
+            lease_secs: default_jobs_lease_secs(),
+            export_expiry_secs: default_export_expiry_secs(),
+        }
+    }
 }
 
 /// Where `/metrics` is served. With neither key set, it is not served.

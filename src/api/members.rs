@@ -1,10 +1,7 @@
 //! `/api/v1/orgs/{org}/members…`: list, add, resend invitations, remove, role changes,
 //! activity, ownership transfer and the CSV export.
 
-use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -16,7 +13,7 @@ use crate::domain::{Access, AccessView, Activity, Member, Role};
 use crate::roster::attributes::{Schema, ValueMap};
 use crate::roster::{
     AccessChange, AccessOutcome, AccessResult, AddResult, MemberPatch, NewMember, RemoveOutcome,
-    RemoveResult, ResendOutcome, ResendResult, export,
+    RemoveResult, ResendOutcome, ResendResult,
 };
 use crate::store::members::{MemberQuery, MemberSort, SortValue};
 use crate::store::{self};
@@ -762,24 +759,4 @@ pub async fn transfer_ownership(
         owner: MemberView::from(&owner),
         previous_owner: previous.as_ref().map(MemberView::from),
     }))
-}
-
-pub async fn export_csv(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(slug): Path<String>,
-) -> Result<Response, ApiError> {
-    let org = principal.org(&state, &slug).await?;
-    let body = Body::from_stream(export::stream(state.roster.store.clone(), org.id));
-    let mut res = body.into_response();
-    let headers = res.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/csv; charset=utf-8"),
-    );
-    let disposition = format!("attachment; filename=\"{}-members.csv\"", org.slug);
-    if let Ok(v) = HeaderValue::from_str(&disposition) {
-        headers.insert(header::CONTENT_DISPOSITION, v);
-    }
-    Ok(res)
 }

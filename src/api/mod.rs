@@ -14,6 +14,7 @@ pub mod extract;
 mod groups;
 mod invitations;
 mod invite_links;
+mod jobs;
 mod join;
 mod ledger;
 pub mod members;
@@ -34,7 +35,13 @@ pub fn router(config: &Config) -> Router<AppState> {
         .route("/", get(orgs::get_one).patch(orgs::patch))
         .route("/members", get(members::list).post(members::add))
         .route("/members/counts", get(members::counts))
-        .route("/members/export.csv", get(members::export_csv))
+        .route("/members/export.csv", get(jobs::export_members))
+        .route("/members/export", get(jobs::export_members))
+        .route("/members/drop", post(jobs::drop_members))
+        .route("/jobs/{id}", get(jobs::get_job))
+        .route("/exports", post(jobs::create_export))
+        .route("/exports/{id}", get(jobs::get_export))
+        .route("/exports/{id}/download", get(jobs::download_export))
         .route("/members/resend-invites", post(members::resend))
         .route("/members/remove", post(members::remove_many))
         .route(

@@ -102,6 +102,9 @@ pub struct PatchOrg {
     /// Days an invite link stays valid (1–90).
     #[serde(default)]
     pub invite_link_days: Option<i64>,
+    /// What a SCIM `active: false` does: `remove` (default) or `disable`.
+    #[serde(default)]
+    pub scim_deactivate: Option<String>,
 }
 
 pub async fn patch(
@@ -128,6 +131,7 @@ pub async fn patch(
         resend_cooldown_secs: body.resend_cooldown_secs,
         invite_requires_group: body.invite_requires_group,
         invite_link_days: body.invite_link_days,
+        scim_deactivate: body.scim_deactivate,
     };
     let org = state
         .roster

@@ -1,10 +1,12 @@
 //! Erasure of one member's personal data: names, emails, user name, external id, SCIM
 //! attributes and contact email become a tombstone everywhere rosterd stored them — the member
 //! row (which stays, removed, so ids in history still resolve), the audit log's before/after
-//! values, the outbox, sync plan items and run error rows — and the member's source links,
-//! phone numbers and attribute values go.
+//! values, the outbox, sync plan items and run error rows — and the member's source links and
+//! phone numbers go.
 //! Refused for the owner, in an integration-managed org, and while a source or SCIM client still
 //! claims the member. One transaction, audited as `member.erased` (with no personal value).
+
+use std::collections::HashSet;
 
 use serde_json::Value;
 use uuid::Uuid;
@@ -13,7 +15,7 @@ use super::audit::{Actor, record};
 use super::members::{lock_check, lock_org, revoke_access};
 use super::{Result, Roster, RosterError};
 use crate::domain::{Access, Member, Role};
-use crate::store;
+use crate::store::{self, Tx};
 
 /// What replaces an erased value.
 pub const TOMBSTONE: &str = "[erased]";
@@ -37,41 +39,83 @@ const PERSONAL_FIELDS: &[&str] = &[
     "attributes",
 ];
 
-/// The erased member's values, lowercased: emails and ids match inside longer text, names only
+/// The erased members' values, lowercased: emails and ids match inside longer text (one
+/// Aho-Corasick automaton over all of them, so a batch costs one pass per text), names only
 /// whole (a short name must not blot out other words).
-struct Needles {
+pub(crate) struct Needles {
     contained: Vec<String>,
-    whole: Vec<String>,
+    matcher: Option<aho_corasick::AhoCorasick>,
+    whole: HashSet<String>,
+    /// The members' ids: their own audit entries lose every personal field.
+    ids: HashSet<String>,
 }
 
 impl Needles {
-    fn of(m: &Member) -> Self {
-        let mut contained: Vec<String> = [
-            Some(&m.member_email),
-            m.login_email.as_ref(),
-            Some(&m.user_name),
-            m.external_id.as_ref(),
-            m.contact_email.as_ref(),
-        ]
-        .into_iter()
-        .flatten()
-        .map(|s| s.trim().to_lowercase())
-        .filter(|s| s.chars().count() >= 3)
-        .collect();
-        contained.sort();
-        contained.dedup();
-        let whole = [&m.given_name, &m.family_name, &m.display_name]
+    pub(crate) fn of(members: &[Member]) -> Self {
+        let mut n = Needles::empty();
+        for m in members {
+            n.add(m);
+        }
+        n.finish()
+    }
+
+    pub(crate) fn empty() -> Self {
+        Needles {
+            contained: Vec::new(),
+            matcher: None,
+            whole: HashSet::new(),
+            ids: HashSet::new(),
+        }
+    }
+
+    /// Adds a member's values (call [`Needles::finish`] after the last).
+    pub(crate) fn add(&mut self, m: &Member) {
+        self.contained.extend(
+            [
+                Some(&m.member_email),
+                m.login_email.as_ref(),
+                Some(&m.user_name),
+                m.external_id.as_ref(),
+                m.contact_email.as_ref(),
+            ]
             .into_iter()
             .flatten()
             .map(|s| s.trim().to_lowercase())
-            .filter(|s| !s.is_empty())
-            .collect();
-        Needles { contained, whole }
+            .filter(|s| s.chars().count() >= 3),
+        );
+        self.whole.extend(
+            [&m.given_name, &m.family_name, &m.display_name]
+                .into_iter()
+                .flatten()
+                .map(|s| s.trim().to_lowercase())
+                .filter(|s| !s.is_empty()),
+        );
+        self.ids.insert(m.id.to_string());
+    }
+
+    /// Builds the matcher over every value added.
+    pub(crate) fn finish(mut self) -> Self {
+        self.contained.sort();
+        self.contained.dedup();
+        self.matcher = if self.contained.is_empty() {
+            None
+        } else {
+            aho_corasick::AhoCorasick::new(&self.contained).ok()
+        };
+        self
+    }
+
+    fn contains_any(&self, lowered: &str) -> bool {
+        match &self.matcher {
+            Some(m) => m.is_match(lowered),
+            // Only when the automaton could not be built (never for plain strings).
+            None => self.contained.iter().any(|n| lowered.contains(n.as_str())),
+        }
     }
 
     fn hits(&self, text: &str) -> bool {
         let t = text.trim().to_lowercase();
-        self.contained.iter().any(|n| t.contains(n.as_str())) || self.whole.contains(&t)
+        self.contains_any(&t) || self.whole.contains(&t)
     }
 
     fn scrub_text(&self, text: &str) -> Option<String> {
@@ -116,6 +160,153 @@ impl Needles {
     }
 }
 
+/// Rows read per page when scrubbing copies.
+pub(crate) const SCRUB_PAGE: i64 = 1000;
+
+/// Anonymises one page of the org's audit rows (after `after`, leaving out `skip_action`);
+/// returns the last id read, `None` when the page was empty.
+pub(crate) async fn scrub_audit_page(
+    tx: &mut Tx,
+    org_id: Uuid,
+    needles: &Needles,
+    after: Option<Uuid>,
+    skip_action: Option<&str>,
+) -> Result<Option<Uuid>> {
+    let rows = store::erase::audit_values(tx, org_id, after, skip_action, SCRUB_PAGE).await?;
+    let last = rows.last().map(|r| r.0);
+    for (row, subject, b, a) in rows {
+        let member = subject.as_deref().is_some_and(|s| needles.ids.contains(s));
+        let nb = b.as_deref().and_then(|t| needles.scrub_json(t, member));
+        let na = a.as_deref().and_then(|t| needles.scrub_json(t, member));
+        if nb.is_some() || na.is_some() {
+            store::erase::anonymise_audit(
+                tx,
+                org_id,
+                row,
+                nb.as_deref().or(b.as_deref()),
+                na.as_deref().or(a.as_deref()),
+            )
+            .await?;
+        }
+    }
+    Ok(last)
+}
+
+/// Scrubs one page of the org's sync plan items; returns the last key read.
+pub(crate) async fn scrub_plan_page(
+    tx: &mut Tx,
+    org_id: Uuid,
+    needles: &Needles,
+    after: Option<(Uuid, i64)>,
+) -> Result<Option<(Uuid, i64)>> {
+    let items = store::erase::plan_values(tx, org_id, after, SCRUB_PAGE).await?;
+    let last = items.last().map(|i| (i.0, i.1));
+    for mut item in items {
+        let mine = item.2.as_deref().is_some_and(|x| needles.hits(x))
+            || item.3.as_deref().is_some_and(|x| needles.hits(x));
+        let own = item.5.is_some_and(|m| needles.ids.contains(&m.to_string()));
+        let detail = needles.scrub_json(&item.4, own);
+        if mine || detail.is_some() {
+            if item.2.as_deref().is_some_and(|x| needles.hits(x)) {
+                item.2 = Some(TOMBSTONE.into());
+            }
+            if item.3.as_deref().is_some_and(|x| needles.hits(x)) {
+                item.3 = Some(TOMBSTONE.into());
+            }
+            if let Some(d) = detail {
+                item.4 = d;
+            }
+            store::erase::rewrite_plan_item(tx, org_id, &item).await?;
+        }
+    }
+    Ok(last)
+}
+
+/// Scrubs one page of the org's run error rows; returns the last key read.
+pub(crate) async fn scrub_error_page(
+    tx: &mut Tx,
+    org_id: Uuid,
+    needles: &Needles,
+    after: Option<(Uuid, i64)>,
+) -> Result<Option<(Uuid, i64)>> {
+    let rows = store::erase::error_values(tx, org_id, after, SCRUB_PAGE).await?;
+    let last = rows.last().map(|r| (r.0, r.1));
+    for mut row in rows {
+        let id_hit = row.2.as_deref().is_some_and(|x| needles.hits(x));
+        let value_hit = row.3.as_deref().is_some_and(|x| needles.hits(x));
+        let message = needles.contains_any(&row.4.to_lowercase());
+        if id_hit || value_hit || message {
+            if id_hit {
+                row.2 = Some(TOMBSTONE.into());
+            }
+            if value_hit || (id_hit && row.3.is_some()) {
+                row.3 = Some(TOMBSTONE.into());
+            }
+            if message {
+                row.4 = TOMBSTONE.into();
+            }
+            store::erase::rewrite_error(tx, org_id, &row).await?;
+        }
+    }
+    Ok(last)
+}
+
+/// Makes one member a removed tombstone and erases the rows that are theirs alone (source
+/// links, phone numbers, join requests and invite links holding their address, payment notes
+/// and ledger reasons, their emails in the outbox), audited as `member.erased`. The copies of
+/// their data in shared rows (audit values, plan items, run errors) are the caller's to scrub
+/// with [`Needles`]. Returns the tombstone.
+pub(crate) async fn tombstone(
+    tx: &mut Tx,
+    actor: &Actor,
+    before: &Member,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Member> {
+    let (org_id, id) = (before.org_id, before.id);
+    let mut after = before.clone();
+    if !after.access.is_gone() {
+        revoke_access(tx, &mut after, now).await?;
+    }
+    after.access = Access::Removed;
+    after.removed_at.get_or_insert(now);
+    let placeholder = format!("erased-{}@invalid", id.simple());
+    after.given_name = None;
+    after.family_name = None;
+    after.display_name = None;
+    after.member_email.clone_from(&placeholder);
+    after.login_email = None;
+    after.user_name.clone_from(&placeholder);
+    after.external_id = None;
+    after.scim_data = None;
+    after.contact_email = None;
+    after.updated_at = now;
+    store::members::update(tx, &mut after).await?;
+    store::erase::drop_links(tx, org_id, id).await?;
+    store::phones::delete_for_member(tx, org_id, id).await?;
+    store::attributes::delete_for_member(tx, org_id, id).await?;
+    let emails: Vec<String> = [Some(&before.member_email), before.login_email.as_ref()]
+        .into_iter()
+        .flatten()
+        .map(|e| e.to_lowercase())
+        .collect();
+    store::erase::erase_join_and_links(tx, org_id, id, &emails, &placeholder).await?;
+    store::erase::erase_money_notes(tx, org_id, id, TOMBSTONE).await?;
+    let own = Needles::of(std::slice::from_ref(before));
+    store::erase::erase_outbox(tx, org_id, id, &own.contained, &placeholder, TOMBSTONE).await?;
+    record(
+        tx,
+        now,
+        Some(org_id),
+        actor,
+        "member.erased",
+        ("member", Some(id.to_string())),
+        None::<&Member>,
+        Some(&after),
+    )
+    .await?;
+    Ok(after)
+}
+
 impl Roster {
     /// Erases one member's personal data (see the module documentation).
     pub async fn erase_member(&self, org_id: Uuid, actor: &Actor, id: Uuid) -> Result<Member> {
@@ -146,110 +337,23 @@ impl Roster {
                 "a SCIM client still provisions this member; delete the user there first",
             ));
         }
-        let needles = Needles::of(&before);
-        let member_id = id.to_string();
-
-        let mut after = before.clone();
-        if !after.access.is_gone() {
-            revoke_access(&mut tx, &mut after, now).await?;
+        let needles = Needles::of(std::slice::from_ref(&before));
+        let after = tombstone(&mut tx, actor, &before, now).await?;
+        // The copies in shared rows, a page at a time (all in this one transaction).
+        let mut audit = None;
+        while let Some(last) =
+            scrub_audit_page(&mut tx, org_id, &needles, audit, Some("member.erased")).await?
+        {
+            audit = Some(last);
         }
-        after.access = Access::Removed;
-        after.removed_at.get_or_insert(now);
-        let placeholder = format!("erased-{}@invalid", id.simple());
-        after.given_name = None;
-        after.family_name = None;
-        after.display_name = None;
-        after.member_email.clone_from(&placeholder);
-        after.login_email = None;
-        after.user_name.clone_from(&placeholder);
-        after.external_id = None;
-        after.scim_data = None;
-        after.contact_email = None;
-        after.updated_at = now;
-        store::members::update(&mut tx, &mut after).await?;
-        store::erase::drop_links(&mut tx, org_id, id).await?;
-        store::phones::delete_for_member(&mut tx, org_id, id).await?;
-        store::attributes::delete_for_member(&mut tx, org_id, id).await?;
-        let emails: Vec<String> = [Some(&before.member_email), before.login_email.as_ref()]
-            .into_iter()
-            .flatten()
-            .map(|e| e.to_lowercase())
-            .collect();
-        store::erase::erase_join_and_links(&mut tx, org_id, id, &emails, &placeholder).await?;
-        store::erase::erase_money_notes(&mut tx, org_id, id, TOMBSTONE).await?;
-        store::erase::erase_outbox(
-            &mut tx,
-            org_id,
-            id,
-            &needles.contained,
-            &placeholder,
-            TOMBSTONE,
-        )
-        .await?;
-
-        for (row, subject, b, a) in store::erase::audit_values(&mut tx, org_id).await? {
-            let member = subject.as_deref() == Some(member_id.as_str());
-            let nb = b.as_deref().and_then(|t| needles.scrub_json(t, member));
-            let na = a.as_deref().and_then(|t| needles.scrub_json(t, member));
-            if nb.is_some() || na.is_some() {
-                store::erase::anonymise_audit(
-                    &mut tx,
-                    org_id,
-                    row,
-                    nb.as_deref().or(b.as_deref()),
-                    na.as_deref().or(a.as_deref()),
-                )
-                .await?;
-            }
+        let mut plan = None;
+        while let Some(last) = scrub_plan_page(&mut tx, org_id, &needles, plan).await? {
+            plan = Some(last);
         }
-        for mut item in store::erase::plan_values(&mut tx, org_id).await? {
-            let mine = item.2.as_deref().is_some_and(|x| needles.hits(x))
-                || item.3.as_deref().is_some_and(|x| needles.hits(x));
-            let detail = needles.scrub_json(&item.4, item.5 == Some(id));
-            if mine || detail.is_some() {
-                if item.2.as_deref().is_some_and(|x| needles.hits(x)) {
-                    item.2 = Some(TOMBSTONE.into());
-                }
-                if item.3.as_deref().is_some_and(|x| needles.hits(x)) {
-                    item.3 = Some(TOMBSTONE.into());
-                }
-                if let Some(d) = detail {
-                    item.4 = d;
-                }
-                store::erase::rewrite_plan_item(&mut tx, org_id, &item).await?;
-            }
+        let mut errors = None;
+        while let Some(last) = scrub_error_page(&mut tx, org_id, &needles, errors).await? {
+            errors = Some(last);
         }
-        for mut row in store::erase::error_values(&mut tx, org_id).await? {
-            let id_hit = row.2.as_deref().is_some_and(|x| needles.hits(x));
-            let value_hit = row.3.as_deref().is_some_and(|x| needles.hits(x));
-            let message = needles
-                .contained
-                .iter()
-                .any(|n| row.4.to_lowercase().contains(n.as_str()));
-            if id_hit || value_hit || message {
-                if id_hit {
-                    row.2 = Some(TOMBSTONE.into());
-                }
-                if value_hit || (id_hit && row.3.is_some()) {
-                    row.3 = Some(TOMBSTONE.into());
-                }
-                if message {
-                    row.4 = TOMBSTONE.into();
-                }
-                store::erase::rewrite_error(&mut tx, org_id, &row).await?;
-            }
-        }
-        record(
-            &mut tx,
-            now,
-            Some(org_id),
-            actor,
-            "member.erased",
-            ("member", Some(member_id)),
-            None::<&Member>,
-            Some(&after),
-        )
-        .await?;
         tx.commit().await?;
         Ok(after)
     }

@@ -8,6 +8,7 @@
 mod access;
 pub mod attributes;
 mod audit;
+mod drop;
 mod erase;
 mod error;
 pub mod export;
@@ -15,6 +16,7 @@ pub mod groups;
 mod invite_groups;
 pub mod invite_links;
 mod invites;
+pub mod jobs;
 pub mod join;
 pub mod ledger;
 mod members;

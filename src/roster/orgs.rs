@@ -29,6 +29,8 @@ pub struct OrgChanges {
     pub resend_cooldown_secs: Option<i64>,
     pub invite_requires_group: Option<bool>,
     pub invite_link_days: Option<i64>,
+    /// `remove` or `disable`: what a SCIM `active: false` does.
+    pub scim_deactivate: Option<String>,
 }
 
 impl Roster {
@@ -60,6 +62,7 @@ impl Roster {
             resend_cooldown_secs: store::orgs::DEFAULT_RESEND_COOLDOWN_SECS,
             invite_requires_group: false,
             invite_link_days: store::orgs::DEFAULT_INVITE_LINK_DAYS,
+            scim_deactivate: store::orgs::DEFAULT_SCIM_DEACTIVATE.into(),
             created_at: now,
             updated_at: now,
         };
@@ -147,6 +150,16 @@ impl Roster {
                 errors.push(FieldError::new(
                     "scim_new_members",
                     "must be invite, invite_silently or enroll",
+                ));
+            }
+        }
+        if let Some(mode) = &changes.scim_deactivate {
+            if store::orgs::SCIM_DEACTIVATE_MODES.contains(&mode.as_str()) {
+                after.scim_deactivate = mode.clone();
+            } else {
+                errors.push(FieldError::new(
+                    "scim_deactivate",
+                    format!("must be remove or disable (got `{}`)", mode.escape_debug()),
                 ));
             }
         }

@@ -62,6 +62,28 @@ async fn upsert_link(
     Ok(())
 }
 
+/// Takes a member's access away for a SCIM `active: false`, as the org's `scim_deactivate`
+/// says: `disable` suspends them (reversible: `active: true` enables them again; a pending
+/// invitation's link dies and its queued emails are dropped, so enabling a person who never
+/// enrolled invites them again) or `remove` (the default). Returns the audit action.
+async fn deactivate(
+    tx: &mut Tx,
+    org: &store::orgs::Org,
+    m: &mut Member,
+    now: DateTime<Utc>,
+) -> Result<&'static str> {
+    if org.scim_deactivate == "disable" {
+        m.access = Access::Disabled;
+        m.disabled_at = Some(now);
+        store::invitations::close_for_member(tx, m.id, now).await?;
+        store::outbox::cancel_for_member(tx, m.id, now, "cancelled: member disabled").await?;
+        Ok("member.disabled")
+    } else {
+        super::members::revoke_access(tx, m, now).await?;
+        Ok("member.removed")
+    }
+}
+
 impl Roster {
     /// Applies `active` and the org's provisioning setting to a member being (re)activated.
     pub(crate) async fn activate(
@@ -194,7 +216,7 @@ impl Roster {
                     "the org's owner cannot be deactivated; transfer ownership first",
                 ));
             }
-            super::members::revoke_access(&mut tx, &mut m, now).await?;
+            deactivate(&mut tx, &org, &mut m, now).await?;
         }
         match &before {
             Some(_) => store::members::update(&mut tx, &mut m).await?,
@@ -356,8 +378,7 @@ impl Roster {
                     "the org's owner cannot be deactivated; transfer ownership first",
                 ));
             }
-            super::members::revoke_access(&mut tx, &mut m, now).await?;
-            action = "member.removed";
+            action = deactivate(&mut tx, org, &mut m, now).await?;
         }
         let phones_changed = phones_before != u.phones;
         if m == before && !phones_changed {

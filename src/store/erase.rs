@@ -10,10 +10,20 @@ use super::{Result, Tx, on_tx};
 /// One audit row's values: `(id, subject_id, before, after)`.
 pub type AuditValues = (Uuid, Option<String>, Option<String>, Option<String>);
 
-pub async fn audit_values(tx: &mut Tx, org_id: Uuid) -> Result<Vec<AuditValues>> {
+/// A page of the org's audit rows in id order, after `after` (and, with `skip_action`, not of
+/// that action).
+pub async fn audit_values(
+    tx: &mut Tx,
+    org_id: Uuid,
+    after: Option<Uuid>,
+    skip_action: Option<&str>,
+    limit: i64,
+) -> Result<Vec<AuditValues>> {
     Ok(on_tx!(tx, c => sqlx::query_as::<_, AuditValues>(
-        "SELECT id, subject_id, before, after FROM audit_log WHERE org_id = $1")
-        .bind(org_id).fetch_all(&mut *c).await)?)
+        "SELECT id, subject_id, before, after FROM audit_log
+         WHERE org_id = $1 AND ($2 IS NULL OR id > $2) AND ($3 IS NULL OR action <> $3)
+         ORDER BY id LIMIT $4")
+        .bind(org_id).bind(after).bind(skip_action).bind(limit).fetch_all(&mut *c).await)?)
 }
 
 /// Replaces an audit row's before/after values; who, when and what stay as they were.
@@ -41,11 +51,20 @@ pub type PlanValues = (
     Option<Uuid>,
 );
 
-pub async fn plan_values(tx: &mut Tx, org_id: Uuid) -> Result<Vec<PlanValues>> {
+/// A page of the org's plan items in `(run_id, seq)` order, after `after`.
+pub async fn plan_values(
+    tx: &mut Tx,
+    org_id: Uuid,
+    after: Option<(Uuid, i64)>,
+    limit: i64,
+) -> Result<Vec<PlanValues>> {
+    let (run, seq) = after.map_or((None, 0), |(r, s)| (Some(r), s));
     Ok(on_tx!(tx, c => sqlx::query_as::<_, PlanValues>(
         "SELECT i.run_id, i.seq, i.external_id, i.email, i.detail, i.member_id FROM sync_plan_items i
-         JOIN sync_runs r ON r.id = i.run_id WHERE r.org_id = $1")
-        .bind(org_id).fetch_all(&mut *c).await)?)
+         JOIN sync_runs r ON r.id = i.run_id
+         WHERE r.org_id = $1 AND ($2 IS NULL OR i.run_id > $2 OR (i.run_id = $2 AND i.seq > $3))
+         ORDER BY i.run_id, i.seq LIMIT $4")
+        .bind(org_id).bind(run).bind(seq).bind(limit).fetch_all(&mut *c).await)?)
 }
 
 pub async fn rewrite_plan_item(tx: &mut Tx, org_id: Uuid, item: &PlanValues) -> Result<()> {
@@ -61,11 +80,20 @@ pub async fn rewrite_plan_item(tx: &mut Tx, org_id: Uuid, item: &PlanValues) -> 
 /// One run error row: `(run_id, seq, external_id, value, message)`.
 pub type ErrorValues = (Uuid, i64, Option<String>, Option<String>, String);
 
-pub async fn error_values(tx: &mut Tx, org_id: Uuid) -> Result<Vec<ErrorValues>> {
+/// A page of the org's run error rows in `(run_id, seq)` order, after `after`.
+pub async fn error_values(
+    tx: &mut Tx,
+    org_id: Uuid,
+    after: Option<(Uuid, i64)>,
+    limit: i64,
+) -> Result<Vec<ErrorValues>> {
+    let (run, seq) = after.map_or((None, 0), |(r, s)| (Some(r), s));
     Ok(on_tx!(tx, c => sqlx::query_as::<_, ErrorValues>(
         "SELECT e.run_id, e.seq, e.external_id, e.value, e.message FROM sync_run_errors e
-         JOIN sync_runs r ON r.id = e.run_id WHERE r.org_id = $1")
-        .bind(org_id).fetch_all(&mut *c).await)?)
+         JOIN sync_runs r ON r.id = e.run_id
+         WHERE r.org_id = $1 AND ($2 IS NULL OR e.run_id > $2 OR (e.run_id = $2 AND e.seq > $3))
+         ORDER BY e.run_id, e.seq LIMIT $4")
+        .bind(org_id).bind(run).bind(seq).bind(limit).fetch_all(&mut *c).await)?)
 }
 
 pub async fn rewrite_error(tx: &mut Tx, org_id: Uuid, row: &ErrorValues) -> Result<()> {
@@ -101,6 +129,39 @@ pub async fn erase_outbox(
             .execute(&mut *c).await.map(|r| r.rows_affected()))?;
     }
     Ok(())
+}
+
+/// A source that still claims any member of the org, if any.
+pub async fn any_claiming_source(tx: &mut Tx, org_id: Uuid) -> Result<Option<String>> {
+    Ok(on_tx!(tx, c => sqlx::query_scalar::<_, String>(
+        "SELECT source FROM member_links
+         WHERE org_id = $1 AND claiming = TRUE ORDER BY source LIMIT 1")
+        .bind(org_id).fetch_optional(&mut *c).await)?)
+}
+
+/// Whether a SCIM client still provisions any member of the org.
+pub async fn any_scim_member(tx: &mut Tx, org_id: Uuid) -> Result<bool> {
+    Ok(on_tx!(tx, c => sqlx::query_scalar::<_, i64>(
+        "SELECT COUNT(*) FROM members
+         WHERE org_id = $1 AND scim_data IS NOT NULL AND scim_deleted = FALSE")
+        .bind(org_id).fetch_one(&mut *c).await)?
+        > 0)
+}
+
+/// A page of the org's member ids in id order after `after`, leaving out `keep` and members
+/// already erased (tombstones: `erased-…@invalid`).
+pub async fn droppable_members(
+    tx: &mut Tx,
+    org_id: Uuid,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<Uuid>> {
+    Ok(on_tx!(tx, c => sqlx::query_scalar::<_, Uuid>(
+        "SELECT id FROM members
+         WHERE org_id = $1 AND ($2 IS NULL OR id > $2)
+           AND NOT (member_email LIKE 'erased-%' AND member_email LIKE '%@invalid')
+         ORDER BY id LIMIT $3")
+        .bind(org_id).bind(after).bind(limit).fetch_all(&mut *c).await)?)
 }
 
 /// A source that still claims the member, if any.

@@ -16,6 +16,7 @@ pub mod erase;
 pub mod groups;
 pub mod invitations;
 pub mod invite_links;
+pub mod jobs;
 pub mod join;
 pub mod ledger;
 pub mod links;

@@ -28,19 +28,26 @@ pub struct Org {
     pub invite_requires_group: bool,
     /// Days an invite link (URL and unlock code) stays valid.
     pub invite_link_days: i64,
+    /// What a SCIM `active: false` does: `remove` (default) or `disable` (reversible).
+    pub scim_deactivate: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
 const COLUMNS: &str = "id, slug, name, managed_by, scim_new_members, managed_by_source, \
      invite_limit, import_invite_limit, resend_cooldown_secs, invite_requires_group, \
-     invite_link_days, created_at, updated_at";
+     invite_link_days, created_at, updated_at, \
+     scim_deactivate";
 
 /// Defaults of the invitation options (also the columns' defaults in the schema).
 pub const DEFAULT_INVITE_LIMIT: i64 = 10;
 pub const DEFAULT_IMPORT_INVITE_LIMIT: i64 = 500;
 pub const DEFAULT_RESEND_COOLDOWN_SECS: i64 = 600;
 pub const DEFAULT_INVITE_LINK_DAYS: i64 = 14;
+/// What SCIM `active: false` does unless an org says otherwise.
+pub const DEFAULT_SCIM_DEACTIVATE: &str = "remove";
+/// The values `scim_deactivate` may take.
+pub const SCIM_DEACTIVATE_MODES: [&str; 2] = ["remove", "disable"];
 
 impl Org {
     /// What manages the org's membership, in words for the 409: an authoritative source, else
@@ -71,8 +78,8 @@ pub async fn insert(tx: &mut Tx, org: &Org) -> Result<()> {
     on_tx!(tx, c => sqlx::query(
         "INSERT INTO orgs (id, slug, name, managed_by, created_at, updated_at, scim_new_members,
              invite_limit, import_invite_limit, resend_cooldown_secs, invite_requires_group,
-             invite_link_days)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
+             invite_link_days, scim_deactivate)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)")
         .bind(org.id)
         .bind(&org.slug)
         .bind(&org.name)
@@ -85,6 +92,7 @@ pub async fn insert(tx: &mut Tx, org: &Org) -> Result<()> {
         .bind(org.resend_cooldown_secs)
         .bind(org.invite_requires_group)
         .bind(org.invite_link_days)
+        .bind(&org.scim_deactivate)
         .execute(&mut *c)
         .await.map(|r| r.rows_affected()))?;
     Ok(())
@@ -122,7 +130,7 @@ pub async fn update(tx: &mut Tx, org: &Org) -> Result<()> {
     on_tx!(tx, c => sqlx::query(
         "UPDATE orgs SET name = $2, managed_by = $3, updated_at = $4, scim_new_members = $5,
              invite_limit = $6, import_invite_limit = $7, resend_cooldown_secs = $8,
-             invite_requires_group = $9, invite_link_days = $10
+             invite_requires_group = $9, invite_link_days = $10, scim_deactivate = $11
          WHERE id = $1")
         .bind(org.id)
         .bind(&org.name)
@@ -134,6 +142,7 @@ pub async fn update(tx: &mut Tx, org: &Org) -> Result<()> {
         .bind(org.resend_cooldown_secs)
         .bind(org.invite_requires_group)
         .bind(org.invite_link_days)
+        .bind(&org.scim_deactivate)
         .execute(&mut *c)
         .await.map(|r| r.rows_affected()))?;
     Ok(())

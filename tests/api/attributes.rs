@@ -769,6 +769,43 @@ async fn export_has_a_column_per_attribute_with_formulas_defused() {
     assert_eq!(&ada[n - 1], "12.5");
     let owner = rows.iter().find(|r| &r[1] == "owner@acme.example").unwrap();
     assert_eq!(&owner[n - 2], "");
+
+    // Chosen columns: the attributes only when asked for.
+    let header_of = |text: &str| -> Vec<String> {
+        let mut rdr = csv::Reader::from_reader(text.as_bytes());
+        rdr.headers().unwrap().iter().map(str::to_owned).collect()
+    };
+    let r = app
+        .get(
+            "/api/v1/orgs/acme/members/export?columns=emails,attributes",
+            &token,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        header_of(&r.text),
+        [
+            "Member email",
+            "Login email",
+            "Contact email",
+            "IsAuthRep",
+            "MemberID",
+            "MonthlyFee"
+        ]
+    );
+    assert!(
+        r.text
+            .contains("ada@acme.example,,,true,\"'=HYPERLINK(\"\"x\"\")\",12.5"),
+        "{}",
+        r.text
+    );
+    let r = app
+        .get("/api/v1/orgs/acme/members/export?columns=emails", &token)
+        .await;
+    assert_eq!(
+        header_of(&r.text),
+        ["Member email", "Login email", "Contact email"]
+    );
 }
 
 #[tokio::test]

@@ -161,6 +161,7 @@ pub async fn spawn_with(mail: Mail, tweak: impl FnOnce(&mut Config)) -> TestApp 
     config.database.max_connections = 4;
     config.mail.poll_interval_ms = 50;
     config.invitations.poll_interval_ms = 50;
+    config.jobs.poll_interval_ms = 50;
     // Tests sharing a loaded machine add hundreds of members in one request: a slow answer is
     // not what they test (the layer's own timeout has its default elsewhere).
     config.server.request_timeout_secs = 300;

@@ -42,4 +42,5 @@ mod slapd;
 mod smtp;
 mod sync;
 mod sync_process;
+mod ways;
 mod workday;
