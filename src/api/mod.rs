@@ -18,6 +18,7 @@ mod ledger;
 pub mod members;
 mod orgs;
 pub mod sync;
+mod webhooks;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -114,7 +115,16 @@ pub fn router(config: &Config) -> Router<AppState> {
         .route("/imports/{id}/plan", get(sync::import_plan))
         .route("/imports/{id}/errors.csv", get(sync::import_errors_csv))
         .route("/imports/{id}/confirm", post(sync::confirm_import))
-        .route("/imports/{id}/cancel", post(sync::cancel_import));
+        .route("/imports/{id}/cancel", post(sync::cancel_import))
+        .route("/events", get(webhooks::events))
+        .route("/webhooks", get(webhooks::list).post(webhooks::create))
+        .route(
+            "/webhooks/{id}",
+            get(webhooks::get_one)
+                .patch(webhooks::patch)
+                .delete(webhooks::delete),
+        )
+        .route("/webhooks/{id}/deliveries", get(webhooks::deliveries));
     Router::new()
         .route("/orgs", get(orgs::list).post(orgs::create))
         .nest("/orgs/{org}", org)

@@ -199,6 +199,13 @@ impl Roster {
                 .await?;
             }
         }
+        // Events copy the member's names and addresses from the audit entries.
+        for (seq, subject, data) in store::events::values(&mut tx, org_id).await? {
+            let member = subject.as_deref() == Some(member_id.as_str());
+            if let Some(scrubbed) = needles.scrub_json(&data, member) {
+                store::events::rewrite_data(&mut tx, org_id, seq, &scrubbed).await?;
+            }
+        }
         for mut item in store::erase::plan_values(&mut tx, org_id).await? {
             let mine = item.2.as_deref().is_some_and(|x| needles.hits(x))
                 || item.3.as_deref().is_some_and(|x| needles.hits(x));

@@ -41,4 +41,5 @@ mod slapd;
 mod smtp;
 mod sync;
 mod sync_process;
+mod webhooks;
 mod workday;
