@@ -3,8 +3,9 @@
 //! Events are derived from audit entries as they are written ([`publish`], called by the two
 //! places that append to the audit log), so every change that is audited — on every path — is
 //! an event in the same transaction, and a new way of changing a member needs nothing here. A
-//! member entry becomes an event when the member's access, role or profile changed; run and
-//! source entries (`run.*`, `source.*`, written where a run records how it ended) pass through.
+//! member entry becomes an event when the member's access, role or profile changed. Run and
+//! source events (`run.*`, `source.*`) are written by [`record_run`] where a run records how it
+//! ended, in that transaction.
 //! Each event also queues one webhook delivery per enabled subscription that wants its type.
 //!
 //! This module decides what an event is; the store numbers and keeps them.
@@ -116,28 +117,6 @@ pub fn derive(row: &AuditRow) -> Vec<Derived> {
         data,
     };
     match (row.subject_kind.as_str(), row.action.as_str()) {
-        ("run", a @ ("run.succeeded" | "run.held" | "run.failed")) => {
-            let t = EVENT_TYPES.iter().find(|t| **t == a).copied();
-            if let Some(t) = t {
-                out.push(event(
-                    t,
-                    "run",
-                    row.subject_id.clone(),
-                    json!({ "run": after, "actor": actor(row), "audit_id": row.id }),
-                ));
-            }
-        }
-        ("source", a @ ("source.failing" | "source.recovered")) => {
-            let t = EVENT_TYPES.iter().find(|t| **t == a).copied();
-            if let Some(t) = t {
-                out.push(event(
-                    t,
-                    "source",
-                    row.subject_id.clone(),
-                    json!({ "source": after, "actor": actor(row), "audit_id": row.id }),
-                ));
-            }
-        }
         ("member", "org.ownership_transferred") => {
             // `{"owner": id}` before and after: the new owner was an admin, the old one
             // becomes an admin.
@@ -230,14 +209,26 @@ pub fn derive(row: &AuditRow) -> Vec<Derived> {
 /// Writes the events the audit entries make, numbered per org, and queues their webhook
 /// deliveries — in the caller's transaction, right after the entries themselves.
 pub(crate) async fn publish(tx: &mut Tx, rows: &[AuditRow]) -> store::Result<()> {
-    let mut by_org: Vec<(Uuid, Vec<(&AuditRow, Derived)>)> = Vec::new();
+    let mut pending = Vec::new();
     for row in rows {
         let Some(org_id) = row.org_id else { continue };
         for d in derive(row) {
-            match by_org.iter_mut().find(|(o, _)| *o == org_id) {
-                Some((_, list)) => list.push((row, d)),
-                None => by_org.push((org_id, vec![(row, d)])),
-            }
+            pending.push((org_id, row.at, Some(row.id), d));
+        }
+    }
+    write(tx, pending).await
+}
+
+/// Numbers and writes events `(org, at, audit entry, event)` and queues their deliveries.
+async fn write(
+    tx: &mut Tx,
+    pending: Vec<(Uuid, chrono::DateTime<chrono::Utc>, Option<Uuid>, Derived)>,
+) -> store::Result<()> {
+    let mut by_org: Vec<(Uuid, Vec<_>)> = Vec::new();
+    for (org_id, at, audit_id, d) in pending {
+        match by_org.iter_mut().find(|(o, _)| *o == org_id) {
+            Some((_, list)) => list.push((at, audit_id, d)),
+            None => by_org.push((org_id, vec![(at, audit_id, d)])),
         }
     }
     for (org_id, list) in by_org {
@@ -245,15 +236,15 @@ pub(crate) async fn publish(tx: &mut Tx, rows: &[AuditRow]) -> store::Result<()>
         let events: Vec<EventRow> = list
             .into_iter()
             .zip(first..)
-            .map(|((row, d), seq)| EventRow {
+            .map(|((at, audit_id, d), seq)| EventRow {
                 org_id,
                 seq,
                 id: Uuid::now_v7(),
                 event_type: d.event_type.to_owned(),
-                at: row.at,
+                at,
                 subject_kind: d.subject_kind.to_owned(),
                 subject_id: d.subject_id,
-                audit_id: Some(row.id),
+                audit_id,
                 data: d.data.to_string(),
             })
             .collect();
@@ -284,11 +275,12 @@ pub(crate) async fn publish(tx: &mut Tx, rows: &[AuditRow]) -> store::Result<()>
     Ok(())
 }
 
-/// Audits how a run ended (`run.succeeded`, `run.held`, `run.failed`) and, for a source's sync,
-/// a change of its health (`source.failing` on the first failure in a row, `source.recovered`
-/// on the first success after failures) — the events follow from these entries. Called in the
-/// transaction that records the run's status and the source's outcome; `failures_before` is the
-/// source's failure count before that outcome.
+/// The events of how a run ended (`run.succeeded`, `run.held`, `run.failed`) and, for a
+/// source's sync, of a change of its health (`source.failing` on the first failure in a row,
+/// `source.recovered` on the first success after failures). Written in the transaction that
+/// records the run's status and the source's outcome (`sync_runs` and `sync_sources` are their
+/// record; runs are not audit entries); `failures_before` is the source's failure count before
+/// that outcome.
 pub(crate) async fn record_run(
     tx: &mut Tx,
     at: chrono::DateTime<chrono::Utc>,
@@ -298,7 +290,7 @@ pub(crate) async fn record_run(
     let Some(run) = store::sync::run(tx, run_id).await? else {
         return Ok(());
     };
-    let action = match run.status.as_str() {
+    let event_type = match run.status.as_str() {
         "succeeded" => "run.succeeded",
         "held" => "run.held",
         "failed" => "run.failed",
@@ -308,46 +300,51 @@ pub(crate) async fn record_run(
         source: run.source.clone(),
         run_id: run.id,
     };
-    super::audit::record(
-        tx,
+    let (kind, actor_id, label) = actor.parts();
+    let actor = json!({ "kind": kind, "id": actor_id, "label": label });
+    let mut pending = vec![(
+        run.org_id,
         at,
-        Some(run.org_id),
-        &actor,
-        action,
-        ("run", Some(run.id.to_string())),
-        None::<&Value>,
-        Some(&run),
-    )
-    .await?;
-    if run.kind != "sync" {
-        return Ok(());
+        None,
+        Derived {
+            event_type,
+            subject_kind: "run",
+            subject_id: Some(run.id.to_string()),
+            data: json!({ "run": run, "actor": actor }),
+        },
+    )];
+    if run.kind == "sync"
+        && let Some(source) = store::sync::source(tx, &run.source).await?
+    {
+        let change = match (failures_before, source.consecutive_failures) {
+            (0, n) if n > 0 => Some("source.failing"),
+            (b, 0) if b > 0 => Some("source.recovered"),
+            _ => None,
+        };
+        if let Some(event_type) = change {
+            pending.push((
+                run.org_id,
+                at,
+                None,
+                Derived {
+                    event_type,
+                    subject_kind: "source",
+                    subject_id: Some(source.name.clone()),
+                    data: json!({
+                        "source": {
+                            "name": source.name,
+                            "consecutive_failures": source.consecutive_failures,
+                            "last_error": source.last_error,
+                            "retry_after": source.retry_after,
+                            "run_id": run.id,
+                        },
+                        "actor": actor,
+                    }),
+                },
+            ));
+        }
     }
-    let Some(source) = store::sync::source(tx, &run.source).await? else {
-        return Ok(());
-    };
-    let change = match (failures_before, source.consecutive_failures) {
-        (0, n) if n > 0 => "source.failing",
-        (b, 0) if b > 0 => "source.recovered",
-        _ => return Ok(()),
-    };
-    let view = json!({
-        "name": source.name,
-        "consecutive_failures": source.consecutive_failures,
-        "last_error": source.last_error,
-        "retry_after": source.retry_after,
-        "run_id": run.id,
-    });
-    super::audit::record(
-        tx,
-        at,
-        Some(run.org_id),
-        &actor,
-        change,
-        ("source", Some(source.name.clone())),
-        None::<&Value>,
-        Some(&view),
-    )
-    .await
+    write(tx, pending).await
 }
 
 /// The JSON of an event, as the feed lists it and webhooks send it.
