@@ -234,6 +234,12 @@ impl Deliverer {
                     rand::random_range(0.0..=0.25),
                 )
             });
+        let result = match (succeeded, retry_at) {
+            (true, _) => "succeeded",
+            (false, Some(_)) => "failed",
+            (false, None) => "gave_up",
+        };
+        metrics::counter!(crate::telemetry::WEBHOOK_ATTEMPTS, "result" => result).increment(1);
         if !succeeded {
             tracing::warn!(webhook = %d.webhook_id, delivery = %d.id, attempt = d.attempts,
                 error = outcome.error.as_deref().unwrap_or(""), gave_up = retry_at.is_none(),

@@ -15,7 +15,7 @@ use rosterd::webhooks::Deliverer;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::helpers::{Mail, OPERATOR, TestApp, assert_problem, spawn_app, spawn_with};
+use crate::helpers::{Mail, OPERATOR, TestApp, assert_problem, spawn_app, spawn_with, wait_for};
 
 /// What the receiver does with the next requests.
 #[derive(Clone, Copy, PartialEq)]
@@ -851,4 +851,63 @@ async fn erasure_reaches_the_events() {
     assert!(!after.to_string().contains("zed.private"), "{after}");
     assert_eq!(types(&after)[0], "member.invited");
     assert_eq!(*types(&after).last().unwrap(), "member.erased");
+}
+
+#[tokio::test]
+async fn the_daemons_own_worker_delivers() {
+    let app = spawn_with(Mail::Log, |c| {
+        c.webhooks.poll_interval_ms = 50;
+        c.webhooks.timeout_ms = 2000;
+    })
+    .await;
+    let token = app.org_with_admin("acme").await;
+    let (rx, url) = Receiver::start().await;
+    let hook = create_hook(&app, "acme", &token, &url, json!(["member.invited"])).await;
+    *rx.secret.lock().unwrap() = hook["secret"].as_str().unwrap().to_owned();
+    app.add("acme", &token, &["ann@acme.example"]).await;
+    wait_for(30, "the delivery", || async { !rx.got().is_empty() }).await;
+    let got = rx.got();
+    assert!(got[0].verified, "{:?}", got[0]);
+    assert_eq!(
+        got[0].body["data"]["member"]["member_email"],
+        "ann@acme.example"
+    );
+    let id = hook["id"].as_str().unwrap();
+    wait_for(30, "the attempt in the log", || async {
+        log(&app, "acme", &token, id).await["items"]
+            .as_array()
+            .is_some_and(|a| a.len() == 1)
+    })
+    .await;
+    assert_eq!(rx.got().len(), 1);
+}
+
+#[tokio::test]
+async fn two_workers_deliver_each_event_once() {
+    let (app, first) = app_with(|_| {}).await;
+    let second = Deliverer::new(
+        app.state.roster.clone(),
+        WebhooksConfig {
+            timeout_ms: 500,
+            ..WebhooksConfig::default()
+        },
+    )
+    .unwrap();
+    let token = app.org_with_admin("acme").await;
+    let (rx, url) = Receiver::start().await;
+    let hook = create_hook(&app, "acme", &token, &url, json!(["*"])).await;
+    *rx.secret.lock().unwrap() = hook["secret"].as_str().unwrap().to_owned();
+    let emails: Vec<String> = (0..40).map(|i| format!("p{i}@acme.example")).collect();
+    let emails: Vec<&str> = emails.iter().map(String::as_str).collect();
+    app.add("acme", &token, &emails).await;
+
+    let (a, b) = tokio::join!(first.run_once(), second.run_once());
+    assert_eq!(a.unwrap() + b.unwrap(), 40);
+    let got = rx.got();
+    let ids: std::collections::HashSet<&str> = got.iter().map(|g| g.id.as_str()).collect();
+    assert_eq!(got.len(), 40, "each event sent once");
+    assert_eq!(ids.len(), 40);
+    assert!(got.iter().all(|g| g.verified));
+    let l = log(&app, "acme", &token, hook["id"].as_str().unwrap()).await;
+    assert_eq!(l["pending"], 0);
 }
