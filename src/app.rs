@@ -330,7 +330,8 @@ fn spawn_workers(
     handles
 }
 
-/// The webhook delivery worker: a pass every `webhooks.poll_interval_ms`.
+/// The webhook delivery worker: a pass every `webhooks.poll_interval_ms`, and the delivery
+/// log pruned hourly.
 fn spawn_webhooks(
     deliverer: crate::webhooks::Deliverer,
     state: &AppState,
@@ -338,7 +339,14 @@ fn spawn_webhooks(
 ) -> JoinHandle<()> {
     let every = Duration::from_millis(state.config.webhooks.poll_interval_ms.max(10));
     tokio::spawn(async move {
+        let mut last_prune: Option<tokio::time::Instant> = None;
         loop {
+            if last_prune.is_none_or(|t| t.elapsed() >= Duration::from_secs(3600)) {
+                last_prune = Some(tokio::time::Instant::now());
+                if let Err(e) = deliverer.prune().await {
+                    tracing::warn!(error = %e, "pruning the webhook delivery log failed");
+                }
+            }
             tokio::select! {
                 _ = stop.wait_for(|s| *s) => break,
                 r = deliverer.run_once() => if let Err(e) = r {

@@ -82,6 +82,9 @@ pub struct WebhooksConfig {
     /// deliveries (default 20); an admin enables it again with `PATCH {"enabled": true}`.
     #[serde(default = "default_webhook_disable_after")]
     pub disable_after_failures: u32,
+    /// Days a finished delivery (delivered or given up) stays in the delivery log (default 30).
+    #[serde(default = "default_webhook_keep_log_days")]
+    pub keep_log_days: u32,
 }
 
 const fn default_webhook_poll_ms() -> u64 {
@@ -102,6 +105,9 @@ const fn default_webhook_max_retry_secs() -> u64 {
 const fn default_webhook_disable_after() -> u32 {
     20
 }
+const fn default_webhook_keep_log_days() -> u32 {
+    30
+}
 
 impl Default for WebhooksConfig {
     fn default() -> Self {
@@ -113,6 +119,7 @@ impl Default for WebhooksConfig {
             retry_base_secs: default_webhook_retry_base_secs(),
             max_retry_secs: default_webhook_max_retry_secs(),
             disable_after_failures: default_webhook_disable_after(),
+            keep_log_days: default_webhook_keep_log_days(),
         }
     }
 }
@@ -861,11 +868,12 @@ impl Config {
             || !(1..=86_400).contains(&w.retry_base_secs)
             || !(w.retry_base_secs..=604_800).contains(&w.max_retry_secs)
             || !(1..=10_000).contains(&w.disable_after_failures)
+            || !(1..=3650).contains(&w.keep_log_days)
         {
             return Err(
                 "webhooks: timeout_ms must be 100..=60000, max_attempts 1..=100, retry_base_secs \
                  1..=86400, max_retry_secs between it and 604800, disable_after_failures \
-                 1..=10000"
+                 1..=10000, keep_log_days 1..=3650"
                     .into(),
             );
         }

@@ -112,6 +112,16 @@ impl Deliverer {
         }
     }
 
+    /// Deletes finished deliveries older than `webhooks.keep_log_days`, with their log.
+    pub async fn prune(&self) -> Result<u64, store::StoreError> {
+        let days = i64::from(self.settings.keep_log_days);
+        let before = self.roster.clock.now() - chrono::Duration::days(days);
+        let mut tx = self.roster.store.write().await?;
+        let n = store::webhooks::prune(&mut tx, before).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
     async fn send(&self, d: &ClaimedDelivery) -> Result<Outcome, store::StoreError> {
         let event = {
             let mut tx = self.roster.store.read().await?;

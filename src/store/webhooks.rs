@@ -299,3 +299,14 @@ pub async fn pending(tx: &mut Tx, org_id: Uuid, webhook_id: Uuid) -> Result<i64>
          WHERE org_id = $1 AND webhook_id = $2 AND delivered_at IS NULL AND failed_at IS NULL")
         .bind(org_id).bind(webhook_id).fetch_one(&mut *c).await)?)
 }
+
+/// Deletes finished deliveries (delivered or given up before `before`) and their log rows.
+pub async fn prune(tx: &mut Tx, before: DateTime<Utc>) -> Result<u64> {
+    on_tx!(tx, c => sqlx::query(
+        "DELETE FROM webhook_attempts WHERE delivery_id IN (
+            SELECT id FROM webhook_deliveries WHERE delivered_at < $1 OR failed_at < $1)")
+        .bind(before).execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    Ok(on_tx!(tx, c => sqlx::query(
+        "DELETE FROM webhook_deliveries WHERE delivered_at < $1 OR failed_at < $1")
+        .bind(before).execute(&mut *c).await.map(|r| r.rows_affected()))?)
+}

@@ -457,6 +457,19 @@ async fn deliveries_arrive_signed_and_are_logged() {
     assert!(last.verified);
     assert_eq!(last.body["type"], "member.removed");
 
+    // Finished deliveries leave the log after keep_log_days; the events stay.
+    assert_eq!(worker.prune().await.unwrap(), 0);
+    app.clock.advance(Span::days(31));
+    assert_eq!(worker.prune().await.unwrap(), 3);
+    let l = log(&app, "acme", &token, &id).await;
+    assert!(l["items"].as_array().unwrap().is_empty(), "{l}");
+    assert!(
+        !feed(&app, "acme", &token, "").await["items"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
     // Deleted: its log goes with it.
     let r = app
         .delete(&format!("/api/v1/orgs/acme/webhooks/{id}"), &token)
