@@ -48,6 +48,7 @@ pub struct App {
     metrics_listener: Option<TcpListener>,
     state: AppState,
     delivery: Delivery,
+    webhooks: crate::webhooks::Deliverer,
 }
 
 impl App {
@@ -98,6 +99,8 @@ impl App {
             InviteSettings::from_config(&config),
         );
         roster.ensure_orgs(&config.orgs).await?;
+        let webhooks = crate::webhooks::Deliverer::new(roster.clone(), config.webhooks.clone())
+            .map_err(AppError::Config)?;
         let delivery = Delivery {
             store: store.clone(),
             clock,
@@ -150,6 +153,7 @@ impl App {
             metrics_listener,
             state,
             delivery,
+            webhooks,
         })
     }
 
@@ -172,6 +176,11 @@ impl App {
         &self.delivery
     }
 
+    /// The webhook delivery worker (tests run passes of it directly).
+    pub fn webhooks(&self) -> &crate::webhooks::Deliverer {
+        &self.webhooks
+    }
+
     /// Serves until `shutdown` completes, then lets in-flight requests finish (up to the
     /// configured grace period) and stops the workers.
     pub async fn run_until_stopped(
@@ -179,7 +188,14 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let workers = spawn_workers(&self.state, &self.delivery, stop_rx.clone());
+        let mut workers = spawn_workers(&self.state, &self.delivery, stop_rx.clone());
+        if self.state.config.webhooks.deliver {
+            workers.push(spawn_webhooks(
+                self.webhooks.clone(),
+                &self.state,
+                stop_rx.clone(),
+            ));
+        }
         let schedulers = if self.state.config.sync.scheduler {
             crate::sync::scheduler::spawn(&self.state.sync, stop_rx.clone())
         } else {
@@ -347,6 +363,37 @@ fn spawn_workers(
         }));
     }
     handles
+}
+
+/// The webhook delivery worker: a pass every `webhooks.poll_interval_ms`, and the delivery
+/// log pruned hourly.
+fn spawn_webhooks(
+    deliverer: crate::webhooks::Deliverer,
+    state: &AppState,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    let every = Duration::from_millis(state.config.webhooks.poll_interval_ms.max(10));
+    tokio::spawn(async move {
+        let mut last_prune: Option<tokio::time::Instant> = None;
+        loop {
+            if last_prune.is_none_or(|t| t.elapsed() >= Duration::from_secs(3600)) {
+                last_prune = Some(tokio::time::Instant::now());
+                if let Err(e) = deliverer.prune().await {
+                    tracing::warn!(error = %e, "pruning the webhook delivery log failed");
+                }
+            }
+            tokio::select! {
+                _ = stop.wait_for(|s| *s) => break,
+                r = deliverer.run_once() => if let Err(e) = r {
+                    tracing::warn!(error = %e, "webhook delivery pass failed");
+                },
+            }
+            tokio::select! {
+                _ = stop.wait_for(|s| *s) => break,
+                _ = tokio::time::sleep(every) => {}
+            }
+        }
+    })
 }
 
 /// Warns when a configured public URL names a local address other than the one bound (say the

@@ -50,6 +50,9 @@ pub struct Config {
     /// The background job worker (dropping an org's members, export jobs).
     #[serde(default)]
     pub jobs: JobsConfig,
+    /// How webhook deliveries are sent, retried and given up.
+    #[serde(default)]
+    pub webhooks: WebhooksConfig,
 }
 
 /// The background job worker.
@@ -84,6 +87,78 @@ impl Default for JobsConfig {
             poll_interval_ms: default_jobs_poll_ms(),
             lease_secs: default_jobs_lease_secs(),
             export_expiry_secs: default_export_expiry_secs(),
+        }
+    }
+}
+
+/// Webhook delivery: every event a subscription wants is POSTed to its URL, signed, and
+/// retried with exponential backoff until it is accepted or `max_attempts` is reached.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhooksConfig {
+    /// Whether this replica delivers webhooks (every replica may; each delivery is claimed by
+    /// one).
+    #[serde(default = "default_true")]
+    pub deliver: bool,
+    /// How often the delivery worker looks for due deliveries, in milliseconds (default 1000).
+    #[serde(default = "default_webhook_poll_ms")]
+    pub poll_interval_ms: u64,
+    /// Time one attempt may take — connecting, sending and reading the answer — in
+    /// milliseconds (default 10000, at most 60000).
+    #[serde(default = "default_webhook_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Attempts per delivery before it is given up (default 8).
+    #[serde(default = "default_webhook_max_attempts")]
+    pub max_attempts: u32,
+    /// The wait before the first retry, in seconds; it doubles with each further attempt, plus
+    /// up to a quarter of it at random (default 30).
+    #[serde(default = "default_webhook_retry_base_secs")]
+    pub retry_base_secs: u64,
+    /// The longest wait between two attempts, in seconds (default 21600: six hours).
+    #[serde(default = "default_webhook_max_retry_secs")]
+    pub max_retry_secs: u64,
+    /// A subscription is disabled after this many failed attempts in a row, across its
+    /// deliveries (default 20); an admin enables it again with `PATCH {"enabled": true}`.
+    #[serde(default = "default_webhook_disable_after")]
+    pub disable_after_failures: u32,
+    /// Days a finished delivery (delivered or given up) stays in the delivery log (default 30).
+    #[serde(default = "default_webhook_keep_log_days")]
+    pub keep_log_days: u32,
+}
+
+const fn default_webhook_poll_ms() -> u64 {
+    1000
+}
+const fn default_webhook_timeout_ms() -> u64 {
+    10_000
+}
+const fn default_webhook_max_attempts() -> u32 {
+    8
+}
+const fn default_webhook_retry_base_secs() -> u64 {
+    30
+}
+const fn default_webhook_max_retry_secs() -> u64 {
+    21_600
+}
+const fn default_webhook_disable_after() -> u32 {
+    20
+}
+const fn default_webhook_keep_log_days() -> u32 {
+    30
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        WebhooksConfig {
+            deliver: true,
+            poll_interval_ms: default_webhook_poll_ms(),
+            timeout_ms: default_webhook_timeout_ms(),
+            max_attempts: default_webhook_max_attempts(),
+            retry_base_secs: default_webhook_retry_base_secs(),
+            max_retry_secs: default_webhook_max_retry_secs(),
+            disable_after_failures: default_webhook_disable_after(),
+            keep_log_days: default_webhook_keep_log_days(),
         }
     }
 }
@@ -823,6 +898,21 @@ impl Config {
                  failure_backoff_secs 1..=604800, max_failure_backoff_secs between it and 604800, \
                  keep_run_details_days 1..=3650, max_fetch_secs 1..=604800, max_response_bytes \
                  and max_record_bytes at least 1024"
+                    .into(),
+            );
+        }
+        let w = &self.webhooks;
+        if !(100..=60_000).contains(&w.timeout_ms)
+            || !(1..=100).contains(&w.max_attempts)
+            || !(1..=86_400).contains(&w.retry_base_secs)
+            || !(w.retry_base_secs..=604_800).contains(&w.max_retry_secs)
+            || !(1..=10_000).contains(&w.disable_after_failures)
+            || !(1..=3650).contains(&w.keep_log_days)
+        {
+            return Err(
+                "webhooks: timeout_ms must be 100..=60000, max_attempts 1..=100, retry_base_secs \
+                 1..=86400, max_retry_secs between it and 604800, disable_after_failures \
+                 1..=10000, keep_log_days 1..=3650"
                     .into(),
             );
         }

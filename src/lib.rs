@@ -20,5 +20,6 @@ pub mod sync;
 pub mod telemetry;
 pub mod token;
 pub mod web;
+pub mod webhooks;
 
 pub use app::{App, AppOptions};

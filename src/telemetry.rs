@@ -37,3 +37,4 @@ pub const OUTBOX_BACKLOG: &str = "rosterd_outbox_backlog";
 pub const MAIL_SENT: &str = "rosterd_mail_sent_total";
 pub const MAIL_FAILURES: &str = "rosterd_mail_delivery_failures_total";
 pub const DB_POOL_CONNECTIONS: &str = "rosterd_db_pool_connections";
+pub const WEBHOOK_ATTEMPTS: &str = "rosterd_webhook_attempts_total";

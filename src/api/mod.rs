@@ -20,6 +20,7 @@ mod ledger;
 pub mod members;
 mod orgs;
 pub mod sync;
+mod webhooks;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -132,7 +133,16 @@ pub fn router(config: &Config) -> Router<AppState> {
             get(attributes::get_one)
                 .patch(attributes::patch)
                 .delete(attributes::delete),
-        );
+        )
+        .route("/events", get(webhooks::events))
+        .route("/webhooks", get(webhooks::list).post(webhooks::create))
+        .route(
+            "/webhooks/{id}",
+            get(webhooks::get_one)
+                .patch(webhooks::patch)
+                .delete(webhooks::delete),
+        )
+        .route("/webhooks/{id}/deliveries", get(webhooks::deliveries));
     Router::new()
         .route("/orgs", get(orgs::list).post(orgs::create))
         .nest("/orgs/{org}", org)

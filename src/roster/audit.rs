@@ -81,7 +81,8 @@ pub(crate) async fn record<B: Serialize, A: Serialize>(
     after: Option<&A>,
 ) -> store::Result<()> {
     let row = entry(at, org_id, actor, action, subject, before, after);
-    store::audit::append(tx, &row).await
+    store::audit::append(tx, &row).await?;
+    super::events::publish(tx, std::slice::from_ref(&row)).await
 }
 
 /// One audit entry, for the caller to write (alone or with others).

@@ -16,7 +16,9 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::audit::{Actor, record};
-use super::erase::{Needles, scrub_audit_page, scrub_error_page, scrub_plan_page, tombstone};
+use super::erase::{
+    Needles, scrub_audit_page, scrub_error_page, scrub_events_page, scrub_plan_page, tombstone,
+};
 use super::jobs::{JobCtx, KIND_DROP_MEMBERS};
 use super::members::{lock_check, lock_org};
 use super::{Result, Roster, RosterError};
@@ -186,6 +188,17 @@ impl Roster {
                 None => break,
             }
         }
+        let mut events = None;
+        loop {
+            let mut tx = self.store.write().await?;
+            lock_org(&mut tx, org_id).await?;
+            let last = scrub_events_page(&mut tx, org_id, &needles, events).await?;
+            tx.commit().await?;
+            match last {
+                Some(l) => events = Some(l),
+                None => break,
+            }
+        }
         let mut plan = None;
         loop {
             let mut tx = self.store.write().await?;
@@ -240,6 +253,9 @@ impl Roster {
             scrub_audit_page(&mut tx, org_id, &needles, mark, Some("member.erased")).await?
         {
             mark = Some(last);
+        }
+        while let Some(last) = scrub_events_page(&mut tx, org_id, &needles, events).await? {
+            events = Some(last);
         }
         let result = json!({ "dropped": dropped, "kept": keep.len() });
         record(

@@ -192,6 +192,25 @@ pub(crate) async fn scrub_audit_page(
     Ok(last)
 }
 
+/// Scrubs one page of the org's events (they copy names and addresses from the audit entries
+/// they were written with); returns the last number read.
+pub(crate) async fn scrub_events_page(
+    tx: &mut Tx,
+    org_id: Uuid,
+    needles: &Needles,
+    after: Option<i64>,
+) -> Result<Option<i64>> {
+    let rows = store::events::values(tx, org_id, after, SCRUB_PAGE).await?;
+    let last = rows.last().map(|r| r.0);
+    for (seq, subject, data) in rows {
+        let member = subject.as_deref().is_some_and(|s| needles.ids.contains(s));
+        if let Some(scrubbed) = needles.scrub_json(&data, member) {
+            store::events::rewrite_data(tx, org_id, seq, &scrubbed).await?;
+        }
+    }
+    Ok(last)
+}
+
 /// Scrubs one page of the org's sync plan items; returns the last key read.
 pub(crate) async fn scrub_plan_page(
     tx: &mut Tx,
@@ -345,6 +364,10 @@ impl Roster {
             scrub_audit_page(&mut tx, org_id, &needles, audit, Some("member.erased")).await?
         {
             audit = Some(last);
+        }
+        let mut events = None;
+        while let Some(last) = scrub_events_page(&mut tx, org_id, &needles, events).await? {
+            events = Some(last);
         }
         let mut plan = None;
         while let Some(last) = scrub_plan_page(&mut tx, org_id, &needles, plan).await? {

@@ -27,7 +27,9 @@ mod syncing;
 pub use syncing::{GroupChanges, GroupSync};
 pub mod detail;
 pub mod entitlements;
+pub mod events;
 mod tokens;
+pub mod webhooks;
 
 use std::sync::Arc;
 

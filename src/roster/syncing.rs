@@ -399,6 +399,7 @@ impl Roster {
         store::outbox::insert_many(tx, &emails).await?;
         store::sync::link_new(tx, org.id, source, &links, claiming, now).await?;
         store::audit::append_many(tx, &entries).await?;
+        super::events::publish(tx, &entries).await?;
         Ok(members.len() as i64)
     }
 

@@ -13,6 +13,7 @@ pub mod audit;
 pub mod detail;
 pub mod entitlements;
 pub mod erase;
+pub mod events;
 pub mod groups;
 pub mod invitations;
 pub mod invite_links;
@@ -26,6 +27,7 @@ pub mod outbox;
 pub mod phones;
 pub mod sync;
 pub mod tokens;
+pub mod webhooks;
 
 use std::str::FromStr;
 use std::time::Duration;

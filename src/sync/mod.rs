@@ -934,7 +934,9 @@ impl Engine {
                 )
                 .await?;
             }
+            let failures = self.failures(&mut tx, &run).await?;
             store::sync::record_outcome(&mut tx, &run.source, None, now).await?;
+            crate::roster::events::record_run(&mut tx, now, run.id, failures).await?;
             self.release_in(&mut tx, &run).await?;
             tx.commit().await?;
             return self.run_row(run.id).await;
@@ -1053,7 +1055,9 @@ impl Engine {
         if store::sync::finish_running(&mut tx, run.id, "succeeded", now).await? && claiming {
             store::sync::advance(&mut tx, &run.source, &read, now).await?;
         }
+        let failures = self.failures(&mut tx, run).await?;
         store::sync::record_outcome(&mut tx, &run.source, None, now).await?;
+        crate::roster::events::record_run(&mut tx, now, run.id, failures).await?;
         self.release_in(&mut tx, &read).await?;
         tx.commit().await?;
         tracing::info!(source = %run.source, run = %run.id, "sync run succeeded");
@@ -1110,17 +1114,26 @@ impl Engine {
         let mut tx = self.store().write().await?;
         store::sync::set_status(&mut tx, run.id, "failed", "done", Some(message), Some(now))
             .await?;
+        let failures = self.failures(&mut tx, run).await?;
         if run.kind == "sync" {
-            let failures = store::sync::source(&mut tx, &run.source)
-                .await?
-                .map_or(0, |s| s.consecutive_failures);
             let wait = self.backoff(failures + 1);
             store::sync::record_outcome(&mut tx, &run.source, Some((message, now + wait)), now)
                 .await?;
         }
+        crate::roster::events::record_run(&mut tx, now, run.id, failures).await?;
         self.release_in(&mut tx, run).await?;
         tx.commit().await?;
         self.run_row(run.id).await
+    }
+
+    /// The source's failures in a row before this run's outcome (0 for imports).
+    async fn failures(&self, tx: &mut store::Tx, run: &RunRow) -> Result<i64> {
+        if run.kind != "sync" {
+            return Ok(0);
+        }
+        Ok(store::sync::source(tx, &run.source)
+            .await?
+            .map_or(0, |s| s.consecutive_failures))
     }
 
     /// Frees a finished run's lease in the transaction that records how it ended, so whoever

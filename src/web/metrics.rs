@@ -96,6 +96,10 @@ fn describe() {
         DB_POOL_CONNECTIONS,
         "Database connections, by pool and state (idle, in_use)"
     );
+    describe_counter!(
+        crate::telemetry::WEBHOOK_ATTEMPTS,
+        "Webhook delivery attempts, by result (succeeded, failed, gave_up)"
+    );
 }
 
 /// Who called the SCIM surface: filled in by its authentication, read by [`track`] once the

@@ -43,4 +43,5 @@ mod smtp;
 mod sync;
 mod sync_process;
 mod ways;
+mod webhooks;
 mod workday;
