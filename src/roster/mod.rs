@@ -7,6 +7,7 @@
 
 mod access;
 mod audit;
+pub mod console;
 mod erase;
 mod error;
 pub mod export;
@@ -61,6 +62,8 @@ pub struct InviteSettings {
     /// The prefix a join request's verification token is appended to
     /// (`{public_url}/join/verify/`).
     pub join_verify_url: String,
+    /// The web console's root (`{public_url}/console/`): sign-in links go below it.
+    pub console_url: String,
 }
 
 impl InviteSettings {
@@ -76,6 +79,10 @@ impl InviteSettings {
             ),
             join_verify_url: format!(
                 "{}/join/verify/",
+                config.server.public_url.trim_end_matches('/')
+            ),
+            console_url: format!(
+                "{}/console/",
                 config.server.public_url.trim_end_matches('/')
             ),
             kept_groups: config

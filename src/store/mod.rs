@@ -9,6 +9,7 @@
 //! (a separate pool of readers), so write transactions never race for the lock.
 
 pub mod audit;
+pub mod console;
 pub mod detail;
 pub mod entitlements;
 pub mod erase;

@@ -12,6 +12,7 @@ mod bad_input;
 mod cli;
 mod concurrency;
 mod conformance;
+mod console;
 mod csv_url;
 mod detail;
 mod erase;
