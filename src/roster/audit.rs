@@ -26,6 +26,10 @@ pub enum Actor {
     ScimClient { id: Uuid, name: String },
     /// A sync run of a configured source (or an import job), by run id.
     Sync { source: String, run_id: Uuid },
+    /// An owner or admin signed in to the web console, by member id.
+    Console { member_id: Uuid },
+    /// The operator signed in to the web console.
+    ConsoleOperator,
 }
 
 impl Actor {
@@ -59,6 +63,12 @@ impl Actor {
                 Some(request_id.to_string()),
                 "join request".into(),
             ),
+            Actor::Console { member_id } => (
+                "console",
+                Some(member_id.to_string()),
+                format!("console: member {member_id}"),
+            ),
+            Actor::ConsoleOperator => ("console_operator", None, "console: operator".into()),
             Actor::Invitee { member_id } => (
                 "invitee",
                 Some(member_id.to_string()),

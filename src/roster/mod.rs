@@ -8,6 +8,7 @@
 mod access;
 pub mod attributes;
 mod audit;
+pub mod console;
 mod drop;
 mod erase;
 mod error;
@@ -66,6 +67,8 @@ pub struct InviteSettings {
     /// The prefix a join request's verification token is appended to
     /// (`{public_url}/join/verify/`).
     pub join_verify_url: String,
+    /// The web console's root (`{public_url}/console/`): sign-in links go below it.
+    pub console_url: String,
 }
 
 impl InviteSettings {
@@ -81,6 +84,10 @@ impl InviteSettings {
             ),
             join_verify_url: format!(
                 "{}/join/verify/",
+                config.server.public_url.trim_end_matches('/')
+            ),
+            console_url: format!(
+                "{}/console/",
                 config.server.public_url.trim_end_matches('/')
             ),
             kept_groups: config

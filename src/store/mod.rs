@@ -10,6 +10,7 @@
 
 pub mod attributes;
 pub mod audit;
+pub mod console;
 pub mod detail;
 pub mod entitlements;
 pub mod erase;

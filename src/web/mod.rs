@@ -69,6 +69,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics::scrape_with_token))
         .nest("/api/v1", crate::api::router(&state.config))
         .nest("/scim/v2", crate::scim::router())
+        .merge(crate::console::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(metrics::track))

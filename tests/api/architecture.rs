@@ -85,8 +85,29 @@ fn the_check_sees_the_sources() {
     // Guards the two tests above against passing because they read nothing.
     let api = mentions("api", &["web"]);
     let scim = mentions("scim", &["web"]);
+    let console = mentions("console", &["web"]);
     assert!(
-        !api.is_empty() && !scim.is_empty(),
-        "no `crate::web` use found in api or scim"
+        !api.is_empty() && !scim.is_empty() && !console.is_empty(),
+        "no `crate::web` use found in api, scim or console"
     );
+}
+
+#[test]
+fn the_console_writes_no_sql_and_holds_no_rules() {
+    // Pages call `Roster` operations and read through `store`; no statement text of their own.
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/console");
+    let files = rust_files(&src);
+    assert!(!files.is_empty(), "no console sources found");
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            assert!(
+                !line.contains("sqlx::") && !line.contains("on_tx!"),
+                "{}:{}: the console runs SQL: {}",
+                file.display(),
+                n + 1,
+                line.trim()
+            );
+        }
+    }
 }

@@ -13,6 +13,8 @@ mod bad_input;
 mod cli;
 mod concurrency;
 mod conformance;
+mod console;
+mod console_browser;
 mod csv_url;
 mod detail;
 mod erase;
