@@ -77,8 +77,12 @@ pub fn render_user(
     if key_ci(&doc, ENTERPRISE).is_some() {
         schemas.push(json!(ENTERPRISE));
     }
-    remove_ci(&mut doc, ORG_USER);
-    if !attrs.is_empty() {
+    // An extension without values a client wrote is kept in the document and shown as written.
+    let stated_empty = remove_ci(&mut doc, ORG_USER);
+    if let (true, Some(ext)) = (attrs.is_empty(), stated_empty) {
+        schemas.push(json!(ORG_USER));
+        doc.insert(ORG_USER.into(), ext);
+    } else if !attrs.is_empty() {
         schemas.push(json!(ORG_USER));
         let ext: Map<String, Value> = attrs
             .iter()
@@ -489,11 +493,18 @@ pub fn read_user(body: &Value) -> Result<UserWrite, ScimError> {
         None => None,
         Some(Value::Object(ext)) => {
             let mut out = BTreeMap::new();
-            for (k, v) in ext {
-                let text = attribute::json_as_text(&v).ok_or_else(|| {
+            let values: Vec<(&String, &Value)> = ext
+                .iter()
+                .filter(|(k, _)| !k.eq_ignore_ascii_case("schemas"))
+                .collect();
+            if values.is_empty() {
+                doc.insert(ORG_USER.into(), Value::Object(ext.clone()));
+            }
+            for (k, v) in values {
+                let text = attribute::json_as_text(v).ok_or_else(|| {
                     ScimError::invalid_value(format!("{ORG_USER}:{k} must be a single value"))
                 })?;
-                out.insert(k, text);
+                out.insert(k.clone(), text);
             }
             Some(out)
         }
