@@ -230,6 +230,30 @@ pub fn to_json(kind: AttrKind, text: &str) -> Value {
     }
 }
 
+/// A stored canonical value as SCIM renders it: integers and decimals as JSON numbers,
+/// booleans as JSON booleans, the rest as strings.
+pub fn to_scim_json(kind: AttrKind, text: &str) -> Value {
+    match kind {
+        AttrKind::Decimal => serde_json::from_str::<serde_json::Number>(text)
+            .map(Value::Number)
+            .unwrap_or_else(|_| Value::String(text.to_owned())),
+        _ => to_json(kind, text),
+    }
+}
+
+/// A JSON value as the text a value is parsed from (SCIM clients send booleans and numbers as
+/// strings as often as not); `null` is the empty text (no value). Lists and objects are not
+/// values.
+pub fn json_as_text(v: &Value) -> Option<String> {
+    match v {
+        Value::Null => Some(String::new()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::String(s) => Some(s.clone()),
+        Value::Array(_) | Value::Object(_) => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

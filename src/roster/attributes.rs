@@ -195,6 +195,56 @@ impl Schema {
     }
 }
 
+/// A member's values with their definitions.
+pub type Typed = Vec<(AttributeDef, String)>;
+
+impl Schema {
+    /// Pairs stored values with their definitions, in name order.
+    pub fn typed(&self, values: &[(Uuid, String)]) -> Typed {
+        self.defs
+            .iter()
+            .filter_map(|d| {
+                let (_, v) = values.iter().find(|(id, _)| *id == d.id)?;
+                Some((d.clone(), v.clone()))
+            })
+            .collect()
+    }
+
+    /// A whole set of values that replaces the member's (a SCIM PUT or PATCH result): every
+    /// attribute the set leaves out is cleared.
+    pub fn check_whole_text(
+        &self,
+        field: &str,
+        values: &BTreeMap<String, String>,
+        errors: &mut Vec<FieldError>,
+    ) -> Vec<ValueChange> {
+        let mut all = values.clone();
+        for d in &self.defs {
+            if !values.keys().any(|k| k.eq_ignore_ascii_case(&d.name)) {
+                all.insert(d.name.clone(), String::new());
+            }
+        }
+        self.check_text(field, &all, errors)
+    }
+}
+
+/// The typed values of many members (SCIM lists).
+pub async fn typed_for(
+    tx: &mut Tx,
+    org_id: Uuid,
+    ids: &[Uuid],
+) -> store::Result<HashMap<Uuid, Typed>> {
+    let schema = Schema::load(tx, org_id).await?;
+    if schema.defs.is_empty() || ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let values = store::attributes::values_for(tx, org_id, ids).await?;
+    Ok(values
+        .into_iter()
+        .map(|(id, v)| (id, schema.typed(&v)))
+        .collect())
+}
+
 /// The same attribute named twice in one map (`MemberID` and `memberid`).
 fn check_repeats(out: &mut [ValueChange], errors: &mut Vec<FieldError>) {
     for i in 1..out.len() {

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::attributes::{Schema, Typed, ValueChange, write_values};
 use super::audit::{Actor, record};
 use super::invites::InviteKind;
 use super::members::lock_org;
@@ -27,8 +28,28 @@ pub struct ProvisionedUser {
     pub external_id: Option<String>,
     /// `phoneNumbers`: the member's whole list of numbers (checked by `roster::phones`).
     pub phones: Vec<Phone>,
-    /// The whole resource document, kept as the client wrote it (without `phoneNumbers`).
+    /// The whole resource document, kept as the client wrote it (without `phoneNumbers` and
+    /// the org's attributes).
     pub data: Value,
+    /// The org's attributes as text by name (see `roster::attributes`), the whole set: every
+    /// attribute left out is cleared. `None`: not stated, the values stay as they are.
+    pub attributes: Option<std::collections::BTreeMap<String, String>>,
+}
+
+/// Where SCIM writes the org's attributes, in error messages.
+const ATTRIBUTES_FIELD: &str = "attributes";
+
+/// Checks the attributes a SCIM write states (none stated: no change).
+fn check_scim_attributes(schema: &Schema, u: &ProvisionedUser) -> Result<Vec<ValueChange>> {
+    let Some(values) = &u.attributes else {
+        return Ok(Vec::new());
+    };
+    let mut errors = Vec::new();
+    let changes = schema.check_whole_text(ATTRIBUTES_FIELD, values, &mut errors);
+    if !errors.is_empty() {
+        return Err(RosterError::Invalid(errors));
+    }
+    Ok(changes)
 }
 
 /// A group as the identity provider describes it.
@@ -125,6 +146,8 @@ impl Roster {
         let now = self.clock.now();
         let mut tx = self.store.write().await?;
         let org = lock_org(&mut tx, org_id).await?;
+        let schema = Schema::load(&mut tx, org_id).await?;
+        let attrs = check_scim_attributes(&schema, &u)?;
         let by_user = store::members::by_user_name(&mut tx, org_id, &u.user_name).await?;
         let by_email = store::members::by_email(&mut tx, org_id, u.email.as_str(), true).await?;
         // A member may be taken over by this POST only when SCIM never described it (added by
@@ -247,6 +270,18 @@ impl Roster {
         if phones_before != u.phones {
             super::phones::write_list(&mut tx, now, actor, &m, &phones_before, &u.phones).await?;
         }
+        write_values(
+            &mut tx,
+            now,
+            org_id,
+            actor,
+            m.id,
+            &schema,
+            &attrs,
+            !was_active,
+            ATTRIBUTES_FIELD,
+        )
+        .await?;
         tx.commit().await?;
         Ok(m)
     }
@@ -260,7 +295,7 @@ impl Roster {
         u: ProvisionedUser,
         expected_version: Option<i64>,
     ) -> Result<Member> {
-        self.scim_update_user(org_id, actor, id, expected_version, |_, _, _| Ok(u))
+        self.scim_update_user(org_id, actor, id, expected_version, |_, _, _, _| Ok(u))
             .await
     }
 
@@ -280,12 +315,21 @@ impl Roster {
             &Member,
             &[(Uuid, String)],
             &[Phone],
+            &Typed,
         ) -> std::result::Result<ProvisionedUser, E>,
     ) -> std::result::Result<Member, E> {
-        let (tx, org, before, groups, phones) =
+        let (mut tx, org, before, groups, phones) =
             self.user_for_update(org_id, id, expected_version).await?;
-        let u = change(&before, &groups, &phones)?;
-        Ok(self.write_user(tx, &org, actor, before, phones, u).await?)
+        let schema = Schema::load(&mut tx, org_id)
+            .await
+            .map_err(RosterError::from)?;
+        let values = store::attributes::values_of(&mut tx, org_id, id)
+            .await
+            .map_err(RosterError::from)?;
+        let u = change(&before, &groups, &phones, &schema.typed(&values))?;
+        Ok(self
+            .write_user(tx, &org, actor, before, phones, (schema, u))
+            .await?)
     }
 
     /// Opens the write transaction, locks the org and the user, checks If-Match, reads the
@@ -326,10 +370,11 @@ impl Roster {
         actor: &Actor,
         before: Member,
         phones_before: Vec<Phone>,
-        u: ProvisionedUser,
+        (schema, u): (Schema, ProvisionedUser),
     ) -> Result<Member> {
         let now = self.clock.now();
         let (org_id, id) = (before.org_id, before.id);
+        let attrs = check_scim_attributes(&schema, &u)?;
         if !before.user_name.eq_ignore_ascii_case(&u.user_name)
             && let Some(holder) =
                 store::members::by_user_name(&mut tx, org_id, &u.user_name).await?
@@ -381,7 +426,19 @@ impl Roster {
             action = deactivate(&mut tx, org, &mut m, now).await?;
         }
         let phones_changed = phones_before != u.phones;
-        if m == before && !phones_changed {
+        let attrs_changed = write_values(
+            &mut tx,
+            now,
+            org_id,
+            actor,
+            id,
+            &schema,
+            &attrs,
+            !before.access.has_access() && m.access.has_access(),
+            ATTRIBUTES_FIELD,
+        )
+        .await?;
+        if m == before && !phones_changed && !attrs_changed {
             tx.rollback().await?;
             return Ok(before);
         }

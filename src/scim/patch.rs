@@ -161,6 +161,11 @@ fn add_or_replace(
         let Value::Object(values) = value else {
             return Err(ScimError::invalid_value(format!("{attr} takes an object")));
         };
+        // The extension is there afterwards, even when the value holds no attribute.
+        let full = attr.to_string();
+        if !doc.keys().any(|k| k.eq_ignore_ascii_case(&full)) {
+            doc.insert(full, json!({}));
+        }
         for (k, v) in values {
             if k.eq_ignore_ascii_case("schemas") {
                 continue;
@@ -521,6 +526,7 @@ pub fn apply(doc: &mut Value, ops: &[PatchOp]) -> Result<(), ScimError> {
 
 fn is_extension_urn(key: &str) -> bool {
     key.eq_ignore_ascii_case(super::schema::ENTERPRISE)
+        || key.eq_ignore_ascii_case(super::schema::ORG_USER)
 }
 
 struct ScopedRules(String);

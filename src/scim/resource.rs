@@ -8,9 +8,12 @@ use uuid::Uuid;
 
 use super::error::ScimError;
 use super::filter::get_ci;
-use super::schema::{ENTERPRISE, GROUP, USER};
+use super::schema::{ENTERPRISE, GROUP, ORG_USER, USER};
+use crate::domain::attribute;
 use crate::domain::{Email, Member, Phone};
+use crate::roster::attributes::Typed;
 use crate::store::groups::Group;
+use std::collections::BTreeMap;
 
 fn time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
@@ -39,7 +42,15 @@ pub fn remove_ci(obj: &mut Map<String, Value>, key: &str) -> Option<Value> {
 
 /// Renders a member as a SCIM User. `phones` are the member's numbers (`store::phones`):
 /// they are the User's `phoneNumbers`.
-pub fn render_user(m: &Member, groups: &[(Uuid, String)], phones: &[Phone], base: &str) -> Value {
+/// `attrs` are the member's values of the org's own attributes: the org extension
+/// ([`ORG_USER`]).
+pub fn render_user(
+    m: &Member,
+    groups: &[(Uuid, String)],
+    phones: &[Phone],
+    attrs: &Typed,
+    base: &str,
+) -> Value {
     let mut doc: Map<String, Value> = m
         .scim_data
         .as_deref()
@@ -65,6 +76,19 @@ pub fn render_user(m: &Member, groups: &[(Uuid, String)], phones: &[Phone], base
     let mut schemas = vec![json!(USER)];
     if key_ci(&doc, ENTERPRISE).is_some() {
         schemas.push(json!(ENTERPRISE));
+    }
+    // An extension without values a client wrote is kept in the document and shown as written.
+    let stated_empty = remove_ci(&mut doc, ORG_USER);
+    if let (true, Some(ext)) = (attrs.is_empty(), stated_empty) {
+        schemas.push(json!(ORG_USER));
+        doc.insert(ORG_USER.into(), ext);
+    } else if !attrs.is_empty() {
+        schemas.push(json!(ORG_USER));
+        let ext: Map<String, Value> = attrs
+            .iter()
+            .map(|(d, v)| (d.name.clone(), attribute::to_scim_json(d.kind, v)))
+            .collect();
+        doc.insert(ORG_USER.into(), Value::Object(ext));
     }
     // What rosterd knows for certain wins over the stored document.
     let mut name = match remove_ci(&mut doc, "name") {
@@ -358,6 +382,8 @@ pub struct UserWrite {
     pub phones: Vec<Phone>,
     /// The cleaned document to keep.
     pub data: Value,
+    /// The org extension's values as text, by name; `None` when the document has none.
+    pub attributes: Option<BTreeMap<String, String>>,
 }
 
 /// Drops `null` values (clients send them for "absent") recursively.
@@ -463,6 +489,31 @@ pub fn read_user(body: &Value) -> Result<UserWrite, ScimError> {
     }
     normalize_manager(&mut doc)?;
     let phones = read_phones(&mut doc)?;
+    let attributes = match remove_ci(&mut doc, ORG_USER) {
+        None => None,
+        Some(Value::Object(ext)) => {
+            let mut out = BTreeMap::new();
+            let values: Vec<(&String, &Value)> = ext
+                .iter()
+                .filter(|(k, _)| !k.eq_ignore_ascii_case("schemas"))
+                .collect();
+            if values.is_empty() {
+                doc.insert(ORG_USER.into(), Value::Object(ext.clone()));
+            }
+            for (k, v) in values {
+                let text = attribute::json_as_text(v).ok_or_else(|| {
+                    ScimError::invalid_value(format!("{ORG_USER}:{k} must be a single value"))
+                })?;
+                out.insert(k.clone(), text);
+            }
+            Some(out)
+        }
+        Some(_) => {
+            return Err(ScimError::invalid_value(format!(
+                "{ORG_USER} must be an object"
+            )));
+        }
+    };
     let v = Value::Object(doc.clone());
     let user_name = opt_string(&v, "userName", "userName")?
         .ok_or_else(|| ScimError::invalid_value("userName is required"))?;
@@ -540,6 +591,7 @@ pub fn read_user(body: &Value) -> Result<UserWrite, ScimError> {
         external_id,
         phones,
         data: Value::Object(doc),
+        attributes,
     })
 }
 

@@ -9,6 +9,8 @@ use super::filter::{AttrInfo, AttrPath};
 pub const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 pub const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+/// The org extension: each org's own member attributes (`roster::attributes`).
+pub const ORG_USER: &str = "urn:ietf:params:scim:schemas:extension:rosterd:2.0:OrgUser";
 pub const LIST: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
 pub const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 pub const SEARCH: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
@@ -297,6 +299,51 @@ pub fn all_schemas() -> Vec<Value> {
     vec![user_schema(), enterprise_schema(), group_schema()]
 }
 
+/// The org extension schema, describing the attributes of the calling client's org (none when
+/// the caller is anonymous: discovery needs no token).
+pub fn org_user_schema(defs: &[crate::store::attributes::AttributeDef]) -> Value {
+    use crate::domain::attribute::AttrKind;
+    let attributes: Vec<Value> = defs
+        .iter()
+        .map(|d| {
+            let ty = match d.kind {
+                AttrKind::Integer => "integer",
+                AttrKind::Decimal => "decimal",
+                AttrKind::Boolean => "boolean",
+                AttrKind::String | AttrKind::Date | AttrKind::Choice => "string",
+            };
+            let desc = match (&d.description, d.kind) {
+                (Some(text), _) => text.clone(),
+                (None, AttrKind::Date) => "A date (YYYY-MM-DD).".to_owned(),
+                (None, _) => format!("The organization's attribute {}.", d.name),
+            };
+            let mut v = attr(
+                &d.name,
+                A {
+                    ty,
+                    required: d.required,
+                    case_exact: true,
+                    uniqueness: if d.unique { "server" } else { "none" },
+                    ..S
+                },
+                &desc,
+                vec![],
+            );
+            if d.kind == AttrKind::Choice {
+                v["canonicalValues"] = json!(d.options);
+            }
+            v
+        })
+        .collect();
+    json!({
+        "id": ORG_USER,
+        "name": "OrgUser",
+        "description": "The organization's own member attributes",
+        "attributes": attributes,
+        "meta": {"resourceType": "Schema", "location": format!("/scim/v2/Schemas/{ORG_USER}")}
+    })
+}
+
 pub fn resource_types() -> Vec<Value> {
     vec![
         json!({
@@ -306,7 +353,10 @@ pub fn resource_types() -> Vec<Value> {
             "endpoint": "/Users",
             "description": "User Account",
             "schema": USER,
-            "schemaExtensions": [{"schema": ENTERPRISE, "required": false}],
+            "schemaExtensions": [
+                {"schema": ENTERPRISE, "required": false},
+                {"schema": ORG_USER, "required": false}
+            ],
             "meta": {"resourceType": "ResourceType", "location": "/scim/v2/ResourceTypes/User"}
         }),
         json!({

@@ -31,6 +31,7 @@ fn provisioned(w: UserWrite) -> ProvisionedUser {
         external_id: w.external_id,
         phones: w.phones,
         data: w.data,
+        attributes: w.attributes,
     }
 }
 
@@ -113,6 +114,13 @@ fn kept_in_document(p: &filter::AttrPath) -> bool {
         "phoneNumbers",
     ];
     let core = p.urn.as_deref().is_none_or(filter::is_core_urn);
+    // The org's attributes live in their own table too (`store::attributes`).
+    if p.urn
+        .as_deref()
+        .is_some_and(|u| u.eq_ignore_ascii_case(super::schema::ORG_USER))
+    {
+        return false;
+    }
     !core || !FROM_COLUMNS.iter().any(|c| p.attr.eq_ignore_ascii_case(c))
 }
 
@@ -179,6 +187,7 @@ async fn render_many(
     let mut tx = state.roster.store.read().await?;
     let memberships = store::groups::groups_of(&mut tx, org_id, &ids).await?;
     let phones = store::phones::phones_for(&mut tx, org_id, &ids).await?;
+    let attrs = crate::roster::attributes::typed_for(&mut tx, org_id, &ids).await?;
     tx.rollback().await?;
     let mut by_member: HashMap<Uuid, Vec<(Uuid, String)>> = HashMap::new();
     for (m, g, name) in memberships {
@@ -192,6 +201,7 @@ async fn render_many(
                 m,
                 by_member.get(&m.id).map(Vec::as_slice).unwrap_or(&[]),
                 phones.get(&m.id).map(Vec::as_slice).unwrap_or(&[]),
+                attrs.get(&m.id).unwrap_or(&Vec::new()),
                 &base,
             )
         })
@@ -384,8 +394,8 @@ pub async fn replace_doc(
             &client.actor(),
             id,
             version,
-            |m, groups, phones| {
-                let current = resource::render_user(m, groups, phones, &base);
+            |m, groups, phones, attrs| {
+                let current = resource::render_user(m, groups, phones, attrs, &base);
                 resource::check_put_read_only(&current, body)?;
                 Ok::<_, ScimError>(provisioned(w))
             },
@@ -426,8 +436,8 @@ pub async fn patch_doc(
             &client.actor(),
             uid,
             version,
-            |m, groups, phones| {
-                let before = resource::render_user(m, groups, phones, &base);
+            |m, groups, phones, attrs| {
+                let before = resource::render_user(m, groups, phones, attrs, &base);
                 let mut doc = before.clone();
                 super::patch::apply(&mut doc, &ops)?;
                 resource::check_patch_read_only(&before, &doc)?;

@@ -134,6 +134,30 @@ enum Plan {
 /// rows). Only when it does not, the page is fetched starting from the selective index, so a
 /// rare match never costs a walk through the whole org.
 pub async fn list(tx: &mut Tx, q: &MemberQuery) -> Result<Vec<Member>> {
+    // Several attribute filters: the rarest value goes first, as the one a driven page starts
+    // from (each counted only up to a bound, on its index range).
+    if q.attrs.len() > 1 {
+        let mut counted = Vec::with_capacity(q.attrs.len());
+        for (attribute_id, value) in &q.attrs {
+            let n: i64 = on_tx!(tx, c => sqlx::query_scalar(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM member_attributes
+                 WHERE org_id = $1 AND attribute_id = $2 AND value_text = $3 LIMIT $4) x")
+                .bind(q.org_id).bind(*attribute_id).bind(value).bind(ATTR_COUNT_BOUND)
+                .fetch_one(&mut *c).await)?;
+            counted.push((n, (*attribute_id, value.clone())));
+        }
+        counted.sort_by_key(|(n, _)| *n);
+        let mut q = q.clone();
+        q.attrs = counted.into_iter().map(|(_, a)| a).collect();
+        return list_ordered(tx, &q).await;
+    }
+    list_ordered(tx, q).await
+}
+
+/// How far the attribute filters' index ranges are counted to pick the rarest.
+const ATTR_COUNT_BOUND: i64 = 5000;
+
+async fn list_ordered(tx: &mut Tx, q: &MemberQuery) -> Result<Vec<Member>> {
     // Date bounds alone are ranges on the sort index (or cheap to check while walking it).
     let filtered = q.role.is_some()
         || q.email.is_some()

@@ -999,3 +999,189 @@ async fn the_cli_defines_attributes_and_sets_a_members_values() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("\"required\":true"), "{out}");
 }
+
+const ORG_USER: &str = "urn:ietf:params:scim:schemas:extension:rosterd:2.0:OrgUser";
+const SCIM_USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+
+#[tokio::test]
+async fn scim_publishes_the_org_extension_and_reads_and_writes_it() {
+    use reqwest::Method;
+    let app = spawn_app().await;
+    let (admin, scim) = app.scim_org("acme").await;
+    standard_schema(&app, "acme", &admin).await;
+
+    // Discovery: the extension is in the User resource type, and its schema lists the
+    // attributes of the caller's org (an anonymous caller sees none).
+    let r = app
+        .scim(Method::GET, "/ResourceTypes/User", &scim, None)
+        .await;
+    let ext: Vec<&str> = r.body["schemaExtensions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["schema"].as_str().unwrap())
+        .collect();
+    assert!(ext.contains(&ORG_USER), "{}", r.text);
+    let r = app
+        .scim(Method::GET, &format!("/Schemas/{ORG_USER}"), &scim, None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let attrs = r.body["attributes"].as_array().unwrap();
+    let mid = attrs.iter().find(|a| a["name"] == "MemberID").unwrap();
+    assert_eq!(mid["uniqueness"], "server");
+    assert_eq!(mid["type"], "string");
+    let fee = attrs.iter().find(|a| a["name"] == "MonthlyFee").unwrap();
+    assert_eq!(fee["type"], "decimal");
+    let rep = attrs.iter().find(|a| a["name"] == "IsAuthRep").unwrap();
+    assert_eq!(rep["type"], "boolean");
+    let anon = app
+        .client
+        .get(app.url(&format!("/scim/v2/Schemas/{ORG_USER}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anon.status(), 200);
+    let anon: Value = anon.json().await.unwrap();
+    assert_eq!(anon["attributes"], json!([]));
+
+    // POST with the extension.
+    let r = app
+        .scim(
+            Method::POST,
+            "/Users",
+            &scim,
+            Some(json!({
+                "schemas": [SCIM_USER, ORG_USER],
+                "userName": "ada@acme.example",
+                ORG_USER: {"MemberID": "M-1", "IsAuthRep": "True", "MonthlyFee": 12.5}
+            })),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(
+        r.body[ORG_USER],
+        json!({"MemberID": "M-1", "IsAuthRep": true, "MonthlyFee": 12.5})
+    );
+    assert!(
+        r.body["schemas"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(ORG_USER))
+    );
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let d = app
+        .get(&format!("/api/v1/orgs/acme/members/{id}"), &admin)
+        .await;
+    assert_eq!(d.body["attributes"]["MonthlyFee"], "12.5");
+
+    // PATCH one extension attribute by its full path; the others stay.
+    let r = app
+        .scim(
+            Method::PATCH,
+            &format!("/Users/{id}"),
+            &scim,
+            Some(json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{"op": "replace", "path": format!("{ORG_USER}:IsAuthRep"), "value": false}]
+            })),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.body[ORG_USER],
+        json!({"MemberID": "M-1", "IsAuthRep": false, "MonthlyFee": 12.5})
+    );
+    // A filter on an extension attribute finds the user.
+    let r = app
+        .scim(
+            Method::GET,
+            &format!(
+                "/Users?filter={}",
+                urlencode(&format!("{ORG_USER}:MemberID eq \"M-1\""))
+            ),
+            &scim,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["totalResults"], 1, "{}", r.text);
+
+    // Type errors are 400 invalidValue naming the attribute, and change nothing.
+    let before = app.snapshot("acme").await;
+    for ext in [
+        json!({"MonthlyFee": "lots"}),
+        json!({"IsAuthRep": "perhaps"}),
+        json!({"Unknown": "x"}),
+        json!({"MemberID": ["a", "b"]}),
+    ] {
+        let r = app
+            .scim(
+                Method::PUT,
+                &format!("/Users/{id}"),
+                &scim,
+                Some(
+                    json!({"schemas": [SCIM_USER], "userName": "ada@acme.example", ORG_USER: ext}),
+                ),
+            )
+            .await;
+        assert_eq!(r.status, 400, "{}", r.text);
+        assert_eq!(r.body["scimType"], "invalidValue", "{}", r.text);
+        let name = ext.as_object().unwrap().keys().next().unwrap().clone();
+        assert!(
+            r.body["detail"].as_str().unwrap().contains(&name),
+            "{}",
+            r.text
+        );
+    }
+    // A second user may not take a unique value.
+    let r = app
+        .scim(
+            Method::POST,
+            "/Users",
+            &scim,
+            Some(json!({"schemas": [SCIM_USER], "userName": "bob@acme.example", ORG_USER: {"MemberID": "M-1"}})),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(app.snapshot("acme").await, before);
+
+    // PUT without the extension leaves the values; with it, replaces the whole set.
+    let r = app
+        .scim(
+            Method::PUT,
+            &format!("/Users/{id}"),
+            &scim,
+            Some(json!({"schemas": [SCIM_USER], "userName": "ada@acme.example", "displayName": "Ada"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body[ORG_USER]["MemberID"], "M-1");
+    let r = app
+        .scim(
+            Method::PUT,
+            &format!("/Users/{id}"),
+            &scim,
+            Some(json!({"schemas": [SCIM_USER], "userName": "ada@acme.example", ORG_USER: {"MemberID": "M-2"}})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body[ORG_USER], json!({"MemberID": "M-2"}));
+    // The SCIM client's value changes are audited on the member.
+    let r = app
+        .get(
+            &format!("/api/v1/orgs/acme/audit?member={id}&limit=200"),
+            &admin,
+        )
+        .await;
+    let by_scim = r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "member.attributes_set" && e["actor"]["kind"] == "scim_client")
+        .count();
+    assert_eq!(by_scim, 3, "{}", r.text);
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}

@@ -119,7 +119,15 @@ async fn discovery_endpoints_describe_the_service() {
         .iter()
         .map(|s| s["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, [USER, ENTERPRISE, GROUP]);
+    assert_eq!(
+        ids,
+        [
+            USER,
+            ENTERPRISE,
+            GROUP,
+            "urn:ietf:params:scim:schemas:extension:rosterd:2.0:OrgUser"
+        ]
+    );
     let r = app
         .scim(Method::GET, &format!("/Schemas/{USER}"), &scim, None)
         .await;
