@@ -318,19 +318,36 @@ fn spawn_workers(
                     Ok(n) => tracing::warn!(jobs = n, "marked jobs of a stopped process failed"),
                     Err(e) => tracing::warn!(error = %e, "sweeping jobs failed"),
                 }
+                // Queued jobs, one after the other. A job still running at shutdown is
+                // dropped between statements (its open batch rolls back) and marked failed.
                 loop {
-                    // A job in progress finishes before the worker stops (its batches are
-                    // whole; a job cut short by the process ending is failed by a later sweep).
-                    if *stop.borrow() {
+                    let stopping = *stop.borrow();
+                    if stopping {
                         break;
                     }
-                    match roster.run_next_job(&settings).await {
-                        Ok(true) => continue,
-                        Ok(false) => break,
+                    let job = match roster.claim_next_job(&settings).await {
+                        Ok(Some(job)) => job,
+                        Ok(None) => break,
                         Err(e) => {
-                            tracing::warn!(error = %e, "running a job failed");
+                            tracing::warn!(error = %e, "claiming a job failed");
                             break;
                         }
+                    };
+                    let id = job.id;
+                    let finished = tokio::select! {
+                        r = roster.run_claimed_job(job, &settings) => {
+                            if let Err(e) = r {
+                                tracing::warn!(job = %id, error = %e, "recording a job's end failed");
+                            }
+                            true
+                        }
+                        _ = stop.wait_for(|s| *s) => false,
+                    };
+                    if !finished {
+                        if let Err(e) = roster.abandon_job(id).await {
+                            tracing::warn!(job = %id, error = %e, "marking a stopped job failed");
+                        }
+                        break;
                     }
                 }
                 tokio::select! {

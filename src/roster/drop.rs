@@ -143,8 +143,10 @@ impl Roster {
             let org = store::orgs::by_id(&mut tx, org_id)
                 .await?
                 .ok_or_else(|| RosterError::NotFound("organization".into()))?;
-            tx.rollback().await?;
             lock_check(&org)?;
+            // Checked once (the request checked too): a batch checks only the lock.
+            refuse_claimed(&mut tx, org_id).await?;
+            tx.rollback().await?;
         }
         // 1. Who goes, and their values.
         let mut ids = Vec::new();
@@ -157,7 +159,7 @@ impl Roster {
                 if keep.contains(&id) {
                     continue;
                 }
-                if let Some(m) = store::members::by_id(&mut tx, org_id, id, true).await? {
+                if let Some(m) = store::members::by_id(&mut tx, org_id, id, false).await? {
                     if m.role == Role::Owner {
                         continue;
                     }
@@ -229,7 +231,6 @@ impl Roster {
             let mut tx = self.store.write().await?;
             let org = lock_org(&mut tx, org_id).await?;
             lock_check(&org)?;
-            refuse_claimed(&mut tx, org_id).await?;
             for &id in chunk {
                 let Some(before) = store::members::by_id(&mut tx, org_id, id, true).await? else {
                     continue;

@@ -179,15 +179,38 @@ impl Roster {
 
     /// Claims the oldest queued job and runs it to its end. False when none was queued.
     pub async fn run_next_job(&self, settings: &JobSettings) -> Result<bool> {
+        match self.claim_next_job(settings).await? {
+            Some(job) => {
+                self.run_claimed(job, settings).await?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Claims the oldest queued job (it becomes `running`, leased to this process).
+    pub async fn claim_next_job(&self, settings: &JobSettings) -> Result<Option<JobRow>> {
         let now = self.clock.now();
         let mut tx = self.store.write().await?;
-        let Some(job) = store::jobs::claim_next(&mut tx, now, now + settings.lease).await? else {
-            tx.rollback().await?;
-            return Ok(false);
-        };
+        let job = store::jobs::claim_next(&mut tx, now, now + settings.lease).await?;
         tx.commit().await?;
-        self.run_claimed(job, settings).await?;
-        Ok(true)
+        Ok(job)
+    }
+
+    /// Runs a claimed job to its end and records how it ended.
+    pub async fn run_claimed_job(&self, job: JobRow, settings: &JobSettings) -> Result<()> {
+        self.run_claimed(job, settings).await
+    }
+
+    /// Marks a running job failed as interrupted (its runner is stopping; the batches it
+    /// committed stay, running it again picks up the rest).
+    pub async fn abandon_job(&self, id: Uuid) -> Result<()> {
+        let now = self.clock.now();
+        let mut tx = self.store.write().await?;
+        store::jobs::delete_chunks(&mut tx, id).await?;
+        store::jobs::finish(&mut tx, id, "failed", None, Some(INTERRUPTED), now).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Runs a job this process queued (the command line) and answers it finished: claimed here,

@@ -783,3 +783,39 @@ async fn the_cli_drops_members_and_exports_with_options() {
     assert!(out.contains("owner@demo.example"), "{out}");
     roster.store.close().await;
 }
+
+#[tokio::test]
+async fn a_second_drop_while_one_is_queued_is_refused() {
+    // The worker stays asleep, so the first drop stays queued.
+    let app = spawn_with(Mail::Files, |c| c.jobs.poll_interval_ms = 3_600_000).await;
+    let admin = app.org_with_admin("acme").await;
+    app.add("acme", &admin, &["ada@acme.example"]).await;
+    let r = app
+        .post(
+            "/api/v1/orgs/acme/members/drop",
+            OPERATOR,
+            json!({"confirm": "acme"}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    assert_eq!(r.body["status"], "queued");
+    let r = app
+        .post(
+            "/api/v1/orgs/acme/members/drop",
+            OPERATOR,
+            json!({"confirm": "acme"}),
+        )
+        .await;
+    assert_problem(&r, 409);
+    assert_eq!(r.body["code"], "job_in_progress", "{}", r.text);
+    let settings = rosterd::roster::jobs::JobSettings::from_config(&app.state.config);
+    assert!(app.state.roster.run_next_job(&settings).await.unwrap());
+    let r = app
+        .post(
+            "/api/v1/orgs/acme/members/drop",
+            OPERATOR,
+            json!({"confirm": "acme"}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+}
