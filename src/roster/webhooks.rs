@@ -353,7 +353,9 @@ impl Roster {
         let now = self.clock.now();
         let mut tx = self.store.write().await?;
         lock_org(&mut tx, org_id).await?;
-        let Some(before) = store::webhooks::by_id(&mut tx, org_id, id, true).await? else {
+        // Not locked here: the delete takes the delivery rows before the subscription's row,
+        // in the order the delivery worker takes them.
+        let Some(before) = store::webhooks::by_id(&mut tx, org_id, id, false).await? else {
             return Err(RosterError::NotFound("webhook".into()));
         };
         store::webhooks::delete(&mut tx, org_id, id).await?;
