@@ -140,7 +140,17 @@ impl Deliverer {
         let body = crate::roster::events::event_json(&event).to_string();
         let id = event.id.to_string();
         let timestamp = self.roster.clock.now().timestamp();
-        let Some(signature) = signature(&d.secret, &id, timestamp, body.as_bytes()) else {
+        // After a rotation, the old secret's signature goes along (space-separated) for a day.
+        let previous = d
+            .previous_secret
+            .as_deref()
+            .and_then(|p| signature(p, &id, timestamp, body.as_bytes()));
+        let Some(signature) =
+            signature(&d.secret, &id, timestamp, body.as_bytes()).map(|s| match &previous {
+                Some(p) => format!("{s} {p}"),
+                None => s,
+            })
+        else {
             return Ok(Outcome {
                 status: None,
                 error: Some("the subscription's secret cannot sign".into()),

@@ -32,6 +32,9 @@ CREATE TABLE webhooks (
     event_types           TEXT NOT NULL,
     description           TEXT,
     secret                TEXT NOT NULL,
+    -- After a rotation the old secret signs too, until `previous_secret_until`.
+    previous_secret       TEXT,
+    previous_secret_until TIMESTAMPTZ,
     enabled               BOOLEAN NOT NULL,
     consecutive_failures  BIGINT NOT NULL DEFAULT 0,
     disabled_at           TIMESTAMPTZ,

@@ -142,7 +142,11 @@ pub fn router(config: &Config) -> Router<AppState> {
                 .patch(webhooks::patch)
                 .delete(webhooks::delete),
         )
-        .route("/webhooks/{id}/deliveries", get(webhooks::deliveries));
+        .route("/webhooks/{id}/deliveries", get(webhooks::deliveries))
+        .route(
+            "/webhooks/{id}/rotate-secret",
+            post(webhooks::rotate_secret),
+        );
     Router::new()
         .route("/orgs", get(orgs::list).post(orgs::create))
         .nest("/orgs/{org}", org)

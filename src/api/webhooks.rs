@@ -134,6 +134,19 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+pub async fn rotate_secret(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((slug, id)): Path<(String, String)>,
+) -> Result<axum::Json<CreatedWebhook>, ApiError> {
+    let org = principal.org(&state, &slug).await?;
+    let rotated = state
+        .roster
+        .rotate_webhook_secret(org.id, &principal.actor(), webhook_id(&id)?)
+        .await?;
+    Ok(axum::Json(rotated))
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AttemptParams {

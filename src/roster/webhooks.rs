@@ -23,6 +23,8 @@ pub const MAX_PER_ORG: usize = 20;
 /// The most event types (or patterns) one subscription may list.
 const MAX_TYPES: usize = 50;
 const MAX_URL: usize = 2000;
+/// How long the old secret keeps signing after a rotation.
+pub const ROTATION_OVERLAP: chrono::Duration = chrono::Duration::hours(24);
 
 /// A new subscription, as the API takes it.
 #[derive(Debug, Clone, Deserialize)]
@@ -204,6 +206,8 @@ impl Roster {
             event_types: types_json(&types),
             description,
             secret: new_secret(),
+            previous_secret: None,
+            previous_secret_until: None,
             enabled,
             consecutive_failures: 0,
             disabled_at: (!enabled).then_some(now),
@@ -348,12 +352,57 @@ impl Roster {
         Ok(view)
     }
 
+    /// Gives a subscription a new signing secret, shown in this answer only. For
+    /// [`ROTATION_OVERLAP`] deliveries carry signatures with both secrets, so a receiver can
+    /// switch without losing any.
+    pub async fn rotate_webhook_secret(
+        &self,
+        org_id: Uuid,
+        actor: &Actor,
+        id: Uuid,
+    ) -> Result<CreatedWebhook> {
+        let now = self.clock.now();
+        let secret = new_secret();
+        let mut tx = self.store.write().await?;
+        lock_org(&mut tx, org_id).await?;
+        if store::webhooks::by_id(&mut tx, org_id, id, true)
+            .await?
+            .is_none()
+        {
+            return Err(RosterError::NotFound("webhook".into()));
+        }
+        store::webhooks::rotate_secret(&mut tx, org_id, id, &secret, now + ROTATION_OVERLAP, now)
+            .await?;
+        let after = store::webhooks::by_id(&mut tx, org_id, id, false)
+            .await?
+            .ok_or_else(|| RosterError::NotFound("webhook".into()))?;
+        let view = WebhookView::from(&after);
+        record(
+            &mut tx,
+            now,
+            Some(org_id),
+            actor,
+            "webhook.secret_rotated",
+            ("webhook", Some(id.to_string())),
+            None::<&WebhookView>,
+            Some(&view),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(CreatedWebhook {
+            webhook: view,
+            secret,
+        })
+    }
+
     /// Deletes a subscription, its pending deliveries and its delivery log.
     pub async fn delete_webhook(&self, org_id: Uuid, actor: &Actor, id: Uuid) -> Result<()> {
         let now = self.clock.now();
         let mut tx = self.store.write().await?;
         lock_org(&mut tx, org_id).await?;
-        let Some(before) = store::webhooks::by_id(&mut tx, org_id, id, true).await? else {
+        // Not locked here: the delete takes the delivery rows before the subscription's row,
+        // in the order the delivery worker takes them.
+        let Some(before) = store::webhooks::by_id(&mut tx, org_id, id, false).await? else {
             return Err(RosterError::NotFound("webhook".into()));
         };
         store::webhooks::delete(&mut tx, org_id, id).await?;

@@ -20,6 +20,9 @@ pub struct WebhookRow {
     pub description: Option<String>,
     /// The signing key (`whsec_…`).
     pub secret: String,
+    /// The key before the last rotation, which signs too until `previous_secret_until`.
+    pub previous_secret: Option<String>,
+    pub previous_secret_until: Option<DateTime<Utc>>,
     pub enabled: bool,
     pub consecutive_failures: i64,
     pub disabled_at: Option<DateTime<Utc>>,
@@ -36,14 +39,16 @@ impl std::fmt::Debug for WebhookRow {
             .field("url", &self.url)
             .field("event_types", &self.event_types)
             .field("secret", &"[redacted]")
+            .field("previous_secret_until", &self.previous_secret_until)
             .field("enabled", &self.enabled)
             .field("consecutive_failures", &self.consecutive_failures)
             .finish_non_exhaustive()
     }
 }
 
-const COLUMNS: &str = "id, org_id, url, event_types, description, secret, enabled, \
-    consecutive_failures, disabled_at, disabled_reason, created_at, updated_at";
+const COLUMNS: &str = "id, org_id, url, event_types, description, secret, previous_secret, \
+    previous_secret_until, enabled, consecutive_failures, disabled_at, disabled_reason, \
+    created_at, updated_at";
 
 pub async fn insert(tx: &mut Tx, w: &WebhookRow) -> Result<()> {
     on_tx!(tx, c => sqlx::query(
@@ -96,6 +101,24 @@ pub async fn enabled_of_org(tx: &mut Tx, org_id: Uuid) -> Result<Vec<(Uuid, Stri
     Ok(on_tx!(tx, c => sqlx::query_as::<_, (Uuid, String)>(
         "SELECT id, event_types FROM webhooks WHERE org_id = $1 AND enabled = TRUE ORDER BY id")
         .bind(org_id).fetch_all(&mut *c).await)?)
+}
+
+/// Replaces the signing secret; the old one keeps signing until `previous_until`.
+pub async fn rotate_secret(
+    tx: &mut Tx,
+    org_id: Uuid,
+    id: Uuid,
+    secret: &str,
+    previous_until: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    on_tx!(tx, c => sqlx::query(
+        "UPDATE webhooks SET previous_secret = secret, previous_secret_until = $4, secret = $3,
+            updated_at = $5
+         WHERE org_id = $1 AND id = $2")
+        .bind(org_id).bind(id).bind(secret).bind(previous_until).bind(now)
+        .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    Ok(())
 }
 
 /// Deletes a subscription with its deliveries and log.
@@ -157,6 +180,8 @@ pub struct ClaimedDelivery {
     pub attempts: i64,
     pub url: String,
     pub secret: String,
+    /// The secret before a rotation, while it still signs.
+    pub previous_secret: Option<String>,
 }
 
 impl std::fmt::Debug for ClaimedDelivery {
@@ -198,9 +223,11 @@ pub async fn claim_due(
              WHERE id = $1
              RETURNING id, org_id, webhook_id, event_id, event_seq, event_type, attempts")
             .bind(id).bind(lease_until).fetch_one(&mut *c).await)?;
-        let (url, secret) = on_tx!(tx, c => sqlx::query_as::<_, (String, String)>(
-            "SELECT url, secret FROM webhooks WHERE org_id = $1 AND id = $2")
-            .bind(org_id).bind(webhook_id).fetch_one(&mut *c).await)?;
+        let (url, secret, previous_secret) = on_tx!(tx, c =>
+            sqlx::query_as::<_, (String, String, Option<String>)>(
+            "SELECT url, secret, CASE WHEN previous_secret_until > $3 THEN previous_secret END
+             FROM webhooks WHERE org_id = $1 AND id = $2")
+            .bind(org_id).bind(webhook_id).bind(now).fetch_one(&mut *c).await)?;
         out.push(ClaimedDelivery {
             id,
             org_id,
@@ -211,6 +238,7 @@ pub async fn claim_due(
             attempts,
             url,
             secret,
+            previous_secret,
         });
     }
     Ok(out)

@@ -923,6 +923,7 @@ impl Engine {
 
             let now = self.clock().now();
             let mut tx = self.store().write().await?;
+            store::orgs::lock(&mut tx, run.org_id).await?;
             store::sync::set_status(&mut tx, run.id, "held", "held", Some(&reason), Some(now))
                 .await?;
             if read.groups.is_some() {
@@ -1050,6 +1051,8 @@ impl Engine {
         let read = self.run_row(run.id).await?;
         let now = self.clock().now();
         let mut tx = self.store().write().await?;
+        // The org first, as every roster write: the run's events queue webhook deliveries.
+        store::orgs::lock(&mut tx, run.org_id).await?;
         // Only a run still ours ends as succeeded (the sweeper may have marked it interrupted);
         // only then does a change-reading source move on to where this run's read ended.
         if store::sync::finish_running(&mut tx, run.id, "succeeded", now).await? && claiming {
@@ -1112,6 +1115,8 @@ impl Engine {
     async fn fail(&self, run: &RunRow, message: &str) -> Result<RunRow> {
         let now = self.clock().now();
         let mut tx = self.store().write().await?;
+        // The org first, as every roster write: the run's events queue webhook deliveries.
+        store::orgs::lock(&mut tx, run.org_id).await?;
         store::sync::set_status(&mut tx, run.id, "failed", "done", Some(message), Some(now))
             .await?;
         let failures = self.failures(&mut tx, run).await?;

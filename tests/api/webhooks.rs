@@ -34,6 +34,8 @@ struct Got {
     body: Value,
     /// The signature checked out with the subscription's secret.
     verified: bool,
+    headers: HeaderMap,
+    raw: Vec<u8>,
 }
 
 #[derive(Clone)]
@@ -105,6 +107,8 @@ async fn receive(
             .unwrap_or(0),
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
         verified: verify(&secret, &headers, &body),
+        headers: headers.clone(),
+        raw: body.to_vec(),
     };
     r.got.lock().unwrap().push(got);
     match mode {
@@ -923,4 +927,52 @@ async fn two_workers_deliver_each_event_once() {
     assert!(got.iter().all(|g| g.verified));
     let l = log(&app, "acme", &token, hook["id"].as_str().unwrap()).await;
     assert_eq!(l["pending"], 0);
+}
+
+#[tokio::test]
+async fn a_rotated_secret_signs_alongside_the_old_one_for_a_day() {
+    let (app, worker) = app_with(|_| {}).await;
+    let token = app.org_with_admin("acme").await;
+    let other = app.org_with_admin("other").await;
+    let (rx, url) = Receiver::start().await;
+    let hook = create_hook(&app, "acme", &token, &url, json!(["member.invited"])).await;
+    let id = hook["id"].as_str().unwrap();
+    let old = hook["secret"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/orgs/acme/webhooks/{id}/rotate-secret");
+    assert_problem(&app.post(&path, &other, json!({})).await, 404);
+    let r = app.post(&path, &token, json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let new = r.body["secret"].as_str().unwrap().to_owned();
+    assert!(new.starts_with("whsec_") && new != old);
+    assert!(
+        app.get(&format!("/api/v1/orgs/acme/webhooks/{id}"), &token)
+            .await
+            .body
+            .get("secret")
+            .is_none()
+    );
+    let audit = app.get("/api/v1/orgs/acme/audit", &token).await;
+    assert!(audit.text.contains("webhook.secret_rotated"));
+    assert!(!audit.text.contains(&new[6..]) && !audit.text.contains(&old[6..]));
+
+    app.add("acme", &token, &["ann@acme.example"]).await;
+    assert_eq!(worker.run_once().await.unwrap(), 1);
+    let g = rx.got().pop().unwrap();
+    assert!(verify(&new, &g.headers, &g.raw), "the new secret signs");
+    assert!(
+        verify(&old, &g.headers, &g.raw),
+        "the old one still does, for a day"
+    );
+
+    app.clock.advance(Span::hours(25));
+    app.add("acme", &token, &["bob@acme.example"]).await;
+    assert_eq!(worker.run_once().await.unwrap(), 1);
+    let g = rx.got().pop().unwrap();
+    assert!(verify(&new, &g.headers, &g.raw));
+    assert!(!verify(&old, &g.headers, &g.raw), "then only the new one");
+    assert!(!verify(
+        "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        &g.headers,
+        &g.raw
+    ));
 }
