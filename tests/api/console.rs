@@ -1078,3 +1078,43 @@ async fn the_member_page_shows_the_detail_trail_and_audit_of_one_member() {
     assert!(!r.text.contains("gus@"), "{}", r.text);
     assert_eq!(web.get("/console/orgs/acme/members/nope").await.status, 404);
 }
+
+#[tokio::test]
+async fn behind_an_https_public_url_the_cookies_are_secure() {
+    let app = crate::helpers::spawn_with(crate::helpers::Mail::Files, |c| {
+        c.server.public_url = "https://roster.example".into();
+    })
+    .await;
+    let web = Web::new(&app);
+    let res = reqwest::Client::new()
+        .get(app.url("/console/"))
+        .send()
+        .await
+        .unwrap();
+    let set = res.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        set.starts_with("rosterd_csrf=") && set.contains("; Secure"),
+        "{set}"
+    );
+    let page = web.get("/console/").await;
+    let res = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(app.url("/console/sign-in/operator"))
+        .header(
+            "cookie",
+            format!("rosterd_csrf={}", web.cookie("rosterd_csrf").unwrap()),
+        )
+        .form(&[("csrf", page.csrf().as_str()), ("token", OPERATOR)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let set = res.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(set.starts_with("rosterd_session="), "{set}");
+    assert!(
+        set.contains("; Secure") && set.contains("HttpOnly"),
+        "{set}"
+    );
+}
