@@ -627,3 +627,149 @@ pub(crate) async fn export(
     }
     res
 }
+
+/// One line of the member detail's lists (the status trail, the audit entries).
+struct Line {
+    at: String,
+    what: String,
+    by: String,
+}
+
+fn minute(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+#[derive(Template)]
+#[template(path = "console/member.html")]
+struct MemberPage {
+    csrf: String,
+    operator: bool,
+    org: Org,
+    integration: Option<String>,
+    row: Row,
+    /// (label, value) facts about the member.
+    facts: Vec<(&'static str, String)>,
+    phones: Vec<String>,
+    groups: Vec<String>,
+    entitlements: Vec<String>,
+    trail: Vec<Line>,
+    trail_complete: bool,
+    audit: Vec<Line>,
+}
+
+pub(crate) async fn detail(
+    State(state): State<AppState>,
+    session: SignedIn,
+    Path((slug, id)): Path<(String, String)>,
+) -> Response {
+    let org = match session.org(&state, &slug).await {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    let not_found = || {
+        super::message(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "There is no such member in this organization.",
+        )
+    };
+    let Ok(id) = Uuid::try_parse(&id) else {
+        return not_found();
+    };
+    let d = match state.roster.member_detail(org.id, id).await {
+        Ok(d) => d,
+        Err(crate::roster::RosterError::NotFound(_)) => return not_found(),
+        Err(e) => return super::refusal_page("Error", &e.into()),
+    };
+    let m = &d.member;
+    let opt = |t: Option<DateTime<Utc>>| t.map(minute).unwrap_or_else(|| "—".into());
+    let mut facts = vec![
+        ("Member email", m.member_email.clone()),
+        (
+            "Sign-in address",
+            m.distinct_login_email()
+                .unwrap_or("same as member email")
+                .to_owned(),
+        ),
+        ("Role", m.role.as_str().to_owned()),
+        ("Access", m.access.to_string()),
+        ("Added", minute(m.added_at)),
+        (
+            "Last invitation",
+            format!("{} ({} sent)", opt(m.invited_at), m.invite_count),
+        ),
+        ("Enrolled", opt(m.enrolled_at)),
+        ("Last active", opt(m.last_active_at)),
+    ];
+    if let Some(t) = m.removed_at {
+        facts.push(("Removed", minute(t)));
+    }
+    if let Some(t) = m.disabled_at {
+        facts.push(("Disabled", minute(t)));
+    }
+    if let Some(t) = m.cancelled_at {
+        facts.push(("Cancelled", minute(t)));
+    }
+    for c in &d.claims.sources {
+        facts.push((
+            "Source link",
+            format!(
+                "{} ({}){}",
+                c.source,
+                c.external_id,
+                if c.claiming { ", claiming" } else { "" }
+            ),
+        ));
+    }
+    if let Some(s) = &d.claims.scim {
+        facts.push(("SCIM user", s.user_name.clone()));
+    }
+    let event = |e: &crate::roster::detail::TrailEvent| {
+        serde_json::to_value(e)
+            .ok()
+            .and_then(|v| v.as_str().map(|s| s.replace('_', " ")))
+            .unwrap_or_default()
+    };
+    let page = MemberPage {
+        csrf: session.0.csrf.clone(),
+        operator: session.0.is_operator(),
+        integration: org.integration(),
+        row: Row::from(m),
+        facts,
+        phones: d
+            .phones
+            .iter()
+            .map(|p| match &p.kind {
+                Some(k) => format!("{} ({k})", p.value),
+                None => p.value.clone(),
+            })
+            .collect(),
+        groups: d.groups.iter().map(|g| g.name.clone()).collect(),
+        entitlements: d
+            .entitlements
+            .iter()
+            .map(|e| format!("{} (through {})", e.name, e.group))
+            .collect(),
+        trail: d
+            .trail
+            .iter()
+            .map(|s| Line {
+                at: minute(s.at),
+                what: event(&s.event),
+                by: s.by.label.clone(),
+            })
+            .collect(),
+        trail_complete: d.trail_complete,
+        audit: d
+            .recent_audit
+            .iter()
+            .map(|a| Line {
+                at: minute(a.at),
+                what: a.action.clone(),
+                by: a.actor_label.clone(),
+            })
+            .collect(),
+        org,
+    };
+    render(StatusCode::OK, &page)
+}

@@ -61,6 +61,7 @@ pub fn router() -> Router<AppState> {
             axum::routing::post(members::remove),
         )
         .route("/console/orgs/{org}/members.csv", get(members::export))
+        .route("/console/orgs/{org}/members/{id}", get(members::detail))
         .route(
             "/invite/{token}",
             get(invitee::invitation).post(invitee::accept),

@@ -1036,3 +1036,85 @@ async fn console_pages_carry_their_assets_and_safety_headers() {
     );
     assert!(!set.contains("Secure"), "plain http public_url: {set}");
 }
+
+#[tokio::test]
+async fn the_member_page_shows_the_detail_trail_and_audit_of_one_member() {
+    let app = spawn_app().await;
+    let admin = org_with_enrolled_owner(&app, "acme").await;
+    let ids = app.add("acme", &admin, &["ada@acme.example"]).await;
+    let other = app.org_with_admin("globex").await;
+    let theirs = app.add("globex", &other, &["gus@globex.example"]).await;
+    assert_eq!(
+        app.accept("acme", "ada@acme.example", Some("ada@login.example"))
+            .await
+            .status,
+        200
+    );
+    let web = sign_in(&app, "acme", "owner@acme.example").await;
+
+    let list = web.get("/console/orgs/acme/members").await;
+    assert!(
+        list.text
+            .contains(&format!("href=\"/console/orgs/acme/members/{}\"", ids[0])),
+        "{}",
+        list.text
+    );
+    let page = web
+        .get(&format!("/console/orgs/acme/members/{}", ids[0]))
+        .await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert!(page.text.contains("ada@login.example"), "{}", page.text);
+    let trail_at = page.text.find("id=\"trail\"").unwrap();
+    let trail = &page.text[trail_at..];
+    assert!(trail.contains("<strong>invited</strong>"), "{trail}");
+    assert!(trail.contains("<strong>enrolled</strong>"), "{trail}");
+    assert!(page.text.contains("member.enrolled"), "{}", page.text);
+
+    // Another org's member, or no member at all: not found.
+    let r = web
+        .get(&format!("/console/orgs/acme/members/{}", theirs[0]))
+        .await;
+    assert_eq!(r.status, 404, "{}", r.text);
+    assert!(!r.text.contains("gus@"), "{}", r.text);
+    assert_eq!(web.get("/console/orgs/acme/members/nope").await.status, 404);
+}
+
+#[tokio::test]
+async fn behind_an_https_public_url_the_cookies_are_secure() {
+    let app = crate::helpers::spawn_with(crate::helpers::Mail::Files, |c| {
+        c.server.public_url = "https://roster.example".into();
+    })
+    .await;
+    let web = Web::new(&app);
+    let res = reqwest::Client::new()
+        .get(app.url("/console/"))
+        .send()
+        .await
+        .unwrap();
+    let set = res.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        set.starts_with("rosterd_csrf=") && set.contains("; Secure"),
+        "{set}"
+    );
+    let page = web.get("/console/").await;
+    let res = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(app.url("/console/sign-in/operator"))
+        .header(
+            "cookie",
+            format!("rosterd_csrf={}", web.cookie("rosterd_csrf").unwrap()),
+        )
+        .form(&[("csrf", page.csrf().as_str()), ("token", OPERATOR)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let set = res.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(set.starts_with("rosterd_session="), "{set}");
+    assert!(
+        set.contains("; Secure") && set.contains("HttpOnly"),
+        "{set}"
+    );
+}

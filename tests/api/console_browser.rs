@@ -279,6 +279,12 @@ async fn in_the_browser_a_managed_org_refuses_removal_and_an_invitee_accepts_fro
         .await;
     b.shot("members-managed").await;
 
+    // The member's own page: details, the status trail, the audit log.
+    b.click("#members td.name a").await;
+    b.wait_text("#trail", "enrolled", None).await;
+    b.wait_text("#facts", "ada@acme.example", None).await;
+    b.shot("member-detail").await;
+
     // On a phone.
     b.client.set_window_size(390, 844).await.unwrap();
     b.goto(&app, "/console/orgs/acme/members").await;
