@@ -118,10 +118,9 @@ async fn receive(
             "receiver broke on purpose",
         )
             .into_response(),
-        Mode::Slow => {
-            tokio::time::sleep(Duration::from_secs(3)).await;
-            StatusCode::OK.into_response()
-        }
+        // Never answers: the sender's timeout must end the attempt (the server drops this
+        // future when the sender closes the connection).
+        Mode::Slow => std::future::pending().await,
         Mode::Redirect => {
             (StatusCode::TEMPORARY_REDIRECT, [("location", "/elsewhere")]).into_response()
         }
