@@ -3,7 +3,6 @@
 //! with backoff on the test clock, disabling after repeated failure, refusals and isolation.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
