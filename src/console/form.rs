@@ -7,10 +7,20 @@ use axum::body::Bytes;
 pub(crate) struct FormData(Vec<(String, String)>);
 
 impl FormData {
+    /// Parses a urlencoded body. A NUL (never typed into a form) becomes U+FFFD, so a refused
+    /// value echoed back into the page carries no raw control byte; the operation still
+    /// refuses it.
     pub fn parse(bytes: &[u8]) -> Self {
+        let clean = |s: std::borrow::Cow<'_, str>| {
+            if s.contains('\0') {
+                s.replace('\0', "\u{fffd}")
+            } else {
+                s.into_owned()
+            }
+        };
         FormData(
             url::form_urlencoded::parse(bytes)
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .map(|(k, v)| (clean(k), clean(v)))
                 .collect(),
         )
     }
@@ -38,5 +48,18 @@ impl FormData {
             .iter()
             .filter(move |(k, _)| k == name)
             .map(|(_, v)| v.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FormData;
+
+    #[test]
+    fn a_nul_never_reaches_a_page() {
+        let f = FormData::parse(b"login_email=a%00@b.example&x%00y=1");
+        assert_eq!(f.get("login_email"), Some("a\u{fffd}@b.example"));
+        assert_eq!(f.get("x\u{fffd}y"), Some("1"));
+        assert_eq!(FormData::parse(b"q=plain").get("q"), Some("plain"));
     }
 }
